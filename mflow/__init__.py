@@ -1,0 +1,38 @@
+"""mflow: a compact reverse-mode autodiff engine whose values are 2-D matrices.
+
+>>> from mflow import Node
+>>> X = Node([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+>>> loss = (X @ X.T).trace()
+>>> loss.backward()
+>>> X.grad            # d tr(X Xᵀ) / dX = 2 X
+array([[2., 4.],
+       [6., 8.]])
+"""
+
+from .functions import (
+                        concat,
+                        conv2d,
+                        cos,
+                        det,
+                        exp,
+                        inv,
+                        log,
+                        log_softmax,
+                        matmul,
+                        mean,
+                        relu,
+                        sigmoid,
+                        sin,
+                        softmax,
+                        sum,
+                        tanh,
+                        trace,
+                        transpose,
+)
+from .node import Node, apply
+from .ops import OPS, Op
+from .shapes import ShapeError
+
+__all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "concat", "conv2d", "cos", "det", "exp",
+           "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin", "softmax",
+           "sum", "tanh", "trace", "transpose"]

@@ -1,0 +1,249 @@
+"""The graph: `Node`, `apply` (build a node from the table) and the backward walk."""
+
+import numpy as np
+
+from .ops import OPS, Op
+from .shapes import ShapeError, normalise_index
+
+
+def as_matrix(value, who="Node"):
+    """A user's value as a 2-D float matrix (numbers and 0-D arrays become 1x1)."""
+    try:
+        arr = np.array(value)  # a copy: later changes to the caller's array don't reach the graph
+    except ValueError as e:  # a ragged nested list
+        raise ShapeError(f"{who}: value is not a rectangular matrix ({e})") from None
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    elif arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind != "f" or arr.dtype.itemsize > 8:
+        raise TypeError(f"{who}: value must be real numbers (float64, float32 or ints); "
+                        f"got {type(value).__name__} of dtype {arr.dtype}")
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim != 2:
+        raise ShapeError(
+            f"{who}: values are 2-D matrices; got a {arr.ndim}-D value of shape {arr.shape}. "
+            "Reshape it first: x.reshape(1, -1) for a row, x.reshape(-1, 1) for a column.")
+    if arr.size == 0:
+        raise ShapeError(f"{who}: got an empty matrix of shape {arr.shape}")
+    return arr
+
+
+class Node:
+    """A matrix in the graph: its value, its gradient, and how it was made.
+
+    >>> x = Node([[1.0, 2.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([[2., 4.]])
+    """
+
+    __slots__ = ("value", "grad", "requires_grad", "name", "op", "parents", "attrs", "__weakref__")
+    __array_ufunc__ = None  # numpy defers to our reflected operators: `array + node` is a Node
+    __iter__ = None         # indexing is 2-D; iterating row by row is not meant
+
+    def __init__(self, value, requires_grad=False, name=None):
+        self.value = as_matrix(value)
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self.op = None      # the Op that made this node; None for a leaf
+        self.parents = ()   # its operands, in order
+        self.attrs = {}
+
+    # --- what it is --------------------------------------------------------------
+
+    @property
+    def tensor(self):
+        """MatrixFlow's name for `value`."""
+        return self.value
+
+    @tensor.setter
+    def tensor(self, v):
+        self.value = v
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def is_leaf(self):
+        """Made by the user, not by an operation."""
+        return self.op is None
+
+    def __repr__(self):
+        what = "leaf" if self.op is None else self.op.name
+        name = f", name={self.name!r}" if self.name else ""
+        body = np.array2string(self.value, precision=4, threshold=16, separator=", ")
+        return f"Node({body}, op={what}, requires_grad={self.requires_grad}{name})"
+
+    # --- operators ---------------------------------------------------------------
+
+    def __neg__(self):
+        return apply(NEG, self)
+
+    def __pow__(self, p):
+        if isinstance(p, Node) or isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise TypeError(f"pow: the exponent must be a Python number; got {type(p).__name__}")
+        return apply(POW, self, p=p)
+
+    @property
+    def T(self):
+        return apply(TRANSPOSE, self)
+
+    def __getitem__(self, key):
+        try:
+            rows, cols = normalise_index(key, self.shape)
+        except ShapeError as e:
+            raise ShapeError(f"getitem: {e}") from None
+        return apply(GETITEM, self, rows=rows, cols=cols)
+
+    # --- the backward pass -------------------------------------------------------
+
+    def backward(self, gradient=None):
+        """Accumulate d(⟨gradient, self⟩)/d(node) into `.grad` of every node
+        beneath that requires grad. Each rule runs once, however many paths
+        reach it; the walk is iterative, so depth is no limit."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this node does not require grad; create its inputs with "
+                "Node(value, requires_grad=True)")
+        if gradient is None:
+            if self.shape != (1, 1):
+                raise ValueError(f"backward: a node of shape {self.shape} needs `gradient` "
+                                 "of that shape (only a 1x1 node defaults to [[1.0]])")
+            seed = np.ones((1, 1), dtype=self.dtype)
+        else:
+            seed = gradient.value if isinstance(gradient, Node) else as_matrix(gradient, "backward")
+            if seed.shape != self.shape:
+                raise ValueError(f"backward: gradient has shape {seed.shape}, "
+                                 f"but the node has shape {self.shape}")
+        grads = {self: seed}
+        for node in reversed(_topological(self)):
+            g = grads.pop(node)
+            node.grad = np.array(g) if node.grad is None else node.grad + g
+            if node.op is None:
+                continue
+            parents = node.parents
+            contributions = node.op.vjp(g, node.value, *[p.value for p in parents], **node.attrs)
+            for p, gp in zip(parents, contributions):
+                if p.requires_grad:
+                    gp = _unbroadcast(gp, p, node.op)
+                    grads[p] = grads[p] + gp if p in grads else gp
+
+    def zero_grad(self):
+        """Clear `.grad` on this node and every node beneath it."""
+        for node in _topological(self, every=True):
+            node.grad = None
+
+
+def _binary(op_name, reflected=False):
+    op = OPS[op_name]
+
+    def method(self, other):
+        other = lift(other, self)
+        if other is None:
+            return NotImplemented
+        return apply(op, other, self) if reflected else apply(op, self, other)
+    return method
+
+
+for _name, _dunder in [("add", "add"), ("sub", "sub"), ("mul", "mul"),
+                       ("div", "truediv"), ("matmul", "matmul")]:
+    setattr(Node, f"__{_dunder}__", _binary(_name))
+    setattr(Node, f"__r{_dunder}__", _binary(_name, reflected=True))
+
+NEG, POW, TRANSPOSE, GETITEM = OPS["neg"], OPS["pow"], OPS["transpose"], OPS["getitem"]
+
+
+def lift(x, like=None):
+    """An operand as a Node: Python numbers take the dtype of the Node they meet,
+    so that `x32 * 2.0` stays float32. Returns None for what cannot be a Node."""
+    if isinstance(x, Node):
+        return x
+    if isinstance(x, (int, float)):
+        dtype = like.dtype if like is not None else np.float64
+        return Node(np.full((1, 1), x, dtype=dtype))
+    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+        return Node(x)
+    return None
+
+
+def apply(op, *operands, **attrs):
+    """Apply a table entry (an Op or its name) to operands, checking shapes first."""
+    if not isinstance(op, Op):
+        if op not in OPS:
+            raise ValueError(f"unknown operation {op!r}; mflow has {', '.join(sorted(OPS))}")
+        op = OPS[op]
+    if op.arity is not None and len(operands) != op.arity:
+        raise TypeError(f"{op.name}: takes {op.arity} operand(s), got {len(operands)}")
+    nodes = []
+    like = next((x for x in operands if isinstance(x, Node)), None)
+    for x in operands:
+        n = lift(x, like)
+        if n is None:
+            raise TypeError(f"{op.name}: operands must be Nodes, arrays or numbers; "
+                            f"got {type(x).__name__}")
+        nodes.append(n)
+    try:
+        op.shape(*[n.value.shape for n in nodes], **attrs)
+    except ShapeError as e:
+        raise ShapeError(f"{op.name}: {e}") from None
+    except TypeError as e:  # an unknown attribute
+        raise TypeError(f"{op.name}: {e}; its attributes are {op.attrs}") from None
+    if op.compose is not None:
+        return op.compose(*nodes, **attrs)
+    try:
+        value = op.forward(*[n.value for n in nodes], **attrs)
+    except np.linalg.LinAlgError as e:
+        shapes = ", ".join(str(n.shape) for n in nodes)
+        raise np.linalg.LinAlgError(f"{op.name}: {e} (operand shape {shapes})") from None
+    node = Node.__new__(Node)  # skip __init__'s checks: the value is ours
+    node.value = value
+    node.grad = None
+    node.requires_grad = any(n.requires_grad for n in nodes)
+    node.name = None
+    node.op = op
+    node.parents = tuple(nodes)
+    node.attrs = attrs
+    return node
+
+
+def _unbroadcast(g, node, op):
+    """Sum a gradient over the axes its operand was broadcast along, in its dtype."""
+    shape = node.value.shape
+    if g.shape != shape:
+        for axis in (0, 1):
+            if g.shape[axis] != shape[axis] and shape[axis] == 1:
+                g = g.sum(axis=axis, keepdims=True)
+        if g.shape != shape:
+            raise ShapeError(f"{op.name}: its VJP rule returned a gradient of shape {g.shape} "
+                             f"for an operand of shape {shape}")
+    if g.dtype != node.value.dtype:
+        g = g.astype(node.value.dtype)
+    return g
+
+
+def _topological(root, every=False):
+    """Nodes beneath root, each after all of its operands (iterative DFS).
+    Only nodes that require grad unless `every`."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        for p in node.parents:
+            if p not in seen and (every or p.requires_grad):
+                stack.append((p, False))
+    return order

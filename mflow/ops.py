@@ -1,0 +1,213 @@
+"""The table of operations: one entry holds all mflow knows about an operation.
+
+Each entry has its forward, its vector-Jacobian product, its shape rule, the
+domain its operands are drawn from, and its convention at kinks. Strategies,
+oracles and tests read this table; adding an operation is one entry here plus
+its counterparts in the oracles.
+
+A VJP rule takes (g, ans, *operands, **attrs), where g is the cotangent of the
+result and ans the result itself, and returns one gradient per operand. Each is
+derived from the matrix differential: with Y = f(X) and dL = tr(Gᵀ dY), move
+dX to the right to read off dL = tr(G_Xᵀ dX). Rules return gradients in the
+broadcast shape; `node.py` sums them back to each operand's shape in one place.
+
+Domains, per operand, tell the strategies where inputs are safe:
+  "real"        anything
+  "nonzero"     bounded away from zero (a denominator, a negative power)
+  "positive"    bounded away from zero and positive (log, a fractional power)
+  "bounded"     of modest size (exp, so that values stay finite)
+  "invertible"  a square, well-conditioned matrix (inv, det)
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import shapes
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int | None                     # None: any number of operands (concat)
+    shape: Callable                       # (*shapes, **attrs) -> shape, or ShapeError
+    forward: Callable | None = None       # (*values, **attrs) -> value
+    vjp: Callable | None = None           # (g, ans, *values, **attrs) -> gradient per operand
+    compose: Callable | None = None       # derived ops: (*nodes, **attrs) -> node, from primitives
+    domain: Callable | tuple = ("real",)  # per operand, the last one repeating; or attrs -> that
+    kinks: tuple = ()                     # inputs where the derivative jumps
+    convention: str = ""                  # mflow's derivative at a kink, and torch / JAX's
+    attrs: dict = field(default_factory=dict)  # attribute names and their defaults
+
+    def domains(self, n, attrs=None):
+        """The domain of each of n operands."""
+        d = self.domain(**(attrs or {})) if callable(self.domain) else self.domain
+        return tuple(d[min(i, len(d) - 1)] for i in range(n))
+
+
+OPS: dict[str, Op] = {}
+
+
+def defop(name, arity, shape, **kw):
+    OPS[name] = Op(name, arity, shape, **kw)
+
+
+# --- element-wise, two operands (broadcasting) --------------------------------
+
+defop("add", 2, shapes.broadcast, domain=("real", "real"),
+      forward=np.add, vjp=lambda g, ans, a, b: (g, g))
+defop("sub", 2, shapes.broadcast, domain=("real", "real"),
+      compose=lambda a, b: a + (-b))  # exact: x - y == x + (-y) in IEEE arithmetic
+defop("mul", 2, shapes.broadcast, domain=("real", "real"),
+      forward=np.multiply, vjp=lambda g, ans, a, b: (g * b, g * a))
+defop("div", 2, shapes.broadcast, domain=("real", "nonzero"),
+      forward=np.divide, vjp=lambda g, ans, a, b: (g / b, -g * ans / b))
+
+# --- element-wise, one operand -------------------------------------------------
+
+
+def _pow_domain(p):
+    if float(p).is_integer():
+        return ("real",) if p >= 0 else ("nonzero",)
+    return ("positive",)
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))  # never overflows; both branches share it
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+defop("neg", 1, shapes.same, forward=np.negative, vjp=lambda g, ans, x: (-g,))
+defop("pow", 1, shapes.pow, attrs={"p": 2}, domain=_pow_domain,
+      forward=lambda x, p: x ** p,
+      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1),))
+defop("relu", 1, shapes.same, kinks=(0.0,),
+      convention="relu'(0) = 0 in mflow, torch and JAX",
+      forward=lambda x: np.maximum(x, 0),
+      vjp=lambda g, ans, x: (g * (x > 0),))
+defop("exp", 1, shapes.same, domain=("bounded",),
+      forward=np.exp, vjp=lambda g, ans, x: (g * ans,))
+defop("log", 1, shapes.same, domain=("positive",),
+      forward=np.log, vjp=lambda g, ans, x: (g / x,))
+defop("tanh", 1, shapes.same,
+      forward=np.tanh, vjp=lambda g, ans, x: (g * (1 - ans * ans),))
+defop("sigmoid", 1, shapes.same,
+      forward=_sigmoid, vjp=lambda g, ans, x: (g * ans * (1 - ans),))
+defop("sin", 1, shapes.same, forward=np.sin, vjp=lambda g, ans, x: (g * np.cos(x),))
+defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda g, ans, x: (-g * np.sin(x),))
+
+# --- matrix structure ----------------------------------------------------------
+
+# dY = dA B + A dB  =>  G_A = G Bᵀ, G_B = Aᵀ G
+defop("matmul", 2, shapes.matmul, domain=("real", "real"),
+      forward=np.matmul, vjp=lambda g, ans, a, b: (g @ b.T, a.T @ g))
+defop("transpose", 1, shapes.transpose, forward=np.transpose, vjp=lambda g, ans, x: (g.T,))
+defop("sum", 1, shapes.reduce, attrs={"axis": None},
+      forward=lambda x, axis=None: np.sum(x, axis=axis, keepdims=True),
+      vjp=lambda g, ans, x, axis=None: (np.broadcast_to(g, x.shape),))
+defop("mean", 1, shapes.reduce, attrs={"axis": None},
+      compose=lambda x, axis=None: x.sum(axis) / (x.value.size if axis is None else x.shape[axis]))
+
+
+def _concat_vjp(g, ans, *xs, axis=0):
+    cuts = np.cumsum([x.shape[axis] for x in xs[:-1]])
+    return tuple(np.split(g, cuts, axis=axis))
+
+
+defop("concat", None, shapes.concat, attrs={"axis": 0},
+      forward=lambda *xs, axis=0: np.concatenate(xs, axis=axis), vjp=_concat_vjp)
+
+
+def _index(rows, cols):
+    if isinstance(rows, slice) and isinstance(cols, slice):
+        return rows, cols
+    as_array = [np.arange(i.start, i.stop, i.step) if isinstance(i, slice) else np.array(i)
+                for i in (rows, cols)]
+    return np.ix_(*as_array)
+
+
+def _getitem_vjp(g, ans, x, rows, cols):
+    out = np.zeros(x.shape, dtype=g.dtype)
+    if isinstance(rows, slice) and isinstance(cols, slice):
+        out[rows, cols] = g
+    else:
+        np.add.at(out, _index(rows, cols), g)  # add, not assign: a repeated index gets every use
+    return (out,)
+
+
+# attrs are those of `shapes.normalise_index`: a slice or a tuple of ints per axis
+defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(None)},
+      forward=lambda x, rows, cols: x[_index(rows, cols)], vjp=_getitem_vjp)
+
+# --- softmax -------------------------------------------------------------------
+
+
+def _log_softmax(x, axis=1):
+    s = x - np.max(x, axis=axis, keepdims=True)  # shift: exp never overflows
+    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+
+
+def _softmax(x, axis=1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+# dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
+defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, forward=_softmax,
+      vjp=lambda g, ans, x, axis=1: (ans * (g - np.sum(g * ans, axis=axis, keepdims=True)),))
+# dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
+defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, forward=_log_softmax,
+      vjp=lambda g, ans, x, axis=1: (g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),))
+
+# --- square matrices -----------------------------------------------------------
+
+# d tr(X) = tr(I dX)  =>  G_X = g I
+defop("trace", 1, shapes.scalar_of_square,
+      forward=lambda x: np.trace(x).reshape(1, 1).astype(x.dtype, copy=False),
+      vjp=lambda g, ans, x: (g[0, 0] * np.eye(x.shape[0], dtype=x.dtype),))
+# dY = -Y dX Y  =>  G_X = -Yᵀ G Yᵀ
+defop("inv", 1, shapes.square, domain=("invertible",),
+      forward=np.linalg.inv, vjp=lambda g, ans, x: (-ans.T @ g @ ans.T,))
+# d det X = det X tr(X⁻¹ dX)  =>  G_X = g det X X⁻ᵀ
+defop("det", 1, shapes.scalar_of_square, domain=("invertible",),
+      forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
+      vjp=lambda g, ans, x: (g[0, 0] * ans[0, 0] * np.linalg.inv(x).T,))
+
+# --- convolution ---------------------------------------------------------------
+
+
+def _pad(x, kernel_shape, padding):
+    if padding == "valid":
+        return x
+    (ph, pw) = (kernel_shape[0] - 1, kernel_shape[1] - 1)  # torch and JAX put the odd one after
+    return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))
+
+
+def _windows(image, kernel, stride, padding):
+    return sliding_window_view(_pad(image, kernel.shape, padding), kernel.shape)[::stride, ::stride]
+
+
+def _conv2d(image, kernel, stride=1, padding="valid"):
+    return np.tensordot(_windows(image, kernel, stride, padding), kernel, axes=2)
+
+
+# Y[i,j] = Σ_kl P[s i + k, s j + l] K[k,l] (P the padded image)
+#   => G_K[k,l] = Σ_ij G[i,j] P[s i + k, s j + l];  G_P[s i + k, s j + l] += G[i,j] K[k,l]
+def _conv2d_vjp(g, ans, image, kernel, stride=1, padding="valid"):
+    gk = np.tensordot(g, _windows(image, kernel, stride, padding), axes=([0, 1], [0, 1]))
+    padded = _pad(image, kernel.shape, padding)
+    gp = np.zeros(padded.shape, dtype=np.result_type(g, kernel))
+    h, w = g.shape
+    for k in range(kernel.shape[0]):
+        for l in range(kernel.shape[1]):
+            gp[k:k + stride * h:stride, l:l + stride * w:stride] += g * kernel[k, l]
+    if padding == "same":
+        top, left = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
+        gp = gp[top:top + image.shape[0], left:left + image.shape[1]]
+    return gp, gk
+
+
+defop("conv2d", 2, shapes.conv2d, attrs={"stride": 1, "padding": "valid"},
+      domain=("real", "real"), forward=_conv2d, vjp=_conv2d_vjp)

@@ -1,0 +1,152 @@
+"""Shape rules: each takes the operand shapes (and the operation's attributes)
+and returns the result's shape, or raises ShapeError saying what is wrong.
+
+The rules are pure functions of shapes, so the graph strategies can build
+shape-consistent programs without evaluating anything. `apply` prefixes the
+operation's name to every message.
+"""
+
+
+class ShapeError(ValueError):
+    """Operands whose shapes the operation cannot take, named with their shapes."""
+
+
+def same(x):
+    return x
+
+
+def broadcast(a, b):
+    """Element-wise operands broadcast the numpy way, axis by axis."""
+    out = []
+    for axis, (m, n) in enumerate(zip(a, b)):
+        if m != n and m != 1 and n != 1:
+            raise ShapeError(
+                f"cannot broadcast {a} with {b}: axis {axis} has sizes {m} and {n}; "
+                "each axis needs equal sizes or a size of 1")
+        out.append(max(m, n))
+    return tuple(out)
+
+
+def matmul(a, b):
+    if a[1] != b[0]:
+        raise ShapeError(f"cannot multiply {a} by {b}: inner dimensions {a[1]} and {b[0]} differ")
+    return (a[0], b[1])
+
+
+def transpose(x):
+    return (x[1], x[0])
+
+
+def reduce(x, axis=None):
+    if axis is None:
+        return (1, 1)
+    if axis == 0:
+        return (1, x[1])
+    if axis == 1:
+        return (x[0], 1)
+    raise ShapeError(f"axis must be None, 0 or 1; got {axis!r}")
+
+
+def softmax(x, axis=1):
+    if axis not in (0, 1):
+        raise ShapeError(f"axis must be 0 or 1; got {axis!r}")
+    return x
+
+
+def concat(*shapes, axis=0):
+    if axis not in (0, 1):
+        raise ShapeError(f"axis must be 0 or 1; got {axis!r}")
+    if not shapes:
+        raise ShapeError("needs at least one operand")
+    other = 1 - axis
+    for s in shapes:
+        if s[other] != shapes[0][other]:
+            raise ShapeError(
+                f"cannot join {', '.join(map(str, shapes))} along axis {axis}: "
+                f"their sizes on axis {other} differ")
+    out = list(shapes[0])
+    out[axis] = sum(s[axis] for s in shapes)
+    return tuple(out)
+
+
+def _count(index):
+    if isinstance(index, slice):
+        return len(range(index.start, index.stop, index.step))
+    return len(index)
+
+
+def getitem(x, rows, cols):
+    """`rows` and `cols` as `normalise_index` returns them (it is idempotent)."""
+    rows, cols = normalise_index((rows, cols), x)
+    return (_count(rows), _count(cols))
+
+
+def square(x):
+    if x[0] != x[1]:
+        raise ShapeError(f"needs a square matrix; got {x}")
+    return x
+
+
+def scalar_of_square(x):
+    square(x)
+    return (1, 1)
+
+
+def pow(x, p):
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise ShapeError(f"the exponent must be a Python number; got {type(p).__name__}")
+    return x
+
+
+def conv2d(image, kernel, stride=1, padding="valid"):
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ShapeError(f"stride must be a positive int; got {stride!r}")
+    if padding == "same":
+        if stride != 1:
+            raise ShapeError(f"padding='same' needs stride=1 (as in torch); got stride={stride}")
+        return image
+    if padding != "valid":
+        raise ShapeError(f"padding must be 'valid' or 'same'; got {padding!r}")
+    if kernel[0] > image[0] or kernel[1] > image[1]:
+        raise ShapeError(
+            f"kernel {kernel} is larger than image {image}; use padding='same' or a smaller kernel")
+    return ((image[0] - kernel[0]) // stride + 1, (image[1] - kernel[1]) // stride + 1)
+
+
+def normalise_index(key, shape):
+    """Turn `x[key]` into (rows, cols): each a positive-step slice with concrete
+    bounds, or a tuple of non-negative ints. An int keeps its axis (the result
+    stays 2-D)."""
+    if not isinstance(key, tuple):
+        key = (key, slice(None))
+    if len(key) != 2:
+        raise ShapeError(f"a matrix takes x[rows, cols]; got {len(key)} indices")
+    return tuple(_axis_index(k, n, what) for k, n, what in zip(key, shape, ("row", "column")))
+
+
+def _axis_index(k, n, what):
+    if isinstance(k, slice):
+        start, stop, step = k.indices(n)
+        if step > 0:
+            if not range(start, stop, step):
+                raise ShapeError(f"slice {k} selects no {what}s of {n}")
+            return slice(start, stop, step)
+        k = range(start, stop, step)  # a negative step becomes explicit indices
+    elif hasattr(k, "__index__") and not isinstance(k, bool):  # an int keeps its axis
+        i = _checked(k.__index__(), n, what)
+        return slice(i, i + 1, 1)
+    if isinstance(k, (range, list, tuple)) or hasattr(k, "tolist"):
+        out = tuple(_checked(i, n, what) for i in (k.tolist() if hasattr(k, "tolist") else k))
+        if not out:
+            raise ShapeError(f"no {what}s selected")
+        return out
+    raise ShapeError(f"{what} index must be an int, slice, range or list of ints; "
+                     f"got {type(k).__name__}")
+
+
+def _checked(i, n, what):
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise ShapeError(f"{what} indices must be ints; got {i!r}")
+    if not -n <= i < n:
+        raise ShapeError(f"{what} index {i} is out of range for {n} {what}s")
+    return i % n
