@@ -128,14 +128,20 @@ class Node:
         for node in reversed(_topological(self)):
             g = grads.pop(node)
             node.grad = np.array(g) if node.grad is None else node.grad + g
-            if node.op is None:
+            op = node.op
+            if op is None:
                 continue
             parents = node.parents
-            contributions = node.op.vjp(g, node.value, *[p.value for p in parents], **node.attrs)
+            contributions = op.vjp(g, node.value, *[p.value for p in parents], **node.attrs)
             for p, gp in zip(parents, contributions):
                 if p.requires_grad:
-                    gp = _unbroadcast(gp, p, node.op)
-                    grads[p] = grads[p] + gp if p in grads else gp
+                    v = p.value
+                    if gp.shape != v.shape or gp.dtype != v.dtype:
+                        gp = _unbroadcast(gp, v, op)
+                    if p in grads:
+                        grads[p] = grads[p] + gp
+                    else:
+                        grads[p] = gp
 
     def zero_grad(self):
         """Clear `.grad` on this node and every node beneath it."""
@@ -147,9 +153,10 @@ def _binary(op_name, reflected=False):
     op = OPS[op_name]
 
     def method(self, other):
-        other = lift(other, self)
-        if other is None:
-            return NotImplemented
+        if type(other) is not Node:
+            other = lift(other, self)
+            if other is None:
+                return NotImplemented
         return apply(op, other, self) if reflected else apply(op, self, other)
     return method
 
@@ -160,6 +167,7 @@ for _name, _dunder in [("add", "add"), ("sub", "sub"), ("mul", "mul"),
     setattr(Node, f"__r{_dunder}__", _binary(_name, reflected=True))
 
 NEG, POW, TRANSPOSE, GETITEM = OPS["neg"], OPS["pow"], OPS["transpose"], OPS["getitem"]
+_new = Node.__new__
 
 
 def lift(x, like=None):
@@ -168,56 +176,71 @@ def lift(x, like=None):
     if isinstance(x, Node):
         return x
     if isinstance(x, (int, float)):
-        dtype = like.dtype if like is not None else np.float64
-        return Node(np.full((1, 1), x, dtype=dtype))
+        return _leaf(np.array([[x]], dtype=np.float64 if like is None else like.value.dtype))
     if isinstance(x, (np.ndarray, np.generic, list, tuple)):
         return Node(x)
     return None
 
 
+def _leaf(value):
+    """A constant leaf around a value that is already a valid matrix."""
+    node = _new(Node)
+    node.value, node.grad, node.requires_grad, node.name = value, None, False, None
+    node.op, node.parents, node.attrs = None, (), {}
+    return node
+
+
+def _lift_all(op, operands):
+    like = next((x for x in operands if isinstance(x, Node)), None)
+    nodes = tuple(lift(x, like) for x in operands)
+    for x, n in zip(operands, nodes):
+        if n is None:
+            raise TypeError(f"{op.name}: operands must be Nodes, arrays or numbers; "
+                            f"got {type(x).__name__}")
+    return nodes
+
+
 def apply(op, *operands, **attrs):
-    """Apply a table entry (an Op or its name) to operands, checking shapes first."""
-    if not isinstance(op, Op):
+    """Apply a table entry (an Op or its name) to operands, checking shapes first.
+
+    This is the hot path of every graph the suite builds: keep it lean."""
+    if type(op) is not Op:
         if op not in OPS:
             raise ValueError(f"unknown operation {op!r}; mflow has {', '.join(sorted(OPS))}")
         op = OPS[op]
     if op.arity is not None and len(operands) != op.arity:
         raise TypeError(f"{op.name}: takes {op.arity} operand(s), got {len(operands)}")
-    nodes = []
-    like = next((x for x in operands if isinstance(x, Node)), None)
     for x in operands:
-        n = lift(x, like)
-        if n is None:
-            raise TypeError(f"{op.name}: operands must be Nodes, arrays or numbers; "
-                            f"got {type(x).__name__}")
-        nodes.append(n)
+        if type(x) is not Node:
+            operands = _lift_all(op, operands)
+            break
     try:
-        op.shape(*[n.value.shape for n in nodes], **attrs)
+        op.shape(*[x.value.shape for x in operands], **attrs)
     except ShapeError as e:
         raise ShapeError(f"{op.name}: {e}") from None
     except TypeError as e:  # an unknown attribute
         raise TypeError(f"{op.name}: {e}; its attributes are {op.attrs}") from None
     if op.compose is not None:
-        return op.compose(*nodes, **attrs)
+        return op.compose(*operands, **attrs)
     try:
-        value = op.forward(*[n.value for n in nodes], **attrs)
+        value = op.forward(*[x.value for x in operands], **attrs)
     except np.linalg.LinAlgError as e:
-        shapes = ", ".join(str(n.shape) for n in nodes)
+        shapes = ", ".join(str(x.shape) for x in operands)
         raise np.linalg.LinAlgError(f"{op.name}: {e} (operand shape {shapes})") from None
-    node = Node.__new__(Node)  # skip __init__'s checks: the value is ours
-    node.value = value
-    node.grad = None
-    node.requires_grad = any(n.requires_grad for n in nodes)
-    node.name = None
-    node.op = op
-    node.parents = tuple(nodes)
-    node.attrs = attrs
+    node = _new(Node)  # skip __init__'s checks: the value is ours
+    node.value, node.grad, node.name, node.op, node.parents, node.attrs = (
+        value, None, None, op, operands, attrs)
+    node.requires_grad = False
+    for x in operands:
+        if x.requires_grad:
+            node.requires_grad = True
+            break
     return node
 
 
-def _unbroadcast(g, node, op):
+def _unbroadcast(g, value, op):
     """Sum a gradient over the axes its operand was broadcast along, in its dtype."""
-    shape = node.value.shape
+    shape = value.shape
     if g.shape != shape:
         for axis in (0, 1):
             if g.shape[axis] != shape[axis] and shape[axis] == 1:
@@ -225,8 +248,8 @@ def _unbroadcast(g, node, op):
         if g.shape != shape:
             raise ShapeError(f"{op.name}: its VJP rule returned a gradient of shape {g.shape} "
                              f"for an operand of shape {shape}")
-    if g.dtype != node.value.dtype:
-        g = g.astype(node.value.dtype)
+    if g.dtype != value.dtype:
+        g = g.astype(value.dtype)
     return g
 
 

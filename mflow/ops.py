@@ -75,8 +75,9 @@ def _pow_domain(p):
 
 
 def _sigmoid(x):
-    e = np.exp(-np.abs(x))  # never overflows; both branches share it
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    e = np.exp(-np.abs(x))  # never overflows; sigmoid(-|x|) = e / (1 + e)
+    r = 1 / (1 + e)
+    return np.where(x >= 0, r, e * r)
 
 
 defop("neg", 1, shapes.same, forward=np.negative, vjp=lambda g, ans, x: (-g,))
@@ -100,13 +101,21 @@ defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda g, ans, x: (-g * np.sin(
 
 # --- matrix structure ----------------------------------------------------------
 
+
+def _spread(g, shape):
+    """g broadcast to shape, as a new array (np.broadcast_to is ten times slower here)."""
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g
+    return out
+
+
 # dY = dA B + A dB  =>  G_A = G Bᵀ, G_B = Aᵀ G
 defop("matmul", 2, shapes.matmul, domain=("real", "real"),
       forward=np.matmul, vjp=lambda g, ans, a, b: (g @ b.T, a.T @ g))
 defop("transpose", 1, shapes.transpose, forward=np.transpose, vjp=lambda g, ans, x: (g.T,))
 defop("sum", 1, shapes.reduce, attrs={"axis": None},
-      forward=lambda x, axis=None: np.sum(x, axis=axis, keepdims=True),
-      vjp=lambda g, ans, x, axis=None: (np.broadcast_to(g, x.shape),))
+      forward=lambda x, axis=None: np.add.reduce(x, axis=axis, keepdims=True),
+      vjp=lambda g, ans, x, axis=None: (_spread(g, x.shape),))
 defop("mean", 1, shapes.reduce, attrs={"axis": None},
       compose=lambda x, axis=None: x.sum(axis) / (x.value.size if axis is None else x.shape[axis]))
 
@@ -144,22 +153,26 @@ defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(No
 # --- softmax -------------------------------------------------------------------
 
 
+# ufunc.reduce rather than np.max / np.sum: the same result, without their Python wrapper
+_max, _sum = np.maximum.reduce, np.add.reduce
+
+
 def _log_softmax(x, axis=1):
-    s = x - np.max(x, axis=axis, keepdims=True)  # shift: exp never overflows
-    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
+    s = x - _max(x, axis=axis, keepdims=True)  # shift: exp never overflows
+    return s - np.log(_sum(np.exp(s), axis=axis, keepdims=True))
 
 
 def _softmax(x, axis=1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(x - _max(x, axis=axis, keepdims=True))
+    return e / _sum(e, axis=axis, keepdims=True)
 
 
 # dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
 defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, forward=_softmax,
-      vjp=lambda g, ans, x, axis=1: (ans * (g - np.sum(g * ans, axis=axis, keepdims=True)),))
+      vjp=lambda g, ans, x, axis=1: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),))
 # dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
 defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, forward=_log_softmax,
-      vjp=lambda g, ans, x, axis=1: (g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),))
+      vjp=lambda g, ans, x, axis=1: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),))
 
 # --- square matrices -----------------------------------------------------------
 

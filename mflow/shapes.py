@@ -17,6 +17,8 @@ def same(x):
 
 def broadcast(a, b):
     """Element-wise operands broadcast the numpy way, axis by axis."""
+    if a == b:
+        return a
     out = []
     for axis, (m, n) in enumerate(zip(a, b)):
         if m != n and m != 1 and n != 1:
