@@ -1,5 +1,9 @@
 """Hypothesis strategies for random, shape-consistent expression graphs.
 
-Empty for now: the graph strategies arrive with the fuzzing suite, and read
-each operation's shape rule and domain from `mflow.ops.OPS`.
+`cases(...)` draws a program with its inputs and cotangent; `programs(...)`
+the program alone. Domains, kinks and shape rules come from `mflow.ops.OPS`.
 """
+
+from .graphs import ORDER, cases, programs
+
+__all__ = ["ORDER", "cases", "programs"]

@@ -62,3 +62,25 @@ def vjp(name, values, attrs, cotangent):
     grads = torch.autograd.grad(out, xs, torch.tensor(cotangent), allow_unused=True)
     return out.detach().numpy(), [
         torch.zeros_like(x).numpy() if g is None else g.numpy() for x, g in zip(xs, grads)]
+
+
+class TorchEngine:
+    """PyTorch autograd as a reference, through the adapter protocol."""
+
+    name = "torch"
+    ops = TORCH_OPS
+
+    def leaf(self, array):
+        return torch.tensor(array, requires_grad=True)
+
+    def constant(self, array):
+        return torch.tensor(array)
+
+    def gradients(self, output, leaves, cotangent):
+        if not output.requires_grad:  # the output uses no input
+            return [torch.zeros_like(x) for x in leaves]
+        grads = torch.autograd.grad(output, leaves, torch.tensor(cotangent), allow_unused=True)
+        return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+
+    def to_numpy(self, value):
+        return value.detach().numpy()

@@ -1,0 +1,337 @@
+"""JAX as a reference: `jax.vjp` in float64 (x64 enabled).
+
+Two ways to run a program, which a test holds equal:
+
+- `plain_vjp`: the program interpreted op by op with `jax.numpy` under
+  `jax.vjp`. Simple and obviously right, but eager JAX costs ~5 ms a graph and a
+  `jit` of each new graph ~100 ms.
+- `JaxOracle`: one compiled interpreter that takes the program as data. Every
+  value lives in a fixed P x P slot (zero outside its shape), the program is a
+  table of opcodes and operand slots, and a `lax.scan` applies one `lax.switch`
+  branch per step. A reverse scan then applies each step's own `jax.vjp` to the
+  cotangent of its slot and adds the results into its operands' slots (the
+  chain rule, done here rather than by differentiating the scan, which costs
+  four times as much). It is compiled once per (dtype, P, slots, steps), so a
+  new graph costs one call. Programs too large fall back to `plain_vjp`.
+"""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                      "intra_op_parallelism_threads=1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from .engine import Result  # noqa: E402
+from .program import interpret  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+# The compiled interpreter takes seconds to compile; keep it on disk between runs.
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.get("MFLOW_JAX_CACHE", os.path.expanduser("~/.cache/mflow-jax")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _ix(i):
+    return np.arange(i.start, i.stop, i.step) if isinstance(i, slice) else np.asarray(i)
+
+
+def _reduce(f):
+    def reduced(x, axis=None):
+        return f(x).reshape(1, 1) if axis is None else f(x, axis=axis, keepdims=True)
+    return reduced
+
+
+def _conv2d(image, kernel, stride=1, padding="valid"):
+    return lax.conv_general_dilated(image[None, None], kernel[None, None], (stride, stride),
+                                    padding.upper())[0, 0]
+
+
+JAX_OPS = {
+    "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide,
+    "neg": jnp.negative, "pow": lambda x, p: x ** p, "relu": jax.nn.relu, "exp": jnp.exp,
+    "log": jnp.log, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "sin": jnp.sin, "cos": jnp.cos,
+    "matmul": jnp.matmul, "transpose": lambda x: x.T,
+    "sum": _reduce(jnp.sum), "mean": _reduce(jnp.mean),
+    "concat": lambda *xs, axis=0: jnp.concatenate(xs, axis=axis),
+    "getitem": lambda x, rows, cols: x[_ix(rows)][:, _ix(cols)],
+    "softmax": lambda x, axis=1: jax.nn.softmax(x, axis=axis),
+    "log_softmax": lambda x, axis=1: jax.nn.log_softmax(x, axis=axis),
+    "trace": lambda x: jnp.trace(x).reshape(1, 1),
+    "inv": jnp.linalg.inv, "det": lambda x: jnp.linalg.det(x).reshape(1, 1),
+    "conv2d": _conv2d,
+}
+
+
+def plain_vjp(program, inputs, cotangent):
+    """The reference way: jax.vjp of the program interpreted with jax.numpy."""
+    def f(*xs):
+        return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
+    out, pullback = jax.vjp(f, *[jnp.asarray(x) for x in inputs])
+    grads = pullback(jnp.asarray(cotangent, dtype=out.dtype))
+    return Result(np.asarray(out), [np.asarray(g) for g in grads])
+
+
+# --- the compiled interpreter ------------------------------------------------------
+
+# Opcodes; attributes that change the computation's structure get their own opcode.
+_CODES = ["nop", "add", "mul", "div", "neg", "pow", "relu", "exp", "log", "tanh", "sigmoid",
+          "sin", "cos", "matmul", "transpose", "sum", "sum0", "sum1", "mean", "mean0", "mean1",
+          "concat0", "concat1", "getitem", "softmax0", "softmax1", "log_softmax0",
+          "log_softmax1", "trace", "inv", "det", "conv2d", "sub"]
+CODE = {name: i for i, name in enumerate(_CODES)}
+_AXIS = {None: "", 0: "0", 1: "1"}
+# A step is one row of ints (these fields, then P row and P column indices for
+# getitem) and one float (pow's exponent): few operands keep lax.switch cheap.
+_FIELDS = ("op", "a0", "a1", "dst", "R", "C", "r0", "c0", "r1", "c1", "stride", "top", "left")
+
+
+def _unpack(ints, p, P):
+    s = {name: ints[i] for i, name in enumerate(_FIELDS)}
+    n = len(_FIELDS)
+    s["ri"], s["ci"], s["p"] = ints[n:n + P], ints[n + P:n + 2 * P], p
+    return s
+
+
+def _branches(P, dtype):
+    rows = jnp.arange(P)[:, None]
+    cols = jnp.arange(P)[None, :]
+    eye = jnp.eye(P, dtype=dtype)
+    e00 = jnp.zeros((P, P), dtype).at[0, 0].set(1)
+    big_negative = jnp.asarray(-1e30, dtype)  # exp of it is exactly 0; finite in float32 too
+
+    def mask(r, c):
+        return (rows < r) & (cols < c)
+
+    def spread(x, r, c):
+        """Broadcast a (1, n) row or (m, 1) column over the P x P slot."""
+        x = jnp.where(r == 1, jnp.broadcast_to(x[0:1, :], (P, P)), x)
+        return jnp.where(c == 1, jnp.broadcast_to(x[:, 0:1], (P, P)), x)
+
+    def elementwise(f):
+        def branch(x, y, s):
+            m = mask(s["R"], s["C"])
+            return jnp.where(m, f(jnp.where(m, x, 1), s), 0)  # safe 1 outside: no NaN in grads
+        return branch
+
+    def binary(f):
+        def branch(x, y, s):
+            m = mask(s["R"], s["C"])
+            a = spread(x, s["r0"], s["c0"])
+            b = jnp.where(m, spread(y, s["r1"], s["c1"]), 1)
+            return jnp.where(m, f(a, b), 0)
+        return branch
+
+    def place_row(v):  # a (P,) vector as row 0 of a slot
+        return jnp.zeros((P, P), dtype).at[0, :].set(v)
+
+    def place_col(v):
+        return jnp.zeros((P, P), dtype).at[:, 0].set(v)
+
+    def softmax(axis, log):
+        def branch(x, y, s):
+            m = mask(s["R"], s["C"])
+            z = jnp.where(m, x, big_negative)
+            z = z - jnp.max(z, axis=axis, keepdims=True)
+            if log:
+                out = z - jnp.log(jnp.sum(jnp.exp(z), axis=axis, keepdims=True))
+            else:
+                e = jnp.exp(z)
+                out = e / jnp.sum(e, axis=axis, keepdims=True)
+            return jnp.where(m, out, 0)
+        return branch
+
+    def concat(axis):
+        def branch(x, y, s):
+            if axis == 0:
+                shifted, first = jnp.roll(y, s["r0"], axis=0), rows < s["r0"]
+            else:
+                shifted, first = jnp.roll(y, s["c0"], axis=1), cols < s["c0"]
+            return jnp.where(mask(s["R"], s["C"]), jnp.where(first, x, shifted), 0)
+        return branch
+
+    def square_padded(x, s):  # the matrix in the top-left block, identity elsewhere
+        return jnp.where(mask(s["r0"], s["c0"]), x, eye)
+
+    def getitem(x, y, s):
+        return jnp.where(mask(s["R"], s["C"]), x[s["ri"]][:, s["ci"]], 0)
+
+    def conv2d(x, y, s):
+        image = lax.dynamic_update_slice(jnp.zeros((2 * P, 2 * P), dtype), x,
+                                         (s["top"], s["left"]))
+        corr = lax.conv_general_dilated(image[None, None], y[None, None], (1, 1), "VALID")[0, 0]
+        at = jnp.minimum(jnp.arange(P) * s["stride"], P)
+        return jnp.where(mask(s["R"], s["C"]), corr[at][:, at], 0)
+
+    def count(s, axis):
+        return {None: s["r0"] * s["c0"], 0: s["r0"], 1: s["c0"]}[axis].astype(dtype)
+
+    table = {
+        "nop": lambda x, y, s: x,
+        "add": binary(lambda a, b: a + b), "sub": binary(lambda a, b: a - b),
+        "mul": binary(lambda a, b: a * b), "div": binary(lambda a, b: a / b),
+        "neg": elementwise(lambda x, s: -x), "pow": elementwise(lambda x, s: x ** s["p"]),
+        "relu": elementwise(lambda x, s: jax.nn.relu(x)),
+        "exp": elementwise(lambda x, s: jnp.exp(x)),
+        "log": elementwise(lambda x, s: jnp.log(x)), "tanh": elementwise(lambda x, s: jnp.tanh(x)),
+        "sigmoid": elementwise(lambda x, s: jax.nn.sigmoid(x)),
+        "sin": elementwise(lambda x, s: jnp.sin(x)), "cos": elementwise(lambda x, s: jnp.cos(x)),
+        "matmul": lambda x, y, s: x @ y,
+        "transpose": lambda x, y, s: x.T,
+        "sum": lambda x, y, s: jnp.sum(x) * e00,
+        "sum0": lambda x, y, s: place_row(jnp.sum(x, axis=0)),
+        "sum1": lambda x, y, s: place_col(jnp.sum(x, axis=1)),
+        "mean": lambda x, y, s: jnp.sum(x) / count(s, None) * e00,
+        "mean0": lambda x, y, s: place_row(jnp.sum(x, axis=0) / count(s, 0)),
+        "mean1": lambda x, y, s: place_col(jnp.sum(x, axis=1) / count(s, 1)),
+        "concat0": concat(0), "concat1": concat(1),
+        "getitem": getitem,
+        "softmax0": softmax(0, False), "softmax1": softmax(1, False),
+        "log_softmax0": softmax(0, True), "log_softmax1": softmax(1, True),
+        "trace": lambda x, y, s: jnp.trace(x) * e00,
+        "inv": lambda x, y, s: jnp.where(mask(s["R"], s["C"]),
+                                         jnp.linalg.inv(square_padded(x, s)), 0),
+        "det": lambda x, y, s: jnp.linalg.det(square_padded(x, s)) * e00,
+        "conv2d": conv2d,
+    }
+    def packed(branch):
+        return lambda x, y, ints, p: branch(x, y, _unpack(ints, p, P))
+    return [packed(table[name]) for name in _CODES]
+
+
+class JaxOracle:
+    """jax.vjp of a whole program in one compiled call (see the module docstring)."""
+
+    name = "jax"
+
+    def __init__(self, side=8, slots=48, steps=(16, 40)):
+        self.P, self.S, self.buckets = side, slots, steps  # a program runs in the least bucket
+        self._compiled = {}
+
+    def _function(self, dtype, steps):
+        if (dtype, steps) in self._compiled:
+            return self._compiled[dtype, steps]
+        P = self.P
+        branches = _branches(P, dtype)
+
+        def pullback(branch):
+            return lambda x, y, i, p, g: jax.vjp(lambda x, y: branch(x, y, i, p), x, y)[1](g)
+        pullbacks = [pullback(b) for b in branches]
+        a0, a1, dst = (_FIELDS.index(k) for k in ("a0", "a1", "dst"))
+
+        def run(init, ints, ps, cotangent, out_slot):
+            def forward(vals, step):  # every slot is written once, so `vals` ends up holding all
+                i, p = step
+                x, y = vals[i[a0]], vals[i[a1]]
+                return vals.at[i[dst]].set(lax.switch(i[0], branches, x, y, i, p)), None
+            vals, _ = lax.scan(forward, init, (ints, ps))
+
+            def backward(grads, step):  # each step's own jax.vjp, in reverse order
+                i, p = step
+                g = grads[i[dst]]
+                gx, gy = lax.switch(i[0], pullbacks, vals[i[a0]], vals[i[a1]], i, p, g)
+                grads = grads.at[i[dst]].set(0)  # consumed (a no-op step adds it back)
+                return grads.at[i[a0]].add(gx).at[i[a1]].add(gy), None
+            grads = jnp.zeros_like(init).at[out_slot].set(cotangent)
+            grads, _ = lax.scan(backward, grads, (ints, ps), reverse=True)
+            return vals[out_slot], grads
+
+        self._compiled[dtype, steps] = jax.jit(run)
+        return self._compiled[dtype, steps]
+
+    def encode(self, program):
+        """The program as arrays of opcodes, slots and attributes; None if it does
+        not fit (a side above P, too many slots or steps)."""
+        P, n_in = self.P, len(program.inputs)
+        if max(max(s) for s in program.shapes) > P:
+            return None
+        shape = list(program.shapes[:n_in])
+        slot = list(range(n_in))  # value index -> slot
+        consts = []
+        code = {k: [] for k in ("op", "a0", "a1", "dst", "R", "C", "r0", "c0", "r1", "c1",
+                                "p", "stride", "top", "left")}
+        code["ri"], code["ci"] = [], []
+
+        def emit(op, args, out_shape, **kw):
+            a = [slot[i] if isinstance(i, int) else i[0] for i in args] + [0, 0]
+            shapes = [shape[slot[i]] if isinstance(i, int) else i[1] for i in args] + [(1, 1)] * 2
+            dst = len(shape)
+            row = dict(op=CODE[op], a0=a[0], a1=a[1], dst=dst, R=out_shape[0], C=out_shape[1],
+                       r0=shapes[0][0], c0=shapes[0][1], r1=shapes[1][0], c1=shapes[1][1],
+                       p=kw.get("p", 1.0), stride=kw.get("stride", 1), top=kw.get("top", 0),
+                       left=kw.get("left", 0))
+            for k, v in row.items():
+                code[k].append(v)
+            code["ri"].append(kw.get("ri", np.zeros(P, int)))
+            code["ci"].append(kw.get("ci", np.zeros(P, int)))
+            shape.append(out_shape)
+            return dst
+
+        for i, step in enumerate(program.steps):
+            out_shape = program.shapes[n_in + i]
+            at = step.attrs
+            if step.op == "const":
+                consts.append((len(shape), np.asarray(at["value"])))
+                shape.append(out_shape)
+                code_slot = len(shape) - 1
+            elif step.op in ("sum", "mean", "softmax", "log_softmax"):
+                default = None if step.op in ("sum", "mean") else 1
+                code_slot = emit(step.op + _AXIS[at.get("axis", default)], step.args, out_shape)
+            elif step.op == "concat":  # a chain of two-operand concats
+                axis = at.get("axis", 0)
+                acc = step.args[0]
+                if len(step.args) == 1:
+                    code_slot = slot[acc]
+                for b in step.args[1:]:
+                    first = shape[slot[acc]] if isinstance(acc, int) else acc[1]
+                    joined = ((first[0] + shape[slot[b]][0], first[1]) if axis == 0
+                              else (first[0], first[1] + shape[slot[b]][1]))
+                    code_slot = emit(f"concat{axis}", [acc, b], joined)
+                    acc = (code_slot, joined)
+            elif step.op == "getitem":
+                ri, ci = np.zeros(P, int), np.zeros(P, int)
+                r, c = _ix(at["rows"]), _ix(at["cols"])
+                ri[:len(r)], ci[:len(c)] = r, c
+                code_slot = emit("getitem", step.args, out_shape, ri=ri, ci=ci)
+            elif step.op == "conv2d":
+                kshape = shape[slot[step.args[1]]]
+                same = at.get("padding", "valid") == "same"
+                code_slot = emit("conv2d", step.args, out_shape, stride=at.get("stride", 1),
+                                 top=(kshape[0] - 1) // 2 if same else 0,
+                                 left=(kshape[1] - 1) // 2 if same else 0)
+            else:
+                code_slot = emit(step.op, step.args, out_shape, p=float(at.get("p", 1.0)))
+            slot.append(code_slot)
+        steps = next((t for t in self.buckets if len(code["op"]) <= t), None)
+        if len(shape) > self.S or steps is None:
+            return None
+        for k in code:  # pad with no-ops: opcode 0 copies slot 0 onto itself
+            pad = np.zeros(P, int) if k in ("ri", "ci") else 0
+            code[k] += [pad] * (steps - len(code[k]))
+        return code, consts, slot
+
+    def run(self, program, inputs, cotangent):
+        encoded = self.encode(program)
+        if encoded is None:
+            return plain_vjp(program, inputs, cotangent)
+        code, consts, slot = encoded
+        dtype = program.np_dtype
+        P = self.P
+        init = np.zeros((self.S, P, P), dtype)
+        for i, x in enumerate(inputs):
+            init[i, :x.shape[0], :x.shape[1]] = x
+        for at, value in consts:
+            init[at, :value.shape[0], :value.shape[1]] = value
+        ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
+                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32)],
+                              axis=1)
+        cot = np.zeros((P, P), dtype)
+        cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
+        run = self._function(dtype, len(code["op"]))
+        out, grads = run(init, ints, np.asarray(code["p"], dtype), cot, slot[-1])
+        out, grads = np.asarray(out), np.asarray(grads)
+        m, n = program.output_shape
+        return Result(out[:m, :n], [grads[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)])

@@ -1,0 +1,337 @@
+"""Run a case on the engine and every reference, compare, and give a verdict.
+
+References: PyTorch autograd (float64), JAX `jax.vjp` (float64) and central
+finite differences (float64). The engine runs in the program's dtype.
+
+Tolerances, and why
+-------------------
+AD against AD differs only by rounding, and how much rounding can move an
+answer depends on the case: a graph that cancels or inverts amplifies it. We
+measure that amplification instead of guessing it: torch also runs the case in
+float32, and ||f₃₂ - f₆₄|| is (to first order) the condition of the answer
+times float32's unit roundoff. A backward-stable float64 computation is then off
+by about that times u₆₄/u₃₂. So, norm-wise, for every array (the output and
+each input's gradient) compared in dtype d:
+
+    tol = C · ||torch₃₂ - torch₆₄|| · u_d / u₃₂  +  F · (steps + 1) · u_d · ||torch₆₄||
+
+C = 32 covers the difference between two stable implementations (each within
+a few times the measured error, in either direction). The second term, F = 16,
+is a floor for answers that float32 happens to get exactly right; ||torch₆₄||
+there also counts the size of the terms the answer sums (see `_scales`), so an
+answer that cancels to rounding residue is not held to its own residue. If
+float32 overflows, the floor alone stands, times 10⁴ (written in the verdict).
+
+Finite differences carry their own bound per probe (see finite_differences.py);
+a probe compares ⟨gradient, v⟩ with the estimate and passes within
+bound + the AD tolerance above, projected.
+
+Verdicts
+--------
+The engine is blamed only when the references agree among themselves (torch
+against JAX, and finite differences against torch) and the engine disagrees
+with them. When references disagree or one of them raises, the failure is a
+ReferenceProblem: the truth is unknown and the engine is not accused. Each kind
+of failure is its own exception type, so Hypothesis reports (and shrinks)
+each bug apart.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import Result, run_engine
+from .finite_differences import finite_differences
+from .numpy_backend import NUMPY_OPS
+from .program import Case, interpret
+
+U32, U64 = np.finfo(np.float32).eps / 2, np.finfo(np.float64).eps / 2
+C_ROUNDING, F_FLOOR, OVERFLOW_FACTOR = 32.0, 16.0, 1e4
+ORACLES = ("torch", "jax", "fd")
+
+
+class Failure(AssertionError):
+    """A case the suite does not accept. `verdict` has every comparison."""
+
+    def __init__(self, message, verdict=None):
+        super().__init__(message)
+        self.verdict = verdict
+
+
+class EngineBug(Failure):
+    """The engine disagrees with references that agree among themselves."""
+
+
+class ForwardMismatch(EngineBug):
+    pass
+
+
+class GradientMismatch(EngineBug):
+    pass
+
+
+class ShapeOrDtypeMismatch(EngineBug):
+    pass
+
+
+class EngineCrash(EngineBug):
+    pass
+
+
+class ReferenceProblem(Failure):
+    """References disagree among themselves, or one raised: not the engine's fault."""
+
+
+@dataclass
+class Comparison:
+    what: str        # "forward", "gradient of x1"
+    pair: tuple      # (who, against whom)
+    abs_err: float   # norm-wise |a - b|, or the worst probe's |⟨g, v⟩ - estimate|
+    rel_err: float   # abs_err relative to the reference's norm
+    worst: tuple     # index of the worst element (or probe)
+    tolerance: float
+    reason: str
+    ok: bool
+
+    def __str__(self):
+        return (f"{self.what}: {self.pair[0]} vs {self.pair[1]}: |error| {self.abs_err:.3g} "
+                f"(relative {self.rel_err:.3g}) at {self.worst}, tolerance {self.tolerance:.3g} "
+                f"[{self.reason}]")
+
+
+@dataclass
+class Verdict:
+    case: Case
+    engine_name: str
+    results: dict = field(default_factory=dict)      # who -> Result
+    comparisons: list = field(default_factory=list)
+    skipped_probes: int = 0                          # finite differences across a kink
+    scales: list = field(default_factory=list)       # per array: the size of its terms
+    errors: dict = field(default_factory=dict)       # who -> exception text
+
+    @property
+    def failures(self):
+        return [c for c in self.comparisons if not c.ok]
+
+    def describe(self):
+        lines = [f"engine {self.engine_name!r} on a program of {len(self.case.program)} steps "
+                 f"({', '.join(self.case.program.ops())}), dtype {self.case.program.dtype}"]
+        lines += [f"  {who} raised: {err}" for who, err in self.errors.items()]
+        lines += [f"  FAIL {c}" for c in self.failures]
+        if self.skipped_probes:
+            lines.append(f"  ({self.skipped_probes} finite-difference probes straddled a kink "
+                         "and were left out)")
+        return "\n".join(lines)
+
+
+def _norm(a):
+    return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
+
+
+class Checker:
+    """Checks cases on one engine against the chosen references.
+
+    >>> from oracles.engine import MflowEngine
+    >>> checker = Checker(MflowEngine())
+    >>> verdict = checker.check(case)      # raises a Failure subclass on disagreement
+    """
+
+    def __init__(self, engine, oracles=ORACLES, seed=0):
+        unknown = set(oracles) - set(ORACLES)
+        if unknown or not oracles:
+            raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
+        from .torch_backend import TorchEngine  # the float32 rounding gauge needs torch always
+        self.engine, self.oracles = engine, tuple(oracles)
+        self.torch64, self.torch32 = TorchEngine(), TorchEngine()
+        if "jax" in self.oracles:
+            from .jax_backend import JaxOracle
+            self.jax = JaxOracle()
+        self.rng = np.random.default_rng(seed)
+        self.stats = Stats()
+
+    def _references(self, case, verdict):
+        program = case.program
+        p64 = _as(program, "float64")
+        x64 = [np.asarray(x, np.float64) for x in case.inputs]
+        c64 = np.asarray(case.cotangent, np.float64)
+        runs = {"torch": lambda: run_engine(self.torch64, p64, x64, c64),
+                "jax": lambda: self.jax.run(p64, x64, c64)}
+        for who in self.oracles:
+            if who in runs:
+                try:
+                    verdict.results[who] = runs[who]()
+                except Exception as e:  # noqa: BLE001 - a reference that raises is reported
+                    verdict.errors[who] = f"{type(e).__name__}: {e}"
+        try:
+            p32 = _as(program, "float32")
+            with np.errstate(all="ignore"):
+                verdict.results["torch32"] = run_engine(
+                    self.torch32, p32, [x.astype(np.float32) for x in x64], c64.astype(np.float32))
+        except Exception as e:  # noqa: BLE001
+            verdict.errors["torch32"] = f"{type(e).__name__}: {e}"
+        if "fd" in self.oracles:
+            try:
+                verdict.results["fd"] = finite_differences(p64, x64, c64, self.rng)
+            except Exception as e:  # noqa: BLE001
+                verdict.errors["fd"] = f"{type(e).__name__}: {e}"
+
+    def check(self, case):
+        """The verdict on one case; raises the matching Failure when it fails."""
+        verdict = Verdict(case, self.engine.name)
+        program, dtype = case.program, case.program.np_dtype
+        self._references(case, verdict)
+        errors = {k: v for k, v in verdict.errors.items() if k != "torch32"}
+        if errors:
+            raise ReferenceProblem(f"a reference raised:\n{verdict.describe()}", verdict)
+        try:
+            inputs = [np.asarray(x, dtype) for x in case.inputs]
+            verdict.results["engine"] = run_engine(self.engine, program, inputs,
+                                                   np.asarray(case.cotangent, dtype))
+        except Exception as e:  # noqa: BLE001
+            verdict.errors["engine"] = f"{type(e).__name__}: {e}"
+            raise EngineCrash(f"the engine raised {type(e).__name__}: {e}\n"
+                              f"{verdict.describe()}", verdict) from e
+        gauge = verdict.results.get("torch32")
+        verdict.scales = _scales(case)
+        ref = verdict.results.get("torch") or verdict.results.get("jax")
+        names = ["forward"] + [f"gradient of x{i}" for i in range(len(case.inputs))]
+
+        def arrays(result):
+            return [result.forward] + list(result.grads)
+
+        # 1. the references among themselves
+        if "torch" in verdict.results and "jax" in verdict.results:
+            for i, name in enumerate(names):
+                self._compare(verdict, name, ("jax", "torch"), arrays(verdict.results["jax"])[i],
+                              arrays(verdict.results["torch"])[i], gauge, i, np.float64)
+        if "fd" in verdict.results and ref is not None:
+            self._compare_fd(verdict, ("fd", "torch" if "torch" in verdict.results else "jax"),
+                             ref, gauge, np.float64)
+        if verdict.failures:
+            raise ReferenceProblem(f"the references disagree:\n{verdict.describe()}", verdict)
+
+        # 2. the engine against each reference
+        engine = verdict.results["engine"]
+        for i, (name, a) in enumerate(zip(names, arrays(engine))):
+            expected = program.output_shape if i == 0 else program.inputs[i - 1]
+            if a.shape != tuple(expected) or a.dtype != dtype:
+                verdict.comparisons.append(Comparison(
+                    name, ("engine", "program"), np.inf, np.inf, (), 0.0,
+                    f"expected shape {tuple(expected)} and dtype {dtype}, got {a.shape} "
+                    f"and {a.dtype}", False))
+        if verdict.failures:
+            raise ShapeOrDtypeMismatch(f"wrong shape or dtype:\n{verdict.describe()}", verdict)
+        for who in ("torch", "jax"):
+            if who in verdict.results:
+                for i, name in enumerate(names):
+                    self._compare(verdict, name, ("engine", who), arrays(engine)[i],
+                                  arrays(verdict.results[who])[i], gauge, i, dtype)
+        if "fd" in verdict.results:
+            self._compare_fd(verdict, ("engine", "fd"), engine, gauge, dtype)
+        self.stats.add(verdict)
+        if any(c.what == "forward" for c in verdict.failures):
+            raise ForwardMismatch(f"forward values differ:\n{verdict.describe()}", verdict)
+        if verdict.failures:
+            raise GradientMismatch(f"gradients differ:\n{verdict.describe()}", verdict)
+        return verdict
+
+    def _tolerance(self, verdict, gauge, i, reference, dtype):
+        u = U32 if dtype == np.float32 else U64
+        floor = F_FLOOR * (len(verdict.case.program) + 1) * u * (
+            _norm(reference) + verdict.scales[i])
+        measured = None if gauge is None else gauge.forward if i == 0 else gauge.grads[i - 1]
+        if measured is None or not np.all(np.isfinite(measured)):
+            return OVERFLOW_FACTOR * floor, "float32 run overflowed: the floor x 1e4"
+        rounding = C_ROUNDING * _norm(measured - reference) * u / U32
+        return rounding + floor, f"{np.dtype(dtype).name}: 32 x measured rounding + floor"
+
+    def _compare(self, verdict, name, pair, a, b, gauge, i, dtype):
+        ref64 = arrays_of(verdict)[i]
+        tol, reason = self._tolerance(verdict, gauge, i, ref64, np.dtype(dtype).type)
+        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a64.shape != b64.shape:
+            verdict.comparisons.append(Comparison(name, pair, np.inf, np.inf, (), tol,
+                                                  f"shapes {a64.shape} and {b64.shape}", False))
+            return
+        diff = np.abs(a64 - b64)
+        diff = np.where(np.isnan(diff) & np.isnan(a64) & np.isnan(b64), 0.0, diff)
+        err = _norm(np.nan_to_num(diff, nan=np.inf))
+        worst = np.unravel_index(np.argmax(np.nan_to_num(diff, nan=np.inf)), diff.shape)
+        ok = bool(err <= tol)
+        verdict.comparisons.append(Comparison(name, pair, err, err / max(_norm(b64), 1e-300),
+                                              tuple(int(k) for k in worst), tol, reason, ok))
+
+    def _compare_fd(self, verdict, pair, result, gauge, dtype):
+        for k, probes in enumerate(verdict.results["fd"]):
+            g = np.asarray(result.grads[k], np.float64)
+            ref_g = arrays_of(verdict)[k + 1]
+            tol_ad, _ = self._tolerance(verdict, gauge, k + 1, ref_g, np.dtype(dtype).type)
+            projected = np.tensordot(probes.directions, g, axes=2)
+            scale = np.sqrt((probes.directions ** 2).sum(axis=(1, 2)))
+            bound = probes.error + tol_ad * scale
+            diff = np.where(probes.valid, np.abs(projected - probes.estimate), 0.0)
+            verdict.skipped_probes += int((~probes.valid).sum()) if pair[0] == "engine" else 0
+            ratio = np.where(probes.valid, diff / np.maximum(bound, 1e-300), 0.0)
+            j = int(np.argmax(ratio))
+            worst = (np.unravel_index(j, g.shape) if probes.full else ("direction", j))
+            ok = bool(np.all((diff <= bound) | ~probes.valid))
+            verdict.comparisons.append(Comparison(
+                f"gradient of x{k}", pair, float(diff[j]),
+                float(diff[j] / max(abs(probes.estimate[j]), 1e-300)),
+                tuple(int(w) if not isinstance(w, str) else w for w in worst), float(bound[j]),
+                "finite-difference bound (Richardson + rounding) + the AD tolerance"
+                + ("" if probes.full else ", along signed random directions"), ok))
+
+
+def _scales(case):
+    """The size of the terms an answer is a sum of, before any cancellation: for
+    the output, the largest value in the graph; for input k's gradient, Φ/max(1, |x_k|)
+    with Φ = Σ|c ⊙ f|. A result that cancels to ~0 (the gradient of sum(softmax(x)))
+    is then held to rounding relative to its terms, not to its own residue."""
+    x64 = [np.asarray(x, np.float64) for x in case.inputs]
+    with np.errstate(all="ignore"):
+        values = interpret(_as(case.program, "float64"), NUMPY_OPS, lambda x: x,
+                           lambda a: a.astype(np.float64), x64)
+    biggest = max(float(np.max(np.abs(v))) for v in values)
+    phi = float(np.sum(np.abs(values[-1] * np.asarray(case.cotangent, np.float64))))
+    return [biggest] + [phi / max(1.0, float(np.max(np.abs(x)))) for x in x64]
+
+
+def arrays_of(verdict):
+    ref = verdict.results.get("torch") or verdict.results.get("jax")
+    return [ref.forward] + list(ref.grads)
+
+
+def _as(program, dtype):
+    if program.dtype == dtype:
+        return program
+    from .program import Program
+    return Program(program.inputs, program.steps, dtype)
+
+
+class Stats:
+    """The largest disagreement seen per oracle pair, and counts, for run summaries."""
+
+    def __init__(self):
+        self.checked = 0
+        self.ops = {}
+        self.worst = {}  # "engine vs torch" -> largest ratio |error| / tolerance, and rel error
+
+    def add(self, verdict):
+        self.checked += 1
+        for op in verdict.case.program.ops():
+            self.ops[op] = self.ops.get(op, 0) + 1
+        for c in verdict.comparisons:
+            key = f"{c.pair[0]} vs {c.pair[1]}"
+            ratio = c.abs_err / c.tolerance if c.tolerance > 0 else 0.0
+            prev = self.worst.get(key, {"ratio": 0.0, "rel": 0.0})
+            self.worst[key] = {"ratio": max(prev["ratio"], ratio),
+                               "rel": max(prev["rel"], c.rel_err)}
+
+    def to_dict(self):
+        return {"checked": self.checked, "ops": self.ops, "worst": self.worst}
+
+
+__all__ = ["Checker", "Verdict", "Comparison", "Failure", "EngineBug", "ForwardMismatch",
+           "GradientMismatch", "ShapeOrDtypeMismatch", "EngineCrash", "ReferenceProblem",
+           "Result"]

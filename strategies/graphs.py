@@ -1,0 +1,250 @@
+"""Hypothesis strategies for random, shape-consistent expression graphs.
+
+    from strategies import cases
+    @given(cases(ops=["matmul", "relu", "sum"], max_steps=6))
+    def test_engine(case): checker.check(case)
+
+`cases()` draws a program together with its input values, step by step, so
+that every operand is known when it is chosen: an operation takes only
+operands inside its domain (log positive, inv well conditioned, exp bounded;
+the names come from `mflow.ops`, their meaning from `strategies.domains`), and
+every intermediate stays finite and of modest size.
+
+How it shrinks. Each step is one span of draws, so Hypothesis can delete a
+step whole. Before each step a flag says whether to go on; it shrinks to 0,
+"stop", so programs get shorter. Operations are sampled from a list that puts
+the simplest first. An operand is an index among the earlier values, newest
+first, so it shrinks towards a chain; the last choice, a fresh input, shrinks
+away towards reusing what exists. Values shrink towards small simple numbers.
+"""
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from mflow.ops import OPS
+from mflow.shapes import ShapeError
+from oracles.numpy_backend import NUMPY_OPS
+from oracles.program import Case, Program, Step
+
+from .domains import MAX_MAGNITUDE, accepts, values
+
+_cache = {}
+
+
+def _ints(lo, hi):
+    """st.integers, built once per range: building strategies is a large share of a draw."""
+    key = ("ints", lo, hi)
+    if key not in _cache:
+        _cache[key] = st.integers(lo, hi)
+    return _cache[key]
+
+
+def _one_of(options):
+    key = ("sampled", tuple(map(repr, options)))
+    if key not in _cache:
+        _cache[key] = st.sampled_from(options)
+    return _cache[key]
+
+
+def _values(shape, domain="real", kinks=()):
+    key = ("values", shape, domain, kinks)
+    if key not in _cache:
+        _cache[key] = values(shape, domain, kinks)
+    return _cache[key]
+
+# Simplest first: shrinking moves towards the front of this list.
+ORDER = ["add", "mul", "neg", "sub", "matmul", "transpose", "sum", "relu", "exp", "tanh",
+         "sigmoid", "sin", "cos", "div", "log", "pow", "mean", "concat", "getitem", "softmax",
+         "log_softmax", "trace", "inv", "det", "conv2d"]
+assert sorted(ORDER) == sorted(OPS), "every operation of the table has a place here"
+
+ATTRS = {  # the attribute values drawn for each operation (getitem's depend on the shape)
+    "sum": {"axis": [None, 0, 1]}, "mean": {"axis": [None, 0, 1]},
+    "softmax": {"axis": [1, 0]}, "log_softmax": {"axis": [1, 0]},
+    "concat": {"axis": [0, 1]}, "pow": {"p": [2, 3, -1, 0.5, 1.5, -2.5]},
+    "conv2d": {"stride": [1, 2, 3], "padding": ["valid", "same"]},
+}
+
+
+def _check_bounds(name_lo, lo, name_hi, hi, least):
+    for name, v in ((name_lo, lo), (name_hi, hi)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise InvalidArgument(f"{name}={v!r} must be an int >= {least}")
+    if lo > hi:
+        raise InvalidArgument(f"{name_lo}={lo} is larger than {name_hi}={hi}")
+
+
+def _check_ops(ops):
+    if ops is None:
+        return list(ORDER)
+    if isinstance(ops, str):
+        raise InvalidArgument(f"ops={ops!r} must be a list of operation names, not a string")
+    ops = list(ops)
+    unknown = [o for o in ops if o not in OPS]
+    if unknown or not ops:
+        raise InvalidArgument(f"ops={ops!r}: {'unknown ' + str(unknown) if unknown else 'empty'};"
+                              f" operations are {', '.join(ORDER)}")
+    return [o for o in ORDER if o in ops]
+
+
+def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtype="float64",
+          constants=True):
+    """Cases (program, inputs, cotangent) over `ops` (default: every operation).
+
+    min_steps / max_steps bound the operations, max_inputs the inputs, max_side
+    every matrix's sides; dtype is "float64", "float32" or "mixed" (either, per
+    case). Invalid arguments raise InvalidArgument naming them."""
+    ops = _check_ops(ops)
+    _check_bounds("min_steps", min_steps, "max_steps", max_steps, 1)
+    _check_bounds("max_inputs", max_inputs, "max_inputs", max_inputs, 1)
+    _check_bounds("max_side", max_side, "max_side", max_side, 1)
+    if dtype not in ("float64", "float32", "mixed"):
+        raise InvalidArgument(f"dtype={dtype!r} must be 'float64', 'float32' or 'mixed'")
+    return _cases(ops, min_steps, max_steps, max_inputs, max_side, dtype, bool(constants))
+
+
+def programs(**kwargs):
+    """Programs alone: `cases(**kwargs)` without the values."""
+    return cases(**kwargs).map(lambda case: case.program)
+
+
+class _Graph:
+    """The graph being drawn: every node's kind, shape and value, in creation order."""
+
+    def __init__(self):
+        self.nodes = []  # (kind, payload, value): kind "input" | "const" | "step"
+
+    def add(self, kind, payload, value):
+        self.nodes.append((kind, payload, value))
+        return len(self.nodes) - 1
+
+    def inputs(self):
+        return sum(kind == "input" for kind, _, _ in self.nodes)
+
+    def program(self, dtype):
+        """Renumber: inputs first, then constants and steps in creation order."""
+        order = ([i for i, n in enumerate(self.nodes) if n[0] == "input"]
+                 + [i for i, n in enumerate(self.nodes) if n[0] != "input"])
+        new = {old: k for k, old in enumerate(order)}
+        inputs = [self.nodes[i][2].shape for i in order if self.nodes[i][0] == "input"]
+        steps = []
+        for i in order:
+            kind, payload, value = self.nodes[i]
+            if kind == "const":
+                steps.append(Step("const", (), {"value": tuple(map(tuple, value.tolist()))}))
+            elif kind == "step":
+                op, args, attrs = payload
+                steps.append(Step(op, tuple(new[a] for a in args), attrs))
+        values = [self.nodes[i][2] for i in order if self.nodes[i][0] == "input"]
+        return Program(tuple(inputs), tuple(steps), dtype), values
+
+
+@st.composite
+def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constants):
+    if dtype == "mixed":
+        dtype = draw(_one_of(["float64", "float32"]))
+    g = _Graph()
+    shape = (draw(_ints(1, max_side)), draw(_ints(1, max_side)))
+    g.add("input", None, draw(_values(shape)))
+    steps, attempts = 0, 0
+    while steps < max_steps and attempts < 4 * max_steps:
+        attempts += 1
+        if steps >= min_steps and draw(_ints(0, 7)) == 0:  # the stop flag
+            break
+        if _step(draw, g, ops, max_inputs, max_side, constants):
+            steps += 1
+    if not any(kind == "step" for kind, _, _ in g.nodes):
+        _step(draw, g, ["neg"], max_inputs, max_side, constants)  # always at least one step
+    program, inputs = g.program(dtype)
+    cotangent = draw(_values(program.output_shape))
+    np_dtype = np.dtype(dtype)
+    return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
+
+
+def _step(draw, g, ops, max_inputs, max_side, constants):
+    """Draw one operation and its operands; add it if its value is usable."""
+    name = draw(_one_of(ops))
+    op = OPS[name]
+    arity = op.arity or draw(_ints(1, 3))
+    attrs = {k: draw(_one_of(v)) for k, v in ATTRS.get(name, {}).items()}
+    domains = op.domains(arity, attrs)
+    chosen = []        # (node index or None for fresh, shape, value)
+    fresh = []         # (kind, value) created for this step, committed only if it is kept
+    for j in range(arity):
+        last = j == arity - 1
+        domain = domains[j]
+        kinks = op.kinks
+
+        def fits(shape, last=last):
+            if not last:
+                return max(shape) <= max_side
+            try:
+                out = op.shape(*[c[1] for c in chosen], shape, **attrs) if name != "getitem" \
+                    else shape
+            except ShapeError:
+                return False
+            return max(out) <= max_side
+
+        candidates = [i for i in reversed(range(len(g.nodes)))
+                      if fits(g.nodes[i][2].shape) and accepts(domain, g.nodes[i][2])]
+        can_add = g.inputs() + sum(k == "input" for k, _ in fresh) < max_inputs
+        pick = draw(_ints(0, len(candidates) - (0 if can_add else 1))) \
+            if candidates or can_add else None
+        if pick is None:
+            return False
+        if pick < len(candidates):
+            i = candidates[pick]
+            chosen.append((i, g.nodes[i][2].shape, g.nodes[i][2]))
+            continue
+        base = chosen[0][1] if chosen else (draw(_ints(1, max_side)),
+                                            draw(_ints(1, max_side)))
+        k = draw(_ints(1, max_side))
+        sides = sorted({base[0], base[1], 1, k})
+        proposals = [(r, c) for r in sides for c in sides if fits((r, c))]
+        if domain == "invertible":
+            proposals = [s for s in proposals if s[0] == s[1]]
+        if not proposals:
+            return False
+        shape = draw(_one_of(proposals))
+        value = draw(_values(shape, domain, kinks))
+        kind = "const" if constants and j > 0 and draw(_ints(0, 3)) == 0 else "input"
+        fresh.append((kind, value))
+        chosen.append((None, shape, value))
+    if name == "getitem":
+        attrs = _index(draw, chosen[0][1])
+    try:
+        out_shape = op.shape(*[c[1] for c in chosen], **attrs)
+    except ShapeError:
+        return False
+    with np.errstate(all="ignore"):
+        value = np.asarray(NUMPY_OPS[name](*[c[2] for c in chosen], **attrs), np.float64)
+    if (value.shape != tuple(out_shape) or not np.all(np.isfinite(value))
+            or np.max(np.abs(value)) > MAX_MAGNITUDE):
+        return False
+    it = iter(fresh)
+    args = []
+    for i, _, v in chosen:
+        if i is None:
+            kind, v = next(it)
+            i = g.add(kind, None, v)
+        args.append(i)
+    g.add("step", (name, tuple(args), attrs), value)
+    return True
+
+
+def _index(draw, shape):
+    """getitem's rows and cols: a slice, an int, or a list of indices (repeats allowed)."""
+    out = {}
+    for key, n in zip(("rows", "cols"), shape):
+        how = draw(_one_of(["slice", "int", "list"]))
+        if how == "slice":
+            start = draw(_ints(0, n - 1))
+            stop = draw(_ints(start + 1, n))
+            out[key] = slice(start, stop, draw(_ints(1, max(1, stop - start))))
+        elif how == "int":
+            i = draw(_ints(0, n - 1))
+            out[key] = slice(i, i + 1, 1)
+        else:
+            out[key] = tuple(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n)))
+    return out
