@@ -5,6 +5,8 @@ import numpy as np
 from .ops import OPS, Op
 from .shapes import ShapeError, normalise_index
 
+accumulate = np.add  # how contributions from several uses combine (a name tests can patch)
+
 
 def as_matrix(value, who="Node"):
     """A user's value as a 2-D float matrix (numbers and 0-D arrays become 1x1)."""
@@ -86,23 +88,23 @@ class Node:
     # --- operators ---------------------------------------------------------------
 
     def __neg__(self):
-        return apply(NEG, self)
+        return apply("neg", self)
 
     def __pow__(self, p):
         if isinstance(p, Node) or isinstance(p, bool) or not isinstance(p, (int, float)):
             raise TypeError(f"pow: the exponent must be a Python number; got {type(p).__name__}")
-        return apply(POW, self, p=p)
+        return apply("pow", self, p=p)
 
     @property
     def T(self):
-        return apply(TRANSPOSE, self)
+        return apply("transpose", self)
 
     def __getitem__(self, key):
         try:
             rows, cols = normalise_index(key, self.shape)
         except ShapeError as e:
             raise ShapeError(f"getitem: {e}") from None
-        return apply(GETITEM, self, rows=rows, cols=cols)
+        return apply("getitem", self, rows=rows, cols=cols)
 
     # --- the backward pass -------------------------------------------------------
 
@@ -139,7 +141,7 @@ class Node:
                     if gp.shape != v.shape or gp.dtype != v.dtype:
                         gp = _unbroadcast(gp, v, op)
                     if p in grads:
-                        grads[p] = grads[p] + gp
+                        grads[p] = accumulate(grads[p], gp)  # fan-out: contributions add up
                     else:
                         grads[p] = gp
 
@@ -149,9 +151,8 @@ class Node:
             node.grad = None
 
 
-def _binary(op_name, reflected=False):
-    op = OPS[op_name]
-
+def _binary(op, reflected=False):
+    # the op by name, looked up per call, so that a patched table entry is seen everywhere
     def method(self, other):
         if type(other) is not Node:
             other = lift(other, self)
@@ -166,7 +167,6 @@ for _name, _dunder in [("add", "add"), ("sub", "sub"), ("mul", "mul"),
     setattr(Node, f"__{_dunder}__", _binary(_name))
     setattr(Node, f"__r{_dunder}__", _binary(_name, reflected=True))
 
-NEG, POW, TRANSPOSE, GETITEM = OPS["neg"], OPS["pow"], OPS["transpose"], OPS["getitem"]
 _new = Node.__new__
 
 

@@ -17,6 +17,7 @@ Domains, per operand, tell the strategies where inputs are safe:
   "positive"    bounded away from zero and positive (log, a fractional power)
   "bounded"     of modest size (exp, so that values stay finite)
   "invertible"  a square, well-conditioned matrix (inv, det)
+  "wide"        anything up to 1e3 in size: the operation must not overflow there (softmax)
 """
 
 from collections.abc import Callable
@@ -168,10 +169,11 @@ def _softmax(x, axis=1):
 
 
 # dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
-defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, forward=_softmax,
+defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",), forward=_softmax,
       vjp=lambda g, ans, x, axis=1: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),))
 # dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
-defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, forward=_log_softmax,
+defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",),
+      forward=_log_softmax,
       vjp=lambda g, ans, x, axis=1: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),))
 
 # --- square matrices -----------------------------------------------------------

@@ -17,8 +17,8 @@ the command line (`pytest --engine ...`) or in MFLOW_ENGINE.
 """
 
 import importlib
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 

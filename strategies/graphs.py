@@ -123,9 +123,16 @@ class _Graph:
         return sum(kind == "input" for kind, _, _ in self.nodes)
 
     def program(self, dtype):
-        """Renumber: inputs first, then constants and steps in creation order."""
+        """Keep what the output depends on (and every input: an engine must give an
+        unused input a zero gradient); renumber inputs first, then constants and
+        steps in creation order."""
+        live = {len(self.nodes) - 1}
+        for i in reversed(range(len(self.nodes))):
+            kind, payload, _ = self.nodes[i]
+            if i in live and kind == "step":
+                live.update(payload[1])
         order = ([i for i, n in enumerate(self.nodes) if n[0] == "input"]
-                 + [i for i, n in enumerate(self.nodes) if n[0] != "input"])
+                 + [i for i, n in enumerate(self.nodes) if n[0] != "input" and i in live])
         new = {old: k for k, old in enumerate(order)}
         inputs = [self.nodes[i][2].shape for i in order if self.nodes[i][0] == "input"]
         steps = []
@@ -150,16 +157,25 @@ def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constan
     steps, attempts = 0, 0
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1
-        if steps >= min_steps and draw(_ints(0, 7)) == 0:  # the stop flag
+        # one span per step, the stop flag inside it: Hypothesis deletes steps whole
+        added = draw(_step_span(g, ops, max_inputs, max_side, constants, steps >= min_steps))
+        if added is None:
             break
-        if _step(draw, g, ops, max_inputs, max_side, constants):
-            steps += 1
+        steps += added
     if not any(kind == "step" for kind, _, _ in g.nodes):
         _step(draw, g, ["neg"], max_inputs, max_side, constants)  # always at least one step
     program, inputs = g.program(dtype)
     cotangent = draw(_values(program.output_shape))
     np_dtype = np.dtype(dtype)
     return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
+
+
+@st.composite
+def _step_span(draw, g, ops, max_inputs, max_side, constants, may_stop):
+    """None to stop (the flag shrinks to 0: shorter programs), else 1 if a step was added."""
+    if may_stop and draw(_ints(0, 7)) == 0:
+        return None
+    return int(_step(draw, g, ops, max_inputs, max_side, constants))
 
 
 def _step(draw, g, ops, max_inputs, max_side, constants):

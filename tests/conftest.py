@@ -1,12 +1,100 @@
-"""Hold every pytest worker to one thread (two xdist workers share two cores)."""
+"""Test configuration: one thread per worker, Hypothesis profiles, the engine under test.
 
+Profiles (choose with --hypothesis-profile NAME or MFLOW_PROFILE=NAME; default dev):
+  dev   quick, random: for working on the code
+  ci    derandomised, a fixed budget: what `tox` and CI run
+  fuzz  long, random, with the example database: the campaign `tox -e fuzz` runs
+Each is registered from Hypothesis's own default profile, so none inherits
+another's settings by accident.
+
+The engine: --engine module[:attribute] or MFLOW_ENGINE (default: mflow).
+"""
+
+import json
 import os
+from pathlib import Path
 
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                       "intra_op_parallelism_threads=1")
 
-import torch  # noqa: E402  (after the environment it reads)
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
+
+from oracles.engine import EngineError, load_engine, supported  # noqa: E402
 
 torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+_default = settings.get_profile("default")
+_slow_is_fine = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+PROFILES = {
+    "dev": dict(max_examples=25, deadline=None, suppress_health_check=_slow_is_fine),
+    "ci": dict(max_examples=60, derandomize=True, deadline=None, database=None,
+               print_blob=True, suppress_health_check=_slow_is_fine),
+    "fuzz": dict(max_examples=int(os.environ.get("MFLOW_FUZZ_EXAMPLES", "1000")), deadline=None,
+                 database=DirectoryBasedExampleDatabase(str(ROOT / ".hypothesis" / "examples")),
+                 print_blob=True, suppress_health_check=_slow_is_fine),
+}
+for _name, _kw in PROFILES.items():
+    settings.register_profile(_name, parent=_default, **_kw)
+
+_profile = os.environ.get("MFLOW_PROFILE", "dev")
+if _profile not in PROFILES:
+    raise pytest.UsageError(f"MFLOW_PROFILE={_profile!r} is not a profile; "
+                            f"choose one of {', '.join(PROFILES)}")
+settings.load_profile(_profile)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--engine", default=os.environ.get("MFLOW_ENGINE", "mflow"),
+                     help="the engine under test: module[:attribute] of an adapter "
+                          "(see oracles/engine.py); default mflow, or MFLOW_ENGINE")
+    parser.addoption("--shards", type=int, default=int(os.environ.get("MFLOW_SHARDS", "4")),
+                     help="how many items the random-graph fuzz test is split into, so that "
+                          "pytest -n auto spreads it over the cores (default 4, or MFLOW_SHARDS)")
+
+
+def pytest_configure(config):
+    try:
+        config.engine = load_engine(config.getoption("--engine"))
+    except EngineError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_generate_tests(metafunc):
+    """`op` runs over the operations the engine supports; `shard` over --shards."""
+    if "op" in metafunc.fixturenames:
+        metafunc.parametrize("op", supported(metafunc.config.engine))
+    if "shard" in metafunc.fixturenames:
+        metafunc.parametrize("shard", range(metafunc.config.getoption("--shards")))
+
+
+@pytest.fixture(scope="session")
+def engine(request):
+    return request.config.engine
+
+
+@pytest.fixture(scope="session")
+def checker(request, engine):
+    from oracles.verdict import Checker
+    request.config.mflow_checker = Checker(engine)
+    return request.config.mflow_checker
+
+
+@pytest.fixture(scope="session")
+def engine_ops(engine):
+    return supported(engine)
+
+
+def pytest_sessionfinish(session):
+    """Each process writes what its checker saw, for the fuzz summary to merge."""
+    out = os.environ.get("MFLOW_STATS_DIR")
+    checker = getattr(session.config, "mflow_checker", None)
+    if out and checker is not None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, f"stats-{worker}.json").write_text(json.dumps(checker.stats.to_dict()))

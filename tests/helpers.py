@@ -16,7 +16,7 @@ def sample(domain, shape, rng, dtype=np.float64):
         x = rng.uniform(0.5, 2.0, shape)
         if domain == "nonzero":
             x *= rng.choice([-1.0, 1.0], shape)
-    else:  # "real", "bounded"
+    else:  # "real", "bounded", "wide"
         x = rng.uniform(-2.0, 2.0, shape)
     return x.astype(dtype)
 

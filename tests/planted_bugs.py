@@ -1,0 +1,119 @@
+"""Planted bugs: each a wrong rule in an otherwise correct mflow, to prove the
+suite catches what it claims to catch. `bug.planted()` is a context manager
+that swaps one table entry (or the accumulation of fan-out) for the wrong one.
+"""
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from unittest import mock
+
+import numpy as np
+
+import mflow.node
+from mflow.ops import OPS
+
+
+@dataclass(frozen=True)
+class Bug:
+    name: str
+    op: str          # the operation the bug lives in ("" when it is not one operation's)
+    what: str
+    patch: dict      # {op name: {field: wrong function}}, or {"accumulate": function}
+
+    @contextlib.contextmanager
+    def planted(self):
+        with contextlib.ExitStack() as stack:
+            for target, fields in self.patch.items():
+                if target == "accumulate":
+                    stack.enter_context(mock.patch.object(mflow.node, "accumulate", fields))
+                elif target == "unbroadcast":
+                    stack.enter_context(mock.patch.object(mflow.node, "_unbroadcast", fields))
+                else:
+                    wrong = dataclasses.replace(OPS[target], **fields)
+                    stack.enter_context(mock.patch.dict(OPS, {target: wrong}))
+            yield
+
+
+def _concat_wrong_offset(g, ans, *xs, axis=0):
+    cuts = np.cumsum([x.shape[axis] for x in xs[1:]])  # sizes of the wrong operands
+    return tuple(np.split(g, cuts, axis=axis))
+
+
+def _getitem_wrong_offset(g, ans, x, rows, cols):
+    out = np.zeros(x.shape, dtype=g.dtype)
+    out[:g.shape[0], :g.shape[1]] += g  # placed at the corner, not at rows/cols
+    return (out,)
+
+
+def _conv2d_kernel_flipped(g, ans, image, kernel, stride=1, padding="valid"):
+    gi, gk = OPS_CORRECT["conv2d"].vjp(g, ans, image, kernel, stride, padding)
+    return gi, gk[::-1, ::-1]
+
+
+def _log_softmax_no_shift(x, axis=1):
+    return x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
+
+
+def _softmax_no_shift(x, axis=1):
+    e = np.exp(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _mul_scalar_mean(g, ans, a, b):
+    """MatrixFlow-style scalar multiply: the scalar's gradient averaged, not summed."""
+    ga, gb = g * b, g * a
+    if b.shape == (1, 1) and a.shape != (1, 1):
+        gb = np.full((1, 1), np.mean(gb), dtype=gb.dtype)
+    return ga, gb
+
+
+def _no_reduction(g, value, op):
+    return g if g.dtype == value.dtype else g.astype(value.dtype)
+
+
+OPS_CORRECT = dict(OPS)
+OPS_UNBROADCAST = mflow.node._unbroadcast
+
+CATALOGUE = [
+    Bug("matmul_missing_transpose", "matmul", "G_A = G B instead of G Bᵀ",
+        {"matmul": {"vjp": lambda g, ans, a, b: (g @ b, a.T @ g)}}),
+    Bug("broadcast_not_reduced", "", "gradients of broadcast operands keep the broadcast shape",
+        {"unbroadcast": _no_reduction}),
+    Bug("relu_mask_from_output_ge", "relu", "mask (relu(x) >= 0): passes every gradient",
+        {"relu": {"vjp": lambda g, ans, x: (g * (ans >= 0),)}}),
+    Bug("relu_mask_ge", "relu", "mask (x >= 0): relu'(0) = 1, against torch and JAX",
+        {"relu": {"vjp": lambda g, ans, x: (g * (x >= 0),)}}),
+    Bug("concat_wrong_offset", "concat", "the gradient split at the wrong offsets",
+        {"concat": {"vjp": _concat_wrong_offset}}),
+    Bug("fanout_overwrites", "", "a second use's gradient overwrites the first's",
+        {"accumulate": lambda total, g: g}),
+    Bug("softmax_no_shift", "softmax", "exp(x) / Σ exp(x) without subtracting the max",
+        {"softmax": {"forward": _softmax_no_shift}}),
+    Bug("log_softmax_no_shift", "log_softmax", "x - log Σ exp(x) without the max shift",
+        {"log_softmax": {"forward": _log_softmax_no_shift}}),
+    Bug("log_epsilon", "log", "log(x + 1e-8) 'for safety'",
+        {"log": {"forward": lambda x: np.log(x + 1e-8)}}),
+    Bug("det_missing_transpose", "det", "G = g det X X⁻¹ instead of X⁻ᵀ",
+        {"det": {"vjp": lambda g, ans, x: (g[0, 0] * ans[0, 0] * np.linalg.inv(x),)}}),
+    Bug("scalar_mul_gradient_mean", "mul", "a broadcast scalar's gradient averaged, not summed",
+        {"mul": {"vjp": _mul_scalar_mean}}),
+    Bug("sub_sign_flip", "neg", "neg's VJP passes g through, so b in a - b gets +g",
+        {"neg": {"vjp": lambda g, ans, x: (g,)}}),
+    Bug("slice_wrong_offset", "getitem", "the slice's gradient placed at the corner",
+        {"getitem": {"vjp": _getitem_wrong_offset}}),
+    Bug("conv2d_kernel_flipped", "conv2d", "the kernel's gradient flipped",
+        {"conv2d": {"vjp": _conv2d_kernel_flipped}}),
+    Bug("sigmoid_missing_factor", "sigmoid", "σ' = σ instead of σ (1 - σ)",
+        {"sigmoid": {"vjp": lambda g, ans, x: (g * ans,)}}),
+    Bug("tanh_not_squared", "tanh", "tanh' = 1 - tanh instead of 1 - tanh²",
+        {"tanh": {"vjp": lambda g, ans, x: (g * (1 - ans),)}}),
+    Bug("inv_missing_minus", "inv", "d X⁻¹ = X⁻¹ dX X⁻¹ (sign lost)",
+        {"inv": {"vjp": lambda g, ans, x: (ans.T @ g @ ans.T,)}}),
+    Bug("pow_off_by_one", "pow", "d xᵖ = p xᵖ instead of p xᵖ⁻¹",
+        {"pow": {"vjp": lambda g, ans, x, p: (g * p * x ** p,)}}),
+    Bug("div_denominator_sign", "div", "d(a/b)/db = +a/b²",
+        {"div": {"vjp": lambda g, ans, a, b: (g / b, g * ans / b)}}),
+    Bug("exp_uses_input", "exp", "exp' taken as x instead of exp(x)",
+        {"exp": {"vjp": lambda g, ans, x: (g * x,)}}),
+]

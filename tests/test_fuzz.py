@@ -1,0 +1,53 @@
+"""The fuzzing suite: random graphs on the engine under test, every answer
+cross-checked against torch, JAX and finite differences (oracles/verdict.py)."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strategies import cases
+
+UNARY = ["neg", "relu", "exp", "tanh", "sigmoid", "sin", "cos", "log", "pow", "transpose",
+         "sum", "mean", "softmax", "log_softmax", "getitem", "inv", "det", "trace"]
+BINARY = ["add", "sub", "mul", "div", "matmul", "concat", "conv2d"]
+
+
+def only(ops, engine_ops):
+    return [o for o in ops if o in engine_ops] or engine_ops
+
+
+@given(data=st.data())
+def test_operation(checker, op, data):
+    """Each operation in small graphs of its own: the first step is always `op`."""
+    checker.check(data.draw(cases(ops=[op], max_steps=3), label="case"))
+
+
+@given(data=st.data())
+def test_random_graphs(checker, engine_ops, shard, data):
+    """Graphs of up to 10 operations over everything the engine supports; split
+    into shards so that pytest -n auto spreads the work over the cores."""
+    checker.check(data.draw(cases(ops=engine_ops, max_steps=10), label="case"))
+
+
+@given(data=st.data())
+def test_small_graphs(checker, engine_ops, data):
+    checker.check(data.draw(cases(ops=engine_ops, max_steps=3, max_side=3), label="case"))
+
+
+@given(data=st.data())
+def test_fan_out_heavy_graphs(checker, engine_ops, data):
+    """One input and binary operations: every operand is an earlier node, used again."""
+    ops = only(BINARY + ["neg", "tanh", "sum"], engine_ops)
+    checker.check(data.draw(cases(ops=ops, max_inputs=1, min_steps=4, max_steps=12,
+                                  constants=False), label="case"))
+
+
+@given(data=st.data())
+def test_deep_chains(checker, engine_ops, data):
+    ops = only(UNARY, engine_ops)
+    checker.check(data.draw(cases(ops=ops, max_inputs=1, min_steps=12, max_steps=24),
+                            label="case"))
+
+
+@given(data=st.data())
+def test_float32_graphs(checker, engine_ops, data):
+    checker.check(data.draw(cases(ops=engine_ops, max_steps=8, dtype="float32"), label="case"))
