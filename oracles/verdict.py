@@ -285,16 +285,17 @@ class Checker:
 
 def _scales(case):
     """The size of the terms an answer is a sum of, before any cancellation: for
-    the output, the largest value in the graph; for input k's gradient, Φ/max(1, |x_k|)
-    with Φ = Σ|c ⊙ f|. A result that cancels to ~0 (the gradient of sum(softmax(x)))
-    is then held to rounding relative to its terms, not to its own residue."""
+    the output, the largest value in the graph; for a gradient, Σ|c| max(1, |f|).
+    A result that cancels to ~0 (the gradient of sum(softmax(x)), or a saturated
+    softmax's 1 - p) is then held to rounding relative to its terms, not to its
+    own residue."""
     x64 = [np.asarray(x, np.float64) for x in case.inputs]
     with np.errstate(all="ignore"):
         values = interpret(_as(case.program, "float64"), NUMPY_OPS, lambda x: x,
                            lambda a: a.astype(np.float64), x64)
     biggest = max(float(np.max(np.abs(v))) for v in values)
-    phi = float(np.sum(np.abs(values[-1] * np.asarray(case.cotangent, np.float64))))
-    return [biggest] + [phi / max(1.0, float(np.max(np.abs(x)))) for x in x64]
+    terms = float(np.sum(np.abs(case.cotangent))) * max(1.0, float(np.max(np.abs(values[-1]))))
+    return [biggest] + [terms] * len(x64)
 
 
 def arrays_of(verdict):
