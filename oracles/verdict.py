@@ -124,6 +124,11 @@ class Verdict:
         return "\n".join(lines)
 
 
+def _relative(err, size):
+    """err / size; 0 when both are 0, inf when only the reference is 0."""
+    return err / size if size > 0 else (0.0 if err == 0 else float("inf"))
+
+
 def _norm(a):
     return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
 
@@ -258,7 +263,7 @@ class Checker:
         err = _norm(np.nan_to_num(diff, nan=np.inf))
         worst = np.unravel_index(np.argmax(np.nan_to_num(diff, nan=np.inf)), diff.shape)
         ok = bool(err <= tol)
-        verdict.comparisons.append(Comparison(name, pair, err, err / max(_norm(b64), 1e-300),
+        verdict.comparisons.append(Comparison(name, pair, err, _relative(err, _norm(b64)),
                                               tuple(int(k) for k in worst), tol, reason, ok))
 
     def _compare_fd(self, verdict, pair, result, gauge, dtype):
@@ -277,7 +282,7 @@ class Checker:
             ok = bool(np.all((diff <= bound) | ~probes.valid))
             verdict.comparisons.append(Comparison(
                 f"gradient of x{k}", pair, float(diff[j]),
-                float(diff[j] / max(abs(probes.estimate[j]), 1e-300)),
+                _relative(float(diff[j]), abs(float(probes.estimate[j]))),
                 tuple(int(w) if not isinstance(w, str) else w for w in worst), float(bound[j]),
                 "finite-difference bound (Richardson + rounding) + the AD tolerance"
                 + ("" if probes.full else ", along signed random directions"), ok))
@@ -326,8 +331,9 @@ class Stats:
             key = f"{c.pair[0]} vs {c.pair[1]}"
             ratio = c.abs_err / c.tolerance if c.tolerance > 0 else 0.0
             prev = self.worst.get(key, {"ratio": 0.0, "rel": 0.0})
-            self.worst[key] = {"ratio": max(prev["ratio"], ratio),
-                               "rel": max(prev["rel"], c.rel_err)}
+            rel = c.rel_err if np.isfinite(c.rel_err) else 0.0  # relative to a zero: no figure
+            self.worst[key] = {"ratio": max(prev["ratio"], float(ratio)),
+                               "rel": max(prev["rel"], float(rel))}
 
     def to_dict(self):
         return {"checked": self.checked, "ops": self.ops, "worst": self.worst}

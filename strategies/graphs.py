@@ -13,9 +13,10 @@ every intermediate stays finite and of modest size.
 How it shrinks. Each step is one span of draws, so Hypothesis can delete a
 step whole. Before each step a flag says whether to go on; it shrinks to 0,
 "stop", so programs get shorter. Operations are sampled from a list that puts
-the simplest first. An operand is an index among the earlier values, newest
-first, so it shrinks towards a chain; the last choice, a fresh input, shrinks
-away towards reusing what exists. Values shrink towards small simple numbers.
+the simplest first. An operand is one draw: 0 a fresh input, 1 a fresh
+constant, then the earlier values newest first, so deleting an older step does
+not change what a later choice means. Values come from one seed per matrix and
+do not shrink (see `strategies.domains.values`).
 """
 
 import numpy as np
@@ -40,11 +41,10 @@ def _ints(lo, hi):
     return _cache[key]
 
 
-def _one_of(options):
-    key = ("sampled", tuple(map(repr, options)))
-    if key not in _cache:
-        _cache[key] = st.sampled_from(options)
-    return _cache[key]
+def _choose(draw, options):
+    """Like draw(sampled_from(options)), shrinking to the first option, without
+    building a strategy for every new list."""
+    return options[draw(_ints(0, len(options) - 1))]
 
 
 def _values(shape, domain="real", kinks=()):
@@ -92,8 +92,9 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
           constants=True):
     """Cases (program, inputs, cotangent) over `ops` (default: every operation).
 
-    min_steps / max_steps bound the operations, max_inputs the inputs, max_side
-    every matrix's sides; dtype is "float64", "float32" or "mixed" (either, per
+    min_steps / max_steps bound the operations drawn (a step no later one uses is
+    then joined to the output by out + sum(step): two more steps), max_inputs the
+    inputs, max_side every matrix's sides; dtype is "float64", "float32" or "mixed" (either, per
     case). Invalid arguments raise InvalidArgument naming them."""
     ops = _check_ops(ops)
     _check_bounds("min_steps", min_steps, "max_steps", max_steps, 1)
@@ -107,6 +108,13 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
 def programs(**kwargs):
     """Programs alone: `cases(**kwargs)` without the values."""
     return cases(**kwargs).map(lambda case: case.program)
+
+
+def _shapes(n):
+    key = ("shapes", n)
+    if key not in _cache:
+        _cache[key] = [(r, c) for r in range(1, n + 1) for c in range(1, n + 1)]
+    return _cache[key]
 
 
 class _Graph:
@@ -150,10 +158,9 @@ class _Graph:
 @st.composite
 def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constants):
     if dtype == "mixed":
-        dtype = draw(_one_of(["float64", "float32"]))
+        dtype = _choose(draw, ["float64", "float32"])
     g = _Graph()
-    shape = (draw(_ints(1, max_side)), draw(_ints(1, max_side)))
-    g.add("input", None, draw(_values(shape)))
+    g.add("input", None, draw(_values(_choose(draw, _shapes(max_side)))))
     steps, attempts = 0, 0
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1
@@ -164,26 +171,43 @@ def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constan
         steps += added
     if not any(kind == "step" for kind, _, _ in g.nodes):
         _step(draw, g, ["neg"], max_inputs, max_side, constants)  # always at least one step
+    _join_unused(g)
     program, inputs = g.program(dtype)
     cotangent = draw(_values(program.output_shape))
     np_dtype = np.dtype(dtype)
     return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
 
 
+def _join_unused(g):
+    """Add every step no later step uses into the output, as out + sum(v): a graph
+    whose gradients reach all its steps (without this, most drawn steps were
+    dead ends that no gradient checks). Not drawn: deleting a step's span during
+    shrinking removes its join too."""
+    used = {a for kind, payload, _ in g.nodes if kind == "step" for a in payload[1]}
+    out = len(g.nodes) - 1
+    for i, (kind, _, v) in enumerate(g.nodes[:-1]):
+        if kind == "step" and i not in used:
+            total = v.sum(keepdims=True)
+            s = g.add("step", ("sum", (i,), {"axis": None}), total)
+            out = g.add("step", ("add", (out, s), {}), g.nodes[out][2] + total)
+
+
 @st.composite
 def _step_span(draw, g, ops, max_inputs, max_side, constants, may_stop):
-    """None to stop (the flag shrinks to 0: shorter programs), else 1 if a step was added."""
-    if may_stop and draw(_ints(0, 7)) == 0:
+    """None to stop (the flag shrinks to 0: shorter programs), else 1 if a step was added.
+    The flag is drawn even where it cannot stop, so every span reads the same
+    draws wherever it stands, and deleting one span leaves the others aligned."""
+    if draw(_ints(0, 7)) == 0 and may_stop:
         return None
     return int(_step(draw, g, ops, max_inputs, max_side, constants))
 
 
 def _step(draw, g, ops, max_inputs, max_side, constants):
     """Draw one operation and its operands; add it if its value is usable."""
-    name = draw(_one_of(ops))
+    name = _choose(draw, ops)
     op = OPS[name]
     arity = op.arity or draw(_ints(1, 3))
-    attrs = {k: draw(_one_of(v)) for k, v in ATTRS.get(name, {}).items()}
+    attrs = {k: _choose(draw, v) for k, v in ATTRS.get(name, {}).items()}
     domains = op.domains(arity, attrs)
     chosen = []        # (node index or None for fresh, shape, value)
     fresh = []         # (kind, value) created for this step, committed only if it is kept
@@ -204,28 +228,32 @@ def _step(draw, g, ops, max_inputs, max_side, constants):
 
         candidates = [i for i in reversed(range(len(g.nodes)))
                       if fits(g.nodes[i][2].shape) and accepts(domain, g.nodes[i][2])]
-        can_add = g.inputs() + sum(k == "input" for k, _ in fresh) < max_inputs
-        pick = draw(_ints(0, len(candidates) - (0 if can_add else 1))) \
-            if candidates or can_add else None
+        # One draw: 0 a fresh input, 1 a fresh constant, 2... an earlier value, newest
+        # first. Fixed places, so deleting an older step leaves the meaning of every
+        # later choice alone (which shrinking needs); a choice that is not allowed
+        # here falls back to the next one that is.
+        pick = draw(_ints(0, 1 + len(candidates)))
+        inputs = g.inputs() + sum(kind == "input" for kind, _ in fresh)
+        allowed = [inputs < max_inputs, constants and j > 0] + [True] * len(candidates)
+        pick = next((k for k in range(pick, len(allowed)) if allowed[k]),
+                    next((k for k in range(len(allowed)) if allowed[k]), None))
         if pick is None:
             return False
-        if pick < len(candidates):
-            i = candidates[pick]
-            chosen.append((i, g.nodes[i][2].shape, g.nodes[i][2]))
+        pick = ["input", "const", *candidates][pick]
+        if not isinstance(pick, str):
+            chosen.append((pick, g.nodes[pick][2].shape, g.nodes[pick][2]))
             continue
-        base = chosen[0][1] if chosen else (draw(_ints(1, max_side)),
-                                            draw(_ints(1, max_side)))
-        k = draw(_ints(1, max_side))
-        sides = sorted({base[0], base[1], 1, k})
-        proposals = [(r, c) for r in sides for c in sides if fits((r, c))]
-        if domain == "invertible":
-            proposals = [s for s in proposals if s[0] == s[1]]
+        # a fresh operand's shape: sides related to the first operand's (the same, 1)
+        # weighted three to one over any other shape, in one draw
+        related = {chosen[0][1][0], chosen[0][1][1], 1} if chosen else set()
+        proposals = [s for s in _shapes(max_side) for _ in range(
+            3 if s[0] in related and s[1] in related else 1)
+            if fits(s) and (domain != "invertible" or s[0] == s[1])]
         if not proposals:
             return False
-        shape = draw(_one_of(proposals))
+        shape = _choose(draw, proposals)
         value = draw(_values(shape, domain, kinks))
-        kind = "const" if constants and j > 0 and draw(_ints(0, 3)) == 0 else "input"
-        fresh.append((kind, value))
+        fresh.append((pick, value))
         chosen.append((None, shape, value))
     if name == "getitem":
         attrs = _index(draw, chosen[0][1])
@@ -253,7 +281,7 @@ def _index(draw, shape):
     """getitem's rows and cols: a slice, an int, or a list of indices (repeats allowed)."""
     out = {}
     for key, n in zip(("rows", "cols"), shape):
-        how = draw(_one_of(["slice", "int", "list"]))
+        how = _choose(draw, ["slice", "int", "list"])
         if how == "slice":
             start = draw(_ints(0, n - 1))
             stop = draw(_ints(start + 1, n))

@@ -6,32 +6,34 @@ from hypothesis import HealthCheck, find, settings
 from oracles.engine import MflowEngine
 from oracles.kinks import kink_disagreements
 from oracles.verdict import Checker, EngineBug
+from reports.reduce import reduce
 from strategies import cases
 from tests.planted_bugs import CATALOGUE
 
 # Bugs that live exactly at a kink: the fuzzer stays away from kinks by design,
 # so the convention test is the one that must catch them.
 AT_KINK = {"relu_mask_ge"}
-# Most bugs shrink to their operation and at most one more step. These need a
-# shape the strategy reaches only through more steps (a concat of unequal parts,
-# a scalar times a matrix from one input), and Hypothesis stops in a local
-# minimum: measured sizes, held here so a regression still fails. The graph-aware
-# reducer of the reports issue is meant to take them further.
-MAX_STEPS = {"concat_wrong_offset": 10, "scalar_mul_gradient_mean": 4}
 
 
-def shrunk_failure(bug, checker, max_examples=3000):
-    """The minimal case Hypothesis finds on which the checker blames the engine."""
+def failing(checker):
     def fails(case):
         try:
             checker.check(case)
         except EngineBug:
             return True
         return False
+    return fails
+
+
+def shrunk_failure(bug, checker, max_examples=3000):
+    """The minimal case Hypothesis finds on which the checker blames the engine,
+    then reduced by the graph-aware reducer."""
+    fails = failing(checker)
     with bug.planted():
-        return find(cases(dtype="mixed"), fails,
+        case = find(cases(dtype="mixed"), fails,
                     settings=settings(settings.default, max_examples=max_examples, database=None,
                                       suppress_health_check=list(HealthCheck)))
+        return reduce(case, fails)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def mflow_checker(engine):
 def test_planted_bug_is_caught_and_shrunk(bug, mflow_checker):
     case = shrunk_failure(bug, mflow_checker)
     steps = [s for s in case.program.steps if s.op != "const"]
-    assert len(steps) <= MAX_STEPS.get(bug.name, 2), f"{bug.name} shrank only to {case.program}"
+    assert len(steps) <= 2, f"{bug.name} shrank only to {case.program}"
     if bug.op:
         used = case.program.ops() + (["neg"] if "sub" in case.program.ops() else [])
         assert bug.op in used, f"{bug.name} shrank to a program without {bug.op}: {case.program}"
