@@ -4,9 +4,13 @@ Each entry takes torch tensors (2-D) and mflow's attributes and returns a 2-D
 tensor, so that any mflow graph can be replayed in torch op by op.
 """
 
+import warnings
+
 import torch
 
 F = torch.nn.functional
+# torch notes that 'same' padding with an even kernel copies the input; the result is right
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
 
 
 def _index(rows, cols):
