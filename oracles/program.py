@@ -130,9 +130,9 @@ class Program:
 
     # --- as Python --------------------------------------------------------------
 
-    def to_python(self, inputs="inputs"):
+    def to_python(self, inputs="inputs", imports=True):
         """Python that builds this graph with mflow from a list of input arrays."""
-        lines = ["import numpy as np", "import mflow", ""]
+        lines = ["import numpy as np", "", "import mflow", ""] if imports else []
         for i in range(len(self.inputs)):
             lines.append(f"x{i} = mflow.Node(np.asarray({inputs}[{i}], dtype=np.{self.dtype}), "
                          f"requires_grad=True)")

@@ -107,6 +107,7 @@ class Verdict:
     comparisons: list = field(default_factory=list)
     skipped_probes: int = 0                          # finite differences across a kink
     scales: list = field(default_factory=list)       # per array: the size of its terms
+    tolerances: dict = field(default_factory=dict)   # (array, dtype) -> (tolerance, reason)
     errors: dict = field(default_factory=dict)       # who -> exception text
 
     @property
@@ -130,7 +131,8 @@ def _relative(err, size):
 
 
 def _norm(a):
-    return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
+    a = np.ravel(np.asarray(a, np.float64))
+    return float(np.sqrt(np.dot(a, a)))
 
 
 class Checker:
@@ -241,6 +243,12 @@ class Checker:
         return verdict
 
     def _tolerance(self, verdict, gauge, i, reference, dtype):
+        key = (i, dtype)  # the same for every pair compared in this dtype: compute it once
+        if key not in verdict.tolerances:
+            verdict.tolerances[key] = self._tolerance_of(verdict, gauge, i, reference, dtype)
+        return verdict.tolerances[key]
+
+    def _tolerance_of(self, verdict, gauge, i, reference, dtype):
         u = U32 if dtype == np.float32 else U64
         floor = F_FLOOR * (len(verdict.case.program) + 1) * u * (
             _norm(reference) + verdict.scales[i])
@@ -259,9 +267,11 @@ class Checker:
                                                   f"shapes {a64.shape} and {b64.shape}", False))
             return
         diff = np.abs(a64 - b64)
-        diff = np.where(np.isnan(diff) & np.isnan(a64) & np.isnan(b64), 0.0, diff)
-        err = _norm(np.nan_to_num(diff, nan=np.inf))
-        worst = np.unravel_index(np.argmax(np.nan_to_num(diff, nan=np.inf)), diff.shape)
+        if not np.isfinite(diff).all():  # NaN on both sides agrees; anything else is infinitely off
+            both = np.isnan(a64) & np.isnan(b64)
+            diff = np.where(both, 0.0, np.where(np.isfinite(diff), diff, np.inf))
+        err = _norm(diff)
+        worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
         ok = bool(err <= tol)
         verdict.comparisons.append(Comparison(name, pair, err, _relative(err, _norm(b64)),
                                               tuple(int(k) for k in worst), tol, reason, ok))

@@ -53,6 +53,10 @@ def pytest_addoption(parser):
     parser.addoption("--engine", default=os.environ.get("MFLOW_ENGINE", "mflow"),
                      help="the engine under test: module[:attribute] of an adapter "
                           "(see oracles/engine.py); default mflow, or MFLOW_ENGINE")
+    parser.addoption("--reports", default=os.environ.get("MFLOW_REPORTS_DIR",
+                                                         str(ROOT / "reports" / "regressions")),
+                     help="where a failing fuzz test saves its regression report "
+                          "(default reports/regressions, or MFLOW_REPORTS_DIR)")
     parser.addoption("--shards", type=int, default=int(os.environ.get("MFLOW_SHARDS", "4")),
                      help="how many items the random-graph fuzz test is split into, so that "
                           "pytest -n auto spreads it over the cores (default 4, or MFLOW_SHARDS)")
@@ -78,11 +82,42 @@ def engine(request):
     return request.config.engine
 
 
+class SavingChecker:
+    """The checker, saving a regression report when Hypothesis replays the final,
+    shrunk failing example (and only then: not every step of the shrinking)."""
+
+    def __init__(self, checker, engine, directory):
+        self.checker, self.engine, self.directory = checker, engine, directory
+        self.stats = checker.stats
+
+    def check(self, case):
+        from oracles.verdict import Failure
+        try:
+            return self.checker.check(case)
+        except Failure as failure:
+            if _final_example():
+                from reports.regressions import reduce_and_save
+                where = reduce_and_save(failure, self.checker, self.engine, self.directory,
+                                        os.environ.get("PYTEST_CURRENT_TEST", ""))
+                failure.add_note(f"saved as the regression report {where}")
+            raise
+
+
+def _final_example():
+    from hypothesis.control import current_build_context
+    from hypothesis.errors import InvalidArgument
+    try:
+        return current_build_context().is_final
+    except InvalidArgument:  # not under Hypothesis: a single check is final
+        return True
+
+
 @pytest.fixture(scope="session")
 def checker(request, engine):
     from oracles.verdict import Checker
-    request.config.mflow_checker = Checker(engine)
-    return request.config.mflow_checker
+    plain = Checker(engine)
+    request.config.mflow_checker = plain
+    return SavingChecker(plain, engine, request.config.getoption("--reports"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,61 @@
+"""Blame: which step's own rule is wrong.
+
+Torch runs the failing case once, keeping every intermediate value and the
+cotangent that reaches it. Each step is then checked alone, as a one-step case
+(its recorded operands as inputs, its cotangent as the cotangent), with the
+same verdict as any case. The first step whose one-step case fails is the one
+to blame; if every step passes alone, the fault is in how the engine combines
+contributions (accumulation at fan-out, broadcasting undone in the wrong place).
+"""
+
+import numpy as np
+import torch
+
+from .program import Case, Program, Step
+from .torch_backend import TORCH_OPS
+
+
+def intermediates(case):
+    """Every value of the case in torch (float64) and the cotangent reaching it."""
+    p = case.program
+    values = []
+    for x in case.inputs:
+        values.append(torch.tensor(np.asarray(x, np.float64), requires_grad=True))
+    for step in p.steps:
+        if step.op == "const":
+            values.append(torch.tensor(np.asarray(step.attrs["value"], np.float64)))
+        else:
+            values.append(TORCH_OPS[step.op](*[values[a] for a in step.args], **step.attrs))
+    for v in values:
+        if v.requires_grad:
+            v.retain_grad()
+    if values[-1].requires_grad:
+        values[-1].backward(torch.tensor(np.asarray(case.cotangent, np.float64)))
+    return ([v.detach().numpy() for v in values],
+            [None if v.grad is None else v.grad.numpy() for v in values])
+
+
+def local_disagreement(engine, case, checker=None):
+    """The first step whose rule fails alone, as a dict; None if all pass alone."""
+    from .verdict import Checker, EngineBug
+    checker = checker or Checker(engine, oracles=("torch", "jax"))
+    values, cotangents = intermediates(case)
+    n_in = len(case.program.inputs)
+    dtype = case.program.np_dtype
+    for k, step in enumerate(case.program.steps):
+        i = n_in + k
+        if step.op == "const" or cotangents[i] is None:
+            continue
+        operands = [values[a] for a in step.args]
+        alone = Program(tuple(v.shape for v in operands),
+                        (Step(step.op, tuple(range(len(operands))), step.attrs),),
+                        case.program.dtype)
+        one = Case(alone, tuple(v.astype(dtype) for v in operands), cotangents[i].astype(dtype))
+        try:
+            checker.check(one)
+        except EngineBug as e:
+            return {"step": k, "value": f"v{i}", "op": step.op,
+                    "shapes": [list(v.shape) for v in operands], "failure": type(e).__name__,
+                    "detail": str(e).splitlines()[2].strip() if len(str(e).splitlines()) > 2
+                    else str(e)}
+    return None

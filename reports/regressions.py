@@ -1,0 +1,239 @@
+"""Regression reports: a failing case saved so that it replays forever after.
+
+A report is a folder (default reports/regressions/<signature>/):
+
+    report.json     what failed: the verdict (every failed comparison, with its
+                    tolerance and reason), the signature, the blamed step, library
+                    versions, the Hypothesis reproduction line, the date
+    program.json    the program (oracles.program.Program.to_json)
+    x0.npy ...      the exact inputs, the cotangent (cotangent.npy) and the
+                    references' answers (expected_*.npy): lossless, never pickled
+    reproduce.py    needs only numpy and mflow: rebuilds the graph, runs backward,
+                    prints the mismatch against the saved references
+    seen/           one empty file per time the same failure was found again
+
+Writing is atomic: everything goes into a temporary folder beside the final
+one, renamed into place in one step, so a run killed at any moment leaves either
+a complete report or none. Two workers finding the same failure at once: one
+rename wins, the other counts itself in seen/. Loading validates every field
+and executes nothing.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from oracles.program import Case, Program, ProgramError
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "regressions"
+ARCHIVE = "archive"
+FORMAT = 1
+
+
+class ReportError(ValueError):
+    """A report that cannot be loaded, naming the file and the field."""
+
+
+def signature(failure, blamed=None):
+    """What makes two failures the same bug: the kind, the pair that disagreed,
+    the blamed operation and the shrunk program's operations."""
+    v = failure.verdict
+    failed = v.failures[0] if v.failures else None
+    ops = v.case.program.ops()
+    op = (blamed or {}).get("op") or (ops[-1] if ops else "case")
+    parts = [type(failure).__name__, "-".join(failed.pair) if failed else "", op, ",".join(ops)]
+    return f"{parts[0]}-{op}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:10]}"
+
+
+def _versions():
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("torch", "jax", "hypothesis", "mflow"):
+        try:
+            from importlib.metadata import version
+            out[name] = version(name)
+        except Exception:  # noqa: BLE001 - a missing package is recorded as such
+            out[name] = None
+    return out
+
+
+def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None):
+    """Save the failure's case once; a second find of the same signature is
+    counted. Returns the report's folder."""
+    from oracles.local import local_disagreement
+    from oracles.verdict import EngineBug
+    v = failure.verdict
+    case = v.case
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    blamed = local_disagreement(engine, case) if isinstance(failure, EngineBug) else None
+    name = signature(failure, blamed)
+    final = directory / name
+    if final.exists():
+        _count(final)
+        return final
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=directory))
+    try:
+        (tmp / "program.json").write_text(case.program.to_json(indent=1))
+        for i, x in enumerate(case.inputs):
+            np.save(tmp / f"x{i}.npy", np.asarray(x), allow_pickle=False)
+        np.save(tmp / "cotangent.npy", np.asarray(case.cotangent), allow_pickle=False)
+        ref = v.results.get("torch") or v.results.get("jax")
+        if ref is not None:
+            np.save(tmp / "expected_forward.npy", ref.forward, allow_pickle=False)
+            for i, g in enumerate(ref.grads):
+                np.save(tmp / f"expected_grad_x{i}.npy", np.asarray(g), allow_pickle=False)
+        report = {
+            "format": FORMAT,
+            "signature": name,
+            "failure": type(failure).__name__,
+            "engine": v.engine_name,
+            "message": str(failure).split("\nFalsifying example")[0],
+            "comparisons": [{"what": c.what, "pair": list(c.pair), "abs_err": c.abs_err,
+                             "rel_err": c.rel_err, "worst": list(map(str, c.worst)),
+                             "tolerance": c.tolerance, "reason": c.reason}
+                            for c in v.failures],
+            "errors": v.errors,
+            "blame": blamed or ("every step's rule agrees alone: the fault is in how "
+                                "contributions combine (accumulation, fan-out)"
+                                if isinstance(failure, EngineBug) else None),
+            "steps": len(case.program),
+            "inputs": len(case.inputs),
+            "reproduction": reproduction,
+            "versions": _versions(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **(extra or {}),
+        }
+        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
+        (tmp / "reproduce.py").write_text(_reproducer(case))
+        (tmp / "seen").mkdir()
+        try:
+            os.rename(tmp, final)  # atomic: the report appears whole or not at all
+        except OSError:  # another worker saved the same signature first
+            shutil.rmtree(tmp, ignore_errors=True)
+            _count(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproduction=""):
+    """Make the failing case smaller with the graph-aware reducer (keeping only
+    changes that fail the same way), then save it; returns the folder."""
+    from oracles.verdict import Failure
+
+    from .reduce import reduce
+
+    kind = type(failure)
+    found = {"failure": failure}
+
+    def still_fails(case):
+        try:
+            checker.check(case)
+        except Failure as again:
+            if type(again) is kind:
+                found["failure"] = again
+                return True
+        return False
+    before = len(failure.verdict.case.program)
+    smaller = reduce(failure.verdict.case, still_fails)
+    final = found["failure"] if smaller is not failure.verdict.case else failure
+    sizes = {"size_before_reduction": before, "size_after_reduction": len(smaller.program)}
+    return save(final, engine, directory, reproduction, extra=sizes)
+
+
+def _count(folder):
+    seen = folder / "seen"
+    seen.mkdir(exist_ok=True)
+    (seen / uuid.uuid4().hex).touch()
+
+
+def load(folder):
+    """(Case, report dict) from a report folder, validated; ReportError names
+    the file and the field when anything is missing or malformed."""
+    folder = Path(folder)
+    path = folder / "report.json"
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ReportError(f"{path}: cannot read the report ({e})") from None
+    for field, kind in (("format", int), ("signature", str), ("failure", str),
+                        ("inputs", int), ("comparisons", list)):
+        if not isinstance(report.get(field), kind):
+            raise ReportError(f"{path}: field {field!r} is missing or not a {kind.__name__}")
+    if report["format"] != FORMAT:
+        raise ReportError(f"{path}: format {report['format']} is not {FORMAT}")
+    try:
+        program = Program.from_json((folder / "program.json").read_text())
+    except (OSError, ProgramError) as e:
+        raise ReportError(f"{folder / 'program.json'}: {e}") from None
+    if len(program.inputs) != report["inputs"]:
+        raise ReportError(f"{path}: field 'inputs' says {report['inputs']}, the program has "
+                          f"{len(program.inputs)}")
+    arrays = []
+    for i, shape in enumerate(program.inputs):
+        arrays.append(_array(folder / f"x{i}.npy", shape, program.dtype))
+    cotangent = _array(folder / "cotangent.npy", program.output_shape, program.dtype)
+    return Case(program, tuple(arrays), cotangent), report
+
+
+def _array(path, shape, dtype):
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: cannot load the array ({e})") from None
+    if a.shape != tuple(shape) or a.dtype != np.dtype(dtype):
+        raise ReportError(f"{path}: expected shape {tuple(shape)} and dtype {dtype}, "
+                          f"found {a.shape} and {a.dtype}")
+    return a
+
+
+def reports(directory=DEFAULT_DIR):
+    """Every saved report folder (not the archive), sorted."""
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name != ARCHIVE)
+
+
+def _reproducer(case):
+    return f'''"""Replays one saved failure with numpy and mflow only: run it from this folder."""
+import pathlib
+
+import numpy as np
+
+import mflow
+
+here = pathlib.Path(__file__).resolve().parent
+inputs = [np.load(here / f"x{{i}}.npy") for i in range({len(case.inputs)})]
+cotangent = np.load(here / "cotangent.npy")
+
+{case.program.to_python(imports=False)}
+output.backward(cotangent)
+leaves = [{", ".join(f"x{i}" for i in range(len(case.inputs)))}]
+worst = 0.0
+expected = here / "expected_forward.npy"
+if expected.exists():
+    err = np.abs(output.value - np.load(expected)).max()
+    print(f"forward: max |mflow - reference| = {{err:.3g}}")
+    worst = max(worst, err)
+for i, leaf in enumerate(leaves):
+    got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
+    path = here / f"expected_grad_x{{i}}.npy"
+    if path.exists():
+        want = np.load(path)
+        err = np.abs(got - want).max() if got.shape == want.shape else float("inf")
+        print(f"gradient of x{{i}}: max |mflow - reference| = {{err:.3g}}")
+        worst = max(worst, err)
+# a rough screen; the suite's own verdict uses the tolerances of oracles/verdict.py
+print("MISMATCH" if worst > 1e-6 else "agrees with the saved references (within 1e-6)")
+'''

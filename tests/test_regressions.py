@@ -1,0 +1,69 @@
+"""The regression gate: every saved report replays against the current engine and
+every oracle. It fails while a saved bug is present and passes once it is fixed.
+Also: reports are written atomically, counted once per signature, and validated
+on load."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from oracles.engine import MflowEngine
+from oracles.program import Case, Program, Step
+from oracles.verdict import Checker, GradientMismatch
+from reports import regressions
+from tests.planted_bugs import CATALOGUE
+
+SAVED = regressions.reports()
+
+
+@pytest.mark.parametrize("folder", SAVED, ids=[f.name for f in SAVED])
+def test_saved_failure_stays_fixed(folder, checker):
+    case, _ = regressions.load(folder)
+    checker.checker.check(case)  # the plain checker: a replay does not save a new report
+
+
+def test_the_gate_has_a_corpus():
+    assert SAVED, "reports/regressions holds the demonstrated first entry of the corpus"
+
+
+@pytest.fixture(scope="module")
+def tanh_failure():
+    bug = next(b for b in CATALOGUE if b.name == "tanh_not_squared")
+    p = Program(((2, 2), (2, 2)), (Step("matmul", (0, 1)), Step("tanh", (2,)), Step("add", (3, 0))))
+    rng = np.random.default_rng(1)
+    case = Case(p, (rng.uniform(-1, 1, (2, 2)), rng.uniform(-1, 1, (2, 2))),
+                rng.uniform(-1, 1, (2, 2)))
+    with bug.planted():
+        with pytest.raises(GradientMismatch) as info:
+            Checker(MflowEngine()).check(case)
+        yield info.value
+
+
+def test_a_report_saves_once_counts_repeats_and_reloads(tanh_failure, tmp_path):
+    with next(b for b in CATALOGUE if b.name == "tanh_not_squared").planted():
+        first = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+        again = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+    assert first == again and len(list((first / "seen").iterdir())) == 1
+    case, report = regressions.load(first)
+    assert case.program == tanh_failure.verdict.case.program
+    assert report["blame"]["op"] == "tanh" and report["blame"]["step"] == 1
+    assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: (d / "report.json").write_text("{"), r"report.json: cannot read"),
+    (lambda d: (d / "report.json").write_text(json.dumps({"format": 1})), r"field 'signature'"),
+    (lambda d: (d / "x0.npy").unlink(), r"x0.npy: cannot load"),
+    (lambda d: np.save(d / "x1.npy", np.zeros((3, 3))), r"x1.npy: expected shape \(2, 2\)"),
+    (lambda d: (d / "program.json").write_text('{"inputs": [[2, 2]], "steps": [{"op": "x"}]}'),
+     r"program.json: .*unknown operation"),
+])
+def test_a_damaged_report_names_the_file_and_field(tanh_failure, tmp_path, damage, message):
+    with next(b for b in CATALOGUE if b.name == "tanh_not_squared").planted():
+        folder = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+    damage(folder)
+    with pytest.raises(regressions.ReportError, match=message):
+        regressions.load(folder)
+    shutil.rmtree(folder)
