@@ -141,7 +141,8 @@ def xdist_speedup():
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES="150")
     times = {}
-    for label, extra in (("one process", ["-p", "no:xdist"]), ("pytest -n 2", ["-n", "2"])):
+    for label, extra in (("one process", ["-p", "no:xdist"]),
+                         ("pytest -n 2", ["-n", "2", "--dist", "worksteal"])):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_fuzz.py", "--shards",
                         "8", *extra], cwd=root, env=env, check=True, capture_output=True)

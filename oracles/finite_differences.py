@@ -37,6 +37,13 @@ from .program import interpret
 U = np.finfo(np.float64).eps / 2
 
 
+def forward_values(program, inputs):
+    """Every value of the program, evaluated with numpy in float64."""
+    with np.errstate(all="ignore"):
+        return interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64),
+                         [np.asarray(x, np.float64) for x in inputs])
+
+
 @dataclass
 class Probes:
     """Finite-difference estimates of ⟨∇φ, v⟩ for one input's probe directions."""
@@ -47,8 +54,10 @@ class Probes:
     valid: np.ndarray        # (q,) bool: no kink straddled, every value finite
 
 
-def finite_differences(program, inputs, cotangent, rng, full_limit=16, directions=3):
-    """Probes for every input (a list, in input order)."""
+def finite_differences(program, inputs, cotangent, rng, full_limit=16, directions=3,
+                       base=None):
+    """Probes for every input (a list, in input order). `base`: the unperturbed
+    values of every step, if the caller has them already."""
     xs = [np.asarray(x, np.float64) for x in inputs]
     c = np.asarray(cotangent, np.float64)
     per_input = []
@@ -69,7 +78,8 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
         delta[:, start:start + len(v)] = steps[:, None, None, None] * (h[:, None, None] * v)
         batch.append(x + delta.reshape(4 * q, *x.shape))
         start += len(v)
-    base = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64), xs)
+    if base is None:
+        base = forward_values(program, xs)
     with np.errstate(all="ignore"):
         values = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64), batch)
         out = np.broadcast_to(values[-1], (4 * q, *c.shape))  # unbatched if no input reaches it

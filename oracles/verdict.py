@@ -41,9 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import Result, run_engine
-from .finite_differences import finite_differences
-from .numpy_backend import NUMPY_OPS
-from .program import Case, interpret
+from .finite_differences import finite_differences, forward_values
+from .program import Case
 
 U32, U64 = np.finfo(np.float32).eps / 2, np.finfo(np.float64).eps / 2
 C_ROUNDING, F_FLOOR, OVERFLOW_FACTOR = 32.0, 16.0, 1e4
@@ -108,6 +107,7 @@ class Verdict:
     skipped_probes: int = 0                          # finite differences across a kink
     scales: list = field(default_factory=list)       # per array: the size of its terms
     tolerances: dict = field(default_factory=dict)   # (array, dtype) -> (tolerance, reason)
+    values: list = field(default_factory=list)       # every value of the graph, numpy float64
     errors: dict = field(default_factory=dict)       # who -> exception text
 
     @property
@@ -176,9 +176,11 @@ class Checker:
                     self.torch32, p32, [x.astype(np.float32) for x in x64], c64.astype(np.float32))
         except Exception as e:  # noqa: BLE001
             verdict.errors["torch32"] = f"{type(e).__name__}: {e}"
+        verdict.values = forward_values(p64, x64)
         if "fd" in self.oracles:
             try:
-                verdict.results["fd"] = finite_differences(p64, x64, c64, self.rng)
+                verdict.results["fd"] = finite_differences(p64, x64, c64, self.rng,
+                                                           base=verdict.values)
             except Exception as e:  # noqa: BLE001
                 verdict.errors["fd"] = f"{type(e).__name__}: {e}"
 
@@ -199,7 +201,7 @@ class Checker:
             raise EngineCrash(f"the engine raised {type(e).__name__}: {e}\n"
                               f"{verdict.describe()}", verdict) from e
         gauge = verdict.results.get("torch32")
-        verdict.scales = _scales(case)
+        verdict.scales = _scales(case, verdict.values)
         ref = verdict.results.get("torch") or verdict.results.get("jax")
         names = ["forward"] + [f"gradient of x{i}" for i in range(len(case.inputs))]
 
@@ -298,19 +300,15 @@ class Checker:
                 + ("" if probes.full else ", along signed random directions"), ok))
 
 
-def _scales(case):
+def _scales(case, values):
     """The size of the terms an answer is a sum of, before any cancellation: for
     the output, the largest value in the graph; for a gradient, Σ|c| max(1, |f|).
     A result that cancels to ~0 (the gradient of sum(softmax(x)), or a saturated
     softmax's 1 - p) is then held to rounding relative to its terms, not to its
-    own residue."""
-    x64 = [np.asarray(x, np.float64) for x in case.inputs]
-    with np.errstate(all="ignore"):
-        values = interpret(_as(case.program, "float64"), NUMPY_OPS, lambda x: x,
-                           lambda a: a.astype(np.float64), x64)
+    own residue. `values`: every value of the graph in float64."""
     biggest = max(float(np.max(np.abs(v))) for v in values)
     terms = float(np.sum(np.abs(case.cotangent))) * max(1.0, float(np.max(np.abs(values[-1]))))
-    return [biggest] + [terms] * len(x64)
+    return [biggest] + [terms] * len(case.inputs)
 
 
 def arrays_of(verdict):
