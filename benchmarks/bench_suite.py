@@ -4,7 +4,8 @@ false-alarm run on correct mflow, and detection of every planted bug.
 Writes benchmarks/results/suite.md (figures only, never asserted on: the
 machines are shared and noisy).
 
-    python benchmarks/bench_suite.py [--graphs 200] [--false-alarm 20000] [--bugs] [--xdist]
+    python benchmarks/bench_suite.py [--graphs 200] [--false-alarm 20000] [--bugs]
+                                     [--xdist EXAMPLES]
 """
 
 import argparse
@@ -134,12 +135,12 @@ def bugs():
     return [_hunt(bug) for bug in CATALOGUE]
 
 
-def xdist_speedup():
-    """Wall time of the fuzz run (profile fuzz, 150 examples per item, 8 shards: the
+def xdist_speedup(examples):
+    """Wall time of the fuzz run (profile fuzz, `examples` per item, 8 shards: the
     same budget both ways) in one process and with pytest -n 2, side by side."""
     import subprocess
     root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES="150")
+    env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES=str(examples))
     times = {}
     for label, extra in (("one process", ["-p", "no:xdist"]),
                          ("pytest -n 2", ["-n", "2", "--dist", "worksteal"])):
@@ -155,15 +156,18 @@ def main():
     ap.add_argument("--graphs", type=int, default=200)
     ap.add_argument("--false-alarm", type=int, default=20000)
     ap.add_argument("--bugs", action="store_true")
-    ap.add_argument("--xdist", action="store_true")
+    ap.add_argument("--xdist", type=int, default=0, metavar="EXAMPLES",
+                    help="time the fuzz run with this many examples per item, -n 1 and -n 2")
     args = ap.parse_args()
     lines = ["# The suite's figures", "",
              f"Written by `benchmarks/bench_suite.py` on {time.strftime('%Y-%m-%d %H:%M')}, "
              "one process, one thread.", ""]
-    rows, n, steps = speed(args.graphs)
-    lines += [f"## Cost per graph ({n} graphs of 10 operations, mean {steps:.1f} steps, "
-              "sides up to 8; medians except generation)", "", "| what | µs |", "|---|---|"]
-    lines += [f"| {what} | {us:,.0f} |" for what, us in rows]
+    if args.graphs:
+        rows, n, steps = speed(args.graphs)
+        lines += [f"## Cost per graph ({n} graphs of 10 drawn operations, mean {steps:.1f} "
+                  "steps with the joins, sides up to 8; medians except generation)", "",
+                  "| what | µs |", "|---|---|"]
+        lines += [f"| {what} | {us:,.0f} |" for what, us in rows]
     if args.false_alarm:
         stats, failures, seconds = false_alarms(args.false_alarm)
         lines += ["", f"## False alarms: {stats['checked']:,} graphs on correct mflow "
@@ -177,10 +181,10 @@ def main():
         lines += ["", "Operations drawn: " + ", ".join(
             f"{op} {k}" for op, k in sorted(stats["ops"].items()))]
     if args.xdist:
-        times = xdist_speedup()
+        times = xdist_speedup(args.xdist)
         one, two = times["one process"], times["pytest -n 2"]
         lines += ["", "## pytest -n auto on two cores (tests/test_fuzz.py, profile fuzz, "
-                  "150 examples per item)", "",
+                  f"{args.xdist} examples per item, --dist worksteal)", "",
                   f"One process {one:.1f} s, `-n 2` {two:.1f} s: speed-up **{one / two:.2f}**."]
     if args.bugs:
         lines += ["", "## Planted bugs (tests/planted_bugs.py): detection and shrinking", "",

@@ -64,16 +64,17 @@ def _versions():
     return out
 
 
-def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None):
+def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=None):
     """Save the failure's case once; a second find of the same signature is
-    counted. Returns the report's folder."""
+    counted. Returns the report's folder. `blamed`: the blame, if already known."""
     from oracles.local import local_disagreement
     from oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    blamed = local_disagreement(engine, case) if isinstance(failure, EngineBug) else None
+    if blamed is None and isinstance(failure, EngineBug):
+        blamed = local_disagreement(engine, case)
     name = signature(failure, blamed)
     final = directory / name
     if final.exists():

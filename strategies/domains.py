@@ -37,51 +37,41 @@ def accepts(domain, value, kinks=()):
     return all(np.min(np.abs(value - k)) >= KINK_MARGIN for k in kinks)
 
 
-GRID = 10 ** 6  # values are multiples of 1e-6: many distinct values, no denormal-scale
-# magnitudes (which test underflow, not gradients), and they shrink towards small integers
+GRID = 10 ** 6  # values are rounded to multiples of 1e-6: no denormal-scale magnitudes,
+# which test underflow rather than gradients, and values that print exactly
 
 
-def _floats(lo, hi):
-    return st.integers(round(lo * GRID), round(hi * GRID)).map(lambda i: i / GRID)
+def sample(domain, shape, rng, kinks=()):
+    """A fresh matrix in `domain` from a numpy Generator: distinct values, rounded
+    to the grid. The tests of single operations call this directly; the
+    strategies draw the seed."""
+    if domain == "invertible":  # identity-dominated, both signs of the determinant
+        n = shape[0]
+        x = np.eye(n) + rng.uniform(-0.5, 0.5, shape) / n
+        if rng.random() < 0.5:
+            x[0] *= -1
+    elif domain in ("positive", "nonzero"):
+        x = rng.uniform(0.5, 2.0, shape)
+        if domain == "nonzero":
+            x *= rng.choice([-1.0, 1.0], shape)
+    elif domain == "wide":  # up to 1e3, where a naive exp overflows
+        x = rng.uniform(-2.0, 2.0, shape) * rng.choice([1.0, 10.0, 500.0])
+    else:  # "real", "bounded"
+        x = rng.uniform(-2.0, 2.0, shape)
+    for k in kinks:  # move elements out of the margin around each kink, keeping their side
+        near = np.abs(x - k) < KINK_MARGIN
+        x = np.where(near, k + np.where(x >= k, 1, -1) * (KINK_MARGIN + np.abs(x - k)), x)
+    return np.round(x * GRID) / GRID
 
 
 def values(shape, domain="real", kinks=()):
-    """A fresh matrix in `domain` with distinct values, from one drawn seed.
+    """A fresh matrix in `domain`, from one drawn seed.
 
     Values never shrink towards simple numbers here, on purpose: simple values
     (zeros, equal elements, symmetric matrices) hide wrong rules (x ** p and
     x ** (p - 1) agree at 0 and 1, a transposed gradient is right on a symmetric
     matrix), so shrinking towards them made Hypothesis keep extra steps to get
     generic values back. Structure shrinks; the seed shrinks to 0, a fixed generic
-    matrix. (Every element is drawn apart: arrays()' default fill would make most
-    of them equal.)"""
-    size = shape[0] * shape[1]
-    if domain == "invertible":  # identity-dominated, both signs of the determinant
-        n = shape[0]
-        sign = np.ones((n, 1))
-        sign[0] = -1
-        return st.tuples(_matrix(shape, -0.5, 0.5, size), st.booleans()).map(
-            lambda t: (np.eye(n) + t[0] / n) * (sign if t[1] else 1.0))
-    if domain in ("positive", "nonzero"):
-        m = _matrix(shape, 0.5, 2.0, size)
-        if domain == "nonzero":
-            m = st.tuples(m, _matrix(shape, -1, 1, size)).map(
-                lambda t: t[0] * np.where(t[1] < 0, -1.0, 1.0))
-        return m
-    if domain == "wide":  # values up to 1e3, where a naive exp overflows
-        return st.tuples(_matrix(shape, -2.0, 2.0, size), st.sampled_from([1.0, 10.0, 500.0])
-                         ).map(lambda t: t[0] * t[1])
-    m = _matrix(shape, -2.0, 2.0, size)
-    if kinks:  # move elements out of the margin around each kink, keeping their side
-        def clear(x):
-            for k in kinks:
-                near = np.abs(x - k) < KINK_MARGIN
-                x = np.where(near, k + np.where(x >= k, 1, -1) * (KINK_MARGIN + np.abs(x - k)), x)
-            return x
-        m = m.map(clear)
-    return m
-
-
-def _matrix(shape, lo, hi, size):
+    matrix. (Every element differs: arrays()' default fill would make most equal.)"""
     return st.integers(0, 2 ** 32 - 1).map(
-        lambda seed: np.round(np.random.default_rng(seed).uniform(lo, hi, shape) * GRID) / GRID)
+        lambda seed: sample(domain, shape, np.random.default_rng(seed), kinks))

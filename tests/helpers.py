@@ -1,32 +1,17 @@
-"""Shared by the engine's tests: inputs drawn inside an operation's domain, and
-the float64 comparison between two AD systems."""
+"""Shared by the engine's tests: inputs drawn inside an operation's domain (the
+domains' meaning is in strategies/domains.py), and the comparison of two AD systems."""
 
 import numpy as np
 
 from mflow.ops import OPS
-
-
-def sample(domain, shape, rng, dtype=np.float64):
-    """Values inside a domain of `mflow.ops` (see its docstring), all distinct."""
-    if domain == "invertible":  # well conditioned: I plus a perturbation of norm < 1/2
-        n = shape[0]
-        x = np.eye(n) + rng.uniform(-0.5, 0.5, shape) / n
-        x[0] *= rng.choice([-1.0, 1.0])  # both signs of the determinant
-    elif domain in ("nonzero", "positive"):
-        x = rng.uniform(0.5, 2.0, shape)
-        if domain == "nonzero":
-            x *= rng.choice([-1.0, 1.0], shape)
-    else:  # "real", "bounded", "wide"
-        x = rng.uniform(-2.0, 2.0, shape)
-    return x.astype(dtype)
+from strategies.domains import sample
 
 
 def operands(name, shapes, attrs, rng, dtype=np.float64):
-    domains = OPS[name].domains(len(shapes), attrs)
-    xs = [sample(d, s, rng, dtype) for d, s in zip(domains, shapes)]
-    for kink in OPS[name].kinks:  # keep a margin from kinks: their convention is tested apart
-        xs = [np.where(np.abs(x - kink) < 0.1, x + 0.2, x).astype(dtype) for x in xs]
-    return xs
+    """Inputs inside the operation's domains, off its kinks (tested apart)."""
+    op = OPS[name]
+    return [sample(d, s, rng, op.kinks).astype(dtype)
+            for d, s in zip(op.domains(len(shapes), attrs), shapes)]
 
 
 # Two float64 AD systems differ only by rounding in differently ordered but

@@ -67,3 +67,48 @@ def test_a_damaged_report_names_the_file_and_field(tanh_failure, tmp_path, damag
     with pytest.raises(regressions.ReportError, match=message):
         regressions.load(folder)
     shutil.rmtree(folder)
+
+
+KILLED_WRITER = """
+import sys
+import numpy as np
+from oracles.engine import MflowEngine
+from oracles.program import Case, Program, Step
+from oracles.verdict import Checker, Failure
+from reports import regressions
+from tests.planted_bugs import CATALOGUE
+
+bug = next(b for b in CATALOGUE if b.name == "tanh_not_squared")
+case = Case(Program(((2, 2),), (Step("tanh", (0,)),)), (np.eye(2) / 2,), np.ones((2, 2)))
+with bug.planted():
+    try:
+        Checker(MflowEngine(), oracles=("torch",)).check(case)
+    except Failure as failure:
+        print("ready", flush=True)
+        for i in range(10 ** 6):  # until killed
+            regressions.save(failure, None, f"{sys.argv[1]}/run{i % 50}", blamed={"op": "tanh"})
+"""
+
+
+def test_reports_survive_sigkill_at_random_moments(tmp_path):
+    """Ten writers killed with SIGKILL at random moments leave only complete,
+    loadable reports (a half-written one stays a hidden temporary folder)."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rng = random.Random(0)
+    for _ in range(10):
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], cwd=root,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    folders = [f for run in tmp_path.iterdir() for f in regressions.reports(run)]
+    assert folders
+    for folder in folders:
+        regressions.load(folder)
