@@ -345,12 +345,14 @@ def _condition(program, values):
 
 def _scales(case, values):
     """The size of the terms an answer is a sum of, before any cancellation: for
-    the output, the largest value in the graph; for a gradient, Σ|c| max(1, |f|).
+    the output, the largest value in the graph; for a gradient, Σ|c| max(1, |v|max).
     A result that cancels to ~0 (the gradient of sum(softmax(x)), or a saturated
     softmax's 1 - p) is then held to rounding relative to its terms, not to its
     own residue. `values`: every value of the graph in float64."""
     biggest = max(float(np.max(np.abs(v))) for v in values)
-    terms = float(np.sum(np.abs(case.cotangent))) * max(1.0, float(np.max(np.abs(values[-1]))))
+    # a rounding error u in a local derivative (1 - tanh² at saturation) reaches an
+    # input multiplied by the partials above it, which the largest value bounds
+    terms = float(np.sum(np.abs(case.cotangent))) * max(1.0, biggest)
     return [biggest] + [terms] * len(case.inputs)
 
 
