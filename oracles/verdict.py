@@ -69,19 +69,19 @@ class EngineBug(Failure):
 
 
 class ForwardMismatch(EngineBug):
-    pass
+    """The engine's forward value differs from the references'."""
 
 
 class GradientMismatch(EngineBug):
-    pass
+    """An input's gradient differs from the references'."""
 
 
 class ShapeOrDtypeMismatch(EngineBug):
-    pass
+    """An answer of the wrong shape or dtype."""
 
 
 class EngineCrash(EngineBug):
-    pass
+    """The engine raised where the references did not."""
 
 
 class ReferenceProblem(Failure):
@@ -225,14 +225,11 @@ class Checker:
         ref = verdict.results.get("torch") or verdict.results.get("jax")
         names = ["forward"] + [f"gradient of x{i}" for i in range(len(case.inputs))]
 
-        def arrays(result):
-            return [result.forward] + list(result.grads)
-
         # 1. the references among themselves
         if "torch" in verdict.results and "jax" in verdict.results:
             for i, name in enumerate(names):
-                self._compare(verdict, name, ("jax", "torch"), arrays(verdict.results["jax"])[i],
-                              arrays(verdict.results["torch"])[i], gauge, i, np.float64)
+                self._compare(verdict, name, ("jax", "torch"), _arrays(verdict.results["jax"])[i],
+                              _arrays(verdict.results["torch"])[i], gauge, i, np.float64)
         if "fd" in verdict.results and ref is not None:
             self._compare_fd(verdict, ("fd", "torch" if "torch" in verdict.results else "jax"),
                              ref, gauge, np.float64)
@@ -241,7 +238,7 @@ class Checker:
 
         # 2. the engine against each reference
         engine = verdict.results["engine"]
-        for i, (name, a) in enumerate(zip(names, arrays(engine))):
+        for i, (name, a) in enumerate(zip(names, _arrays(engine))):
             expected = program.output_shape if i == 0 else program.inputs[i - 1]
             if a.shape != tuple(expected) or a.dtype != dtype:
                 verdict.comparisons.append(Comparison(
@@ -253,8 +250,8 @@ class Checker:
         for who in ("torch", "jax"):
             if who in verdict.results:
                 for i, name in enumerate(names):
-                    self._compare(verdict, name, ("engine", who), arrays(engine)[i],
-                                  arrays(verdict.results[who])[i], gauge, i, dtype)
+                    self._compare(verdict, name, ("engine", who), _arrays(engine)[i],
+                                  _arrays(verdict.results[who])[i], gauge, i, dtype)
         if "fd" in verdict.results:
             self._compare_fd(verdict, ("engine", "fd"), engine, gauge, dtype)
         self.stats.add(verdict)
@@ -282,7 +279,7 @@ class Checker:
                 f"{np.dtype(dtype).name}: 32 x measured rounding + floor")
 
     def _compare(self, verdict, name, pair, a, b, gauge, i, dtype):
-        ref64 = arrays_of(verdict)[i]
+        ref64 = _reference(verdict)[i]
         tol, reason = self._tolerance(verdict, gauge, i, ref64, np.dtype(dtype).type)
         a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
         if a64.shape != b64.shape:
@@ -302,7 +299,7 @@ class Checker:
     def _compare_fd(self, verdict, pair, result, gauge, dtype):
         for k, probes in enumerate(verdict.results["fd"]):
             g = np.asarray(result.grads[k], np.float64)
-            ref_g = arrays_of(verdict)[k + 1]
+            ref_g = _reference(verdict)[k + 1]
             tol_ad, _ = self._tolerance(verdict, gauge, k + 1, ref_g, np.dtype(dtype).type)
             projected = np.tensordot(probes.directions, g, axes=2)
             scale = np.sqrt((probes.directions ** 2).sum(axis=(1, 2)))
@@ -356,9 +353,9 @@ def _scales(case, values):
     return [biggest] + [terms] * len(case.inputs)
 
 
-def arrays_of(verdict):
-    ref = verdict.results.get("torch") or verdict.results.get("jax")
-    return [ref.forward] + list(ref.grads)
+def _reference(verdict):
+    """The output and gradients of the first AD reference: torch, else JAX."""
+    return _arrays(verdict.results.get("torch") or verdict.results.get("jax"))
 
 
 def _as(program, dtype):
