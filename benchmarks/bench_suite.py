@@ -93,7 +93,7 @@ def false_alarms(n):
         except Failure as e:
             failures.append(f"{type(e).__name__}: {str(e).splitlines()[1:3]}")
     run()
-    return checker.stats.to_dict(), failures, time.perf_counter() - t
+    return checker.stats, failures, time.perf_counter() - t
 
 
 def _size(case):
@@ -170,16 +170,16 @@ def main():
         lines += [f"| {what} | {us:,.0f} |" for what, us in rows]
     if args.false_alarm:
         stats, failures, seconds = false_alarms(args.false_alarm)
-        lines += ["", f"## False alarms: {stats['checked']:,} graphs on correct mflow "
+        lines += ["", f"## False alarms: {stats.checked:,} graphs on correct mflow "
                       f"(all operations, float64 and float32) in {seconds:,.0f} s", "",
                   f"**Failures: {len(failures)}**", ""]
         lines += [f"- {f}" for f in failures[:20]]
         lines += ["| oracle pair | largest |error| / tolerance | largest relative error |",
                   "|---|---|---|"]
         lines += [f"| {pair} | {w['ratio']:.3g} | {w['rel']:.3g} |"
-                  for pair, w in sorted(stats["worst"].items())]
+                  for pair, w in sorted(stats.worst.items())]
         lines += ["", "Operations drawn: " + ", ".join(
-            f"{op} {k}" for op, k in sorted(stats["ops"].items()))]
+            f"{op} {k}" for op, k in sorted(stats.ops.items()))]
     if args.xdist:
         times = xdist_speedup(args.xdist)
         one, two = times["one process"], times["pytest -n 2"]

@@ -18,10 +18,10 @@ from .program import Program, Step
 from .torch_backend import TorchEngine
 
 
-def kink_disagreements(engine):
-    """[(op, kink, engine's derivative, the references')] where the engine differs
-    from torch and JAX that agree; empty when every convention holds."""
-    out = []
+def kink_table(engine):
+    """One row per kink of the table: {op, kink, engine, torch, jax, convention,
+    agrees}, the derivatives taken exactly at the kink (cotangent 1)."""
+    rows = []
     for name, op in OPS.items():
         if not op.kinks or name not in engine.ops or op.arity != 1:
             continue
@@ -32,6 +32,16 @@ def kink_disagreements(engine):
             mine = run_engine(engine, program, [x], cot).grads[0]
             torch_g = run_engine(TorchEngine(), program, [x], cot).grads[0]
             jax_g = plain_vjp(program, [x], cot).grads[0]
-            if np.array_equal(torch_g, jax_g) and not np.array_equal(mine, torch_g):
-                out.append((name, kink, mine[0, 1], torch_g[0, 1]))
-    return out
+            references_agree = np.array_equal(torch_g, jax_g)
+            rows.append({"op": name, "kink": kink, "engine": float(mine[0, 1]),
+                         "torch": float(torch_g[0, 1]), "jax": float(jax_g[0, 1]),
+                         "convention": op.convention,
+                         "agrees": (not references_agree) or np.array_equal(mine, torch_g)})
+    return rows
+
+
+def kink_disagreements(engine):
+    """[(op, kink, engine's derivative, the references')] where the engine differs
+    from torch and JAX that agree; empty when every convention holds."""
+    return [(r["op"], r["kink"], r["engine"], r["torch"]) for r in kink_table(engine)
+            if not r["agrees"]]

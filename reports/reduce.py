@@ -2,15 +2,26 @@
 
 Hypothesis shrinks the draws; it cannot know that a step whose value has the
 same shape as an earlier value could be bypassed, or that a value nobody uses
-can go. This does, greedily, keeping each change only while the failure
-persists:
+can go, and its floats stay as drawn (0.547847). This does both, greedily,
+keeping each change only while the failure persists:
 
   - bypass a step: its users take one of its operands, or any earlier value of
     the same shape, instead (for the output: the program ends there);
-  - then drop whatever the output no longer depends on, unused inputs included.
+  - then drop whatever the output no longer depends on, unused inputs included;
+  - then simplify the values, each input and then the cotangent: the whole
+    array to ones, to ±1 by sign, rounded to integers, to halves, to one
+    decimal (the first that still fails is kept); then, while checks remain,
+    each element alone the same way. A bug is read more easily off
+    tanh'(1) with a cotangent of 1 than off tanh'(0.547847) times 0.547847.
 
-Values are left as they are (a reducer that rounds them towards small integers
-can come later); each try costs one check.
+Every try costs one check, and `max_checks` bounds them all. A rounded value
+may land on a kink or outside an operation's domain (log 0, a singular
+matrix): the check then fails another way, or raises, and the try is dropped.
+Values that are not finite are never tried. Shapes and dtypes are kept.
+
+    smaller = reduce(case, still_fails)           # a Case
+    reduce(case, still_fails, stats=found)        # also fills the dict `found`:
+    # {"checks": 12, "steps_removed": 3, "values_simplified": 2}
 """
 
 import numpy as np
@@ -52,6 +63,7 @@ def _bypasses(case):
     steps = [(s.op, s.args, s.attrs) for s in p.steps]
     shapes = p.shapes
     last = n_in + len(steps) - 1
+    yield _rebuild(case, steps, last)  # nothing bypassed: drops inputs nobody uses
     for k in range(last, n_in - 1, -1):
         own = list(steps[k - n_in][1])
         others = [r for r in range(k) if r not in own]
@@ -66,19 +78,128 @@ def _bypasses(case):
             yield _rebuild(case, rewired, last)
 
 
-def reduce(case, still_fails, max_checks=500):
-    """The smallest case found by bypassing steps while `still_fails(case)`."""
-    checks = 0
+class _Checks:
+    """`still_fails`, counted and bounded: a try that raises (a value outside
+    an operation's domain the checker does not catch) does not fail the same way."""
+
+    def __init__(self, still_fails, limit):
+        self.still_fails, self.limit, self.used = still_fails, limit, 0
+
+    @property
+    def left(self):
+        return self.limit - self.used
+
+    def __call__(self, case):
+        self.used += 1
+        try:
+            return bool(self.still_fails(case))
+        except Exception:  # noqa: BLE001
+            return False
+
+
+def _bypass_steps(case, fails):
     improved = True
-    while improved and checks < max_checks:
+    while improved and fails.left > 0:
         improved = False
         for smaller in _bypasses(case):
-            if smaller is None or len(smaller.program) >= len(case.program):
+            if smaller is None or _size(smaller) >= _size(case):
                 continue
-            checks += 1
-            if still_fails(smaller):
+            if fails(smaller):
                 case, improved = smaller, True
                 break
-            if checks >= max_checks:
+            if fails.left <= 0:
                 break
     return case
+
+
+def _size(case):
+    return len(case.program), len(case.program.inputs)
+
+
+def _rungs(x):
+    """Simpler versions of the array `x`, simplest first (same shape and dtype)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow gives inf: not tried
+        return [np.ones_like(x), np.where(x < 0, -1, 1).astype(x.dtype), np.round(x),
+                (np.round(x * 2) / 2).astype(x.dtype), np.round(x, 1)]
+
+
+def _level(v):
+    """How simple one value is: 0 for 1, then -1, integers, halves, one decimal, the rest."""
+    if v == 1:
+        return 0
+    if v == -1:
+        return 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        for level, r in ((2, np.round(v)), (3, np.round(v * 2) / 2), (4, np.round(v, 1))):
+            if v == r:
+                return level
+    return 5
+
+
+def _element_rungs(v):
+    """Simpler values for the element `v`, simplest first."""
+    seen = []
+    for rung in _rungs(np.asarray([v])):
+        r = rung[0]
+        if (r == -1 and v > 0) or not np.isfinite(r) or _level(r) >= _level(v) or r in seen:
+            continue
+        seen.append(r)
+        yield r
+
+
+def _replace(case, k, array):
+    """The case with its k-th array (the inputs, then the cotangent) replaced."""
+    if k == len(case.inputs):
+        return Case(case.program, case.inputs, array)
+    return Case(case.program, case.inputs[:k] + (array,) + case.inputs[k + 1:], case.cotangent)
+
+
+def _arrays(case):
+    return [np.asarray(x) for x in case.inputs] + [np.asarray(case.cotangent)]
+
+
+def _simplify_values(case, fails):
+    # whole arrays first, all of them, so that the cotangent gets its turn
+    for k in range(len(case.inputs) + 1):
+        x = _arrays(case)[k]
+        tried = [x]
+        for rung in _rungs(x):
+            if fails.left <= 0:
+                return case
+            if not np.isfinite(rung).all() or any(np.array_equal(rung, t) for t in tried):
+                continue
+            tried.append(rung)
+            smaller = _replace(case, k, rung)
+            if fails(smaller):
+                case = smaller
+                break
+    # then one element at a time, while checks remain
+    for k in range(len(case.inputs) + 1):
+        for index in np.ndindex(_arrays(case)[k].shape):
+            x = _arrays(case)[k]
+            for value in _element_rungs(x[index]):
+                if fails.left <= 0:
+                    return case
+                rung = x.copy()
+                rung[index] = value
+                smaller = _replace(case, k, rung)
+                if fails(smaller):
+                    case = smaller
+                    break
+    return case
+
+
+def reduce(case, still_fails, max_checks=500, *, stats=None):
+    """The smallest, simplest case found by bypassing steps, then simplifying
+    values, while `still_fails(case)`; at most `max_checks` calls to it. The
+    case itself when nothing could be changed. `stats`, a dict if given,
+    receives the checks used, the steps removed and the values simplified."""
+    fails = _Checks(still_fails, max_checks)
+    structural = _bypass_steps(case, fails)
+    simplest = _simplify_values(structural, fails)
+    if stats is not None:
+        stats.update(checks=fails.used,
+                     steps_removed=len(case.program) - len(simplest.program),
+                     values_simplified=sum(int(np.count_nonzero(a != b)) for a, b in
+                                           zip(_arrays(structural), _arrays(simplest))))
+    return simplest

@@ -145,9 +145,12 @@ def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproductio
                 return True
         return False
     before = len(failure.verdict.case.program)
-    smaller = reduce(failure.verdict.case, still_fails)
+    reduction = {}
+    smaller = reduce(failure.verdict.case, still_fails, stats=reduction)
     final = found["failure"] if smaller is not failure.verdict.case else failure
-    sizes = {"size_before_reduction": before, "size_after_reduction": len(smaller.program)}
+    sizes = {"size_before_reduction": before, "size_after_reduction": len(smaller.program),
+             "values_simplified": reduction["values_simplified"],
+             "reduction_checks": reduction["checks"]}
     return save(final, engine, directory, reproduction, extra=sizes)
 
 

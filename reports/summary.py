@@ -1,62 +1,52 @@
-"""The end of a fuzzing campaign: merge what every pytest worker's checker saw
-and print graphs checked, operations covered, the largest disagreement per
-oracle pair, and the failures found. Exits 1 when anything failed.
+"""The text summary of a campaign: graphs checked, operations covered, the
+largest disagreement per oracle pair, the failures found. The campaign plugin
+prints it at the end of a run; to print it again from what a run left behind:
 
-    python -m reports.summary DIR      (DIR holds stats-*.json and junit.xml)
+    python -m reports.summary DIR      (exit 1 when the run found failures)
 """
 
 import json
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mflow.ops import OPS
+from oracles.verdict import Stats
 
 
-def merge(directory):
-    total = {"checked": 0, "ops": {}, "worst": {}}
-    for f in sorted(Path(directory).glob("stats-*.json")):
-        s = json.loads(f.read_text())
-        total["checked"] += s["checked"]
-        for op, n in s["ops"].items():
-            total["ops"][op] = total["ops"].get(op, 0) + n
-        for pair, w in s["worst"].items():
-            prev = total["worst"].get(pair, {"ratio": 0.0, "rel": 0.0})
-            total["worst"][pair] = {k: max(prev[k], w[k]) for k in prev}
-    return total
+def load(directory):
+    """(merged Stats, failed tests) of the campaign recorded in `directory`."""
+    directory = Path(directory)
+    stats = Stats()
+    for f in sorted(directory.glob("stats-*.json")):
+        stats.merge(Stats.from_dict(json.loads(f.read_text())))
+    failures = directory / "failures.json"
+    failed = json.loads(failures.read_text()) if failures.exists() else []
+    return stats, failed
 
 
-def failures(directory):
-    junit = Path(directory, "junit.xml")
-    if not junit.exists():
-        return None
-    found = []
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        for bad in list(case.findall("failure")) + list(case.findall("error")):
-            found.append((case.get("name"), (bad.get("message") or "").splitlines()[0][:160]))
-    return found
+def summary_lines(stats, failed, interrupted=False):
+    lines = ["", f"fuzzing summary: {stats.checked:,} graphs checked"
+             + (" (stopped early: interrupted)" if interrupted else "")]
+    covered = sorted(stats.ops)
+    missing = sorted(set(OPS) - set(covered))
+    lines.append(f"operations covered: {len(covered)} of {len(OPS)}"
+                 + (f" (never drawn: {', '.join(missing)})" if missing else ""))
+    lines.append("largest disagreement per oracle pair (|error| / tolerance; relative error):")
+    lines += [f"  {pair:18s} {w['ratio']:.3g} of the tolerance; relative {w['rel']:.3g}"
+              for pair, w in sorted(stats.worst.items())]
+    lines.append(f"failures found: {len(failed)}")
+    saved = {f["test"]: f["report"] for f in stats.failures}
+    for f in failed:
+        lines.append(f"  {f['test']}: {f['message'].splitlines()[0][:160]}")
+        if f["test"] in saved:
+            lines.append(f"    saved as {saved[f['test']]}")
+    return lines
 
 
 def main(directory):
-    s = merge(directory)
-    failed = failures(directory)
-    print(f"\nfuzzing summary: {s['checked']} graphs checked")
-    covered = sorted(s["ops"])
-    missing = sorted(set(OPS) - set(covered))
-    print(f"operations covered: {len(covered)} of {len(OPS)}"
-          + (f" (never drawn: {', '.join(missing)})" if missing else ""))
-    for op in covered:
-        print(f"  {op:12s} in {s['ops'][op]} graphs")
-    print("largest disagreement per oracle pair (|error| / tolerance; relative error):")
-    for pair, w in sorted(s["worst"].items()):
-        print(f"  {pair:18s} {w['ratio']:.3g} of the tolerance; relative {w['rel']:.3g}")
-    if failed is None:
-        print("failures: unknown (no junit.xml)")
-        return 1
-    print(f"failures found: {len(failed)}")
-    for name, message in failed:
-        print(f"  {name}: {message}")
-    return 1 if failed or s["checked"] == 0 else 0
+    stats, failed = load(directory)
+    print("\n".join(summary_lines(stats, failed)))
+    return 1 if failed or stats.checked == 0 else 0
 
 
 if __name__ == "__main__":

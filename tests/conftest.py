@@ -10,7 +10,6 @@ another's settings by accident.
 The engine: --engine module[:attribute] or MFLOW_ENGINE (default: mflow).
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from oracles.engine import EngineError, load_engine, supported  # noqa: E402
 
+pytest_plugins = ["reports.campaign"]  # --campaign DIR: stats, progress, the report at the end
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,23 +84,43 @@ def engine(request):
 
 class SavingChecker:
     """The checker, saving a regression report when Hypothesis replays the final,
-    shrunk failing example (and only then: not every step of the shrinking)."""
+    shrunk failing example (and only then: not every step of the shrinking), and
+    telling the campaign (if any) what it saw."""
 
-    def __init__(self, checker, engine, directory):
+    def __init__(self, checker, engine, directory, campaign=None):
         self.checker, self.engine, self.directory = checker, engine, directory
-        self.stats = checker.stats
+        self.stats, self.campaign = checker.stats, campaign
 
     def check(self, case):
         from oracles.verdict import Failure
+        saved = None
         try:
             return self.checker.check(case)
         except Failure as failure:
             if _final_example():
                 from reports.regressions import reduce_and_save
-                where = reduce_and_save(failure, self.checker, self.engine, self.directory,
-                                        os.environ.get("PYTEST_CURRENT_TEST", ""))
-                failure.add_note(f"saved as the regression report {where}")
+                test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+                saved = reduce_and_save(failure, self.checker, self.engine, self.directory,
+                                        " ".join(filter(None, [test, _reproduce_line()])))
+                self.stats.failures.append({"test": test, "kind": type(failure).__name__,
+                                            "report": str(saved)})
+                failure.add_note(f"saved as the regression report {saved}")
             raise
+        finally:
+            if self.campaign is not None:
+                self.campaign.checked(self.stats, saved)
+
+
+def _reproduce_line():
+    """The @reproduce_failure decorator that replays the current Hypothesis example."""
+    try:
+        from hypothesis import __version__
+        from hypothesis.control import current_build_context
+        from hypothesis.core import encode_failure
+        blob = encode_failure(current_build_context().data.choices)
+        return f"@reproduce_failure({__version__!r}, {blob!r})"
+    except Exception:  # noqa: BLE001 - outside Hypothesis, or its internals moved
+        return ""
 
 
 def _final_example():
@@ -117,19 +137,10 @@ def checker(request, engine):
     from oracles.verdict import Checker
     plain = Checker(engine)
     request.config.mflow_checker = plain
-    return SavingChecker(plain, engine, request.config.getoption("--reports"))
+    return SavingChecker(plain, engine, request.config.getoption("--reports"),
+                         request.config.mflow_campaign)
 
 
 @pytest.fixture(scope="session")
 def engine_ops(engine):
     return supported(engine)
-
-
-def pytest_sessionfinish(session):
-    """Each process writes what its checker saw, for the fuzz summary to merge."""
-    out = os.environ.get("MFLOW_STATS_DIR")
-    checker = getattr(session.config, "mflow_checker", None)
-    if out and checker is not None:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        Path(out).mkdir(parents=True, exist_ok=True)
-        Path(out, f"stats-{worker}.json").write_text(json.dumps(checker.stats.to_dict()))

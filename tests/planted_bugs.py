@@ -117,3 +117,37 @@ CATALOGUE = [
     Bug("exp_uses_input", "exp", "exp' taken as x instead of exp(x)",
         {"exp": {"vjp": lambda g, ans, x: (g * x,)}}),
 ]
+
+BUGS = {bug.name: bug for bug in CATALOGUE}
+
+
+class PlantedEngine:
+    """mflow with the bugs named in MFLOW_PLANTED_BUG (comma-separated) planted,
+    as an engine adapter: `--engine tests.planted_bugs:PlantedEngine` shows the
+    whole suite (fuzzer, reducer, blame, reports) on a known wrong engine."""
+
+    def __init__(self):
+        import os
+        from functools import partial
+
+        from oracles.engine import MflowEngine
+        names = [n for n in os.environ.get("MFLOW_PLANTED_BUG", "").split(",") if n]
+        unknown = [n for n in names if n not in BUGS]
+        if not names or unknown:
+            raise ValueError(f"MFLOW_PLANTED_BUG={','.join(names)!r}: name one or more of "
+                             f"{', '.join(BUGS)}")
+        self.bugs = [BUGS[n] for n in names]
+        self.name = f"mflow with {', '.join(names)} planted"
+        self._mflow = MflowEngine()
+        self.ops = {op: partial(self._planted, f) for op, f in self._mflow.ops.items()}
+        self.leaf, self.constant = self._mflow.leaf, self._mflow.constant
+        self.to_numpy = self._mflow.to_numpy
+
+    def _planted(self, f, *args, **kwargs):
+        with contextlib.ExitStack() as stack:
+            for bug in self.bugs:
+                stack.enter_context(bug.planted())
+            return f(*args, **kwargs)
+
+    def gradients(self, output, leaves, cotangent):
+        return self._planted(self._mflow.gradients, output, leaves, cotangent)

@@ -1,0 +1,186 @@
+"""A fuzzing campaign's bookkeeping: a pytest plugin (tests/conftest.py loads it).
+
+    pytest -n auto tests/test_fuzz.py --campaign DIR [--progress SECONDS]
+
+Every process that checks graphs (each xdist worker, or the one process) writes
+what its checker saw to DIR/stats-<worker>.json every few seconds and at once
+when it saves a failure, atomically: a run stopped at any moment keeps what it
+found. The controlling process prints a progress line (graphs checked,
+failures, rate) every --progress seconds and, at the end, after Ctrl-C as well,
+merges the files and writes the comparison report (DIR/index.html and
+DIR/summary.md, see reports/comparison.py) and prints the summary.
+"""
+
+import datetime
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from oracles.verdict import Stats
+
+FLUSH_SECONDS = 2.0
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mflow campaign")
+    group.addoption("--campaign", default=os.environ.get("MFLOW_CAMPAIGN_DIR"), metavar="DIR",
+                    help="record this run in DIR (stats, progress, the comparison report at "
+                         "the end); default MFLOW_CAMPAIGN_DIR, or none")
+    group.addoption("--progress", type=float, default=10.0, metavar="SECONDS",
+                    help="with --campaign, print progress every SECONDS (default 10; 0: never)")
+
+
+def pytest_configure(config):
+    directory = config.getoption("--campaign")
+    if not directory:
+        config.mflow_campaign = None
+        return
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    config.mflow_campaign = Campaign(Path(directory), worker, config)
+    config.pluginmanager.register(config.mflow_campaign, "mflow-campaign")
+
+
+class Campaign:
+    def __init__(self, directory, worker, config):
+        self.directory, self.worker, self.config = directory, worker, config
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.stats, self.last_flush = None, 0.0
+        self.failed_tests, self.started = [], time.time()
+        self.progress_every, self.last_progress = config.getoption("--progress"), time.time()
+        self._thread, self._stop = None, threading.Event()
+        if worker is None:  # the controller (or the one process): a new campaign
+            for old in self.directory.glob("stats-*.json"):
+                old.unlink()
+
+    # -- in every process that checks graphs
+    def checked(self, stats, saved=None):
+        """After each check: flush now and then, and at once when a failure was saved."""
+        self.stats = stats
+        now = time.time()
+        if saved is not None or now - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+        if self.worker is None and self.progress_every and \
+                now - self.last_progress > self.progress_every:
+            self.show_progress()
+
+    def flush(self):
+        if self.stats is None:
+            return
+        self.last_flush = time.time()
+        name = f"stats-{self.worker or 'main'}.json"
+        _atomic_write(self.directory / name, json.dumps(self.stats.to_dict()))
+
+    # -- in the controller
+    def merged(self):
+        total = Stats()
+        for f in sorted(self.directory.glob("stats-*.json")):
+            try:
+                total.merge(Stats.from_dict(json.loads(f.read_text())))
+            except (OSError, ValueError, KeyError):
+                continue  # written atomically, so only a foreign file gets here
+        return total
+
+    def show_progress(self):
+        self.last_progress = time.time()
+        s = self.merged()
+        elapsed = max(time.time() - self.started, 1e-9)
+        failures = max(len(s.failures), len(self.failed_tests))
+        line = (f"[campaign {_clock(elapsed)}] {s.checked:,} graphs checked, "
+                f"{failures} failure{'s' * (failures != 1)}, {s.checked / elapsed:.1f} graphs/s")
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        if terminal is None:
+            return
+        with capman.global_and_fixture_disabled():
+            terminal.write_line(line)
+
+    def start_progress(self):
+        if not self.progress_every:
+            return
+
+        def loop():
+            while not self._stop.wait(min(1.0, self.progress_every)):
+                if time.time() - self.last_progress >= self.progress_every:
+                    self.show_progress()
+        self._thread = threading.Thread(target=loop, name="campaign progress", daemon=True)
+        self._thread.start()
+
+    def finish(self, terminal, exitstatus):
+        """Merge, write the report, print the summary; Ctrl-C is held off meanwhile
+        so that a second press does not leave half a report."""
+        from .comparison import write_report
+        from .summary import summary_lines
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _atomic_write(self.directory / "failures.json", json.dumps(self.failed_tests))
+            _atomic_write(self.directory / "run.json", json.dumps(self._run(exitstatus)))
+            html, markdown = write_report(self.directory)
+            stats = self.merged()
+            for line in summary_lines(stats, self.failed_tests,
+                                      interrupted=exitstatus == 2):
+                terminal.write_line(line)
+            terminal.write_line(f"comparison report: {html}")
+            terminal.write_line(f"                   {markdown}")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _run(self, exitstatus):
+        from oracles.kinks import kink_table
+
+        from .regressions import _versions
+        now = time.time()
+        engine = getattr(self.config, "engine", None)
+        return {"started": _iso(self.started), "finished": _iso(now),
+                "seconds": now - self.started, "interrupted": exitstatus == 2,
+                "exitstatus": int(exitstatus), "command": " ".join(sys.argv),
+                "engine": self.config.getoption("--engine", default="mflow"),
+                "engine_name": getattr(engine, "name", None),
+                "versions": _versions(),
+                # the engine's derivative at each kink, so the report can be rebuilt anywhere
+                "kinks": kink_table(engine) if engine is not None else None}
+
+    # -- pytest hooks (the instance is registered as a plugin)
+    def pytest_sessionstart(self, session):
+        if self.worker is None and _distributed(self.config):
+            self.start_progress()  # the workers check graphs; the controller only watches
+
+    def pytest_runtest_logreport(self, report):
+        if self.worker is None and report.failed:
+            crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+            message = getattr(crash, "message", None) or str(report.longrepr)
+            self.failed_tests.append({"test": report.nodeid, "when": report.when,
+                                      "message": message.strip()[:2000]})
+
+    def pytest_sessionfinish(self, session):
+        self.flush()
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus):
+        if self.worker is None:
+            self.finish(terminalreporter, exitstatus)
+
+
+def _distributed(config):
+    return getattr(config.option, "numprocesses", None) not in (None, 0) \
+        and getattr(config.option, "dist", "no") != "no"
+
+
+def _atomic_write(path, text):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _clock(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,168 @@
+"""The oracle comparison report of a campaign: a self-contained HTML page (its
+pictures inlined) and a Markdown summary, from what the campaign recorded.
+
+    python -m reports.comparison DIR [--out OUT] [--engine SPEC]
+
+DIR holds stats-*.json, failures.json and run.json (reports/campaign.py writes
+them); the page goes to OUT/index.html and the summary to OUT/summary.md (OUT
+defaults to DIR). The page shows, per operation and per oracle pair, how many
+graphs were compared and how far the answers were apart (as distributions of
+|error| / tolerance), the engine's derivative at every kink against torch's and
+JAX's, and every failure with a drawing of its shrunk graph, the blamed step
+highlighted, and links to its saved report.
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from oracles.verdict import HIST_LO, HIST_STEP
+
+from . import plots
+from .summary import load
+
+PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch")
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _b64(png):
+    return base64.b64encode(png).decode("ascii")
+
+
+def _quantile_label(hist, q):
+    """The upper edge of the bin holding the q-quantile of a histogram."""
+    counts = np.cumsum(hist)
+    if counts[-1] == 0:
+        return "-"
+    k = int(np.searchsorted(counts, q * counts[-1]))
+    if k == 0:
+        return "< 1e-12"
+    if k == len(hist) - 1:
+        return "> 1e4"
+    return f"{10 ** (HIST_LO + k * HIST_STEP):.2g}"
+
+
+def _operations(stats, pairs):
+    rows = []
+    for op in sorted(stats.ops):
+        cells = []
+        for pair in pairs:
+            cell = stats.pairs.get(pair, {}).get(op)
+            if cell is None:
+                cells.append(None)
+                continue
+            cells.append({"graphs": sum(cell["hist"]), "p99": _quantile_label(cell["hist"], .99),
+                          "worst": cell["ratio"],
+                          "rel": cell["rel"], "bad": cell["ratio"] > 1})
+        rows.append({"op": op, "graphs": stats.ops[op], "skipped": stats.skipped.get(op, 0),
+                     "cells": cells})
+    return rows
+
+
+def _failures(stats, failed, out):
+    """The failures, one entry per saved report (drawn, with every test that
+    found it), then failed tests that saved none."""
+    from .regressions import ReportError
+    from .regressions import load as load_report
+    messages = {f["test"]: f["message"] for f in failed}
+    by_report = {}
+    for f in stats.failures:
+        by_report.setdefault(f["report"], []).append(f)
+    entries = []
+    for folder, found in by_report.items():
+        folder = Path(folder)
+        tests = list(dict.fromkeys(f["test"] for f in found))
+        message = next((messages[t] for t in tests if t in messages),
+                       "(the run stopped before the test reported)")
+        head, _, rest = message.partition("\nFalsifying example")
+        entry = {"kind": found[0]["kind"], "tests": tests, "message": head,
+                 "hypothesis": ("Falsifying example" + rest) if rest else "",
+                 "report": os.path.relpath(folder, out), "name": folder.name}
+        entries.append(entry)
+        try:
+            case, report = load_report(folder)
+        except ReportError as e:
+            entry["report_error"] = str(e)
+            continue
+        blame = report.get("blame")
+        blamed = int(blame["value"][1:]) if isinstance(blame, dict) else None
+        entry.update(
+            blame=blame, comparisons=report["comparisons"], steps=report.get("steps"),
+            before=report.get("size_before_reduction"),
+            program=case.program.to_python(imports=False),
+            drawing=_b64(plots.program_drawing(case.program, blamed)))
+    reported = {t for e in entries for t in e["tests"]}
+    unsaved = [f for f in failed if f["test"] not in reported]
+    return entries, unsaved
+
+
+def context(directory, out=None, engine=None):
+    """Everything the templates show, from the campaign recorded in `directory`."""
+    from oracles.engine import load_engine
+    from oracles.kinks import kink_table
+    directory = Path(directory)
+    out = Path(out or directory)
+    stats, failed = load(directory)
+    run_file = directory / "run.json"
+    run = json.loads(run_file.read_text()) if run_file.exists() else {}
+    pairs = [p for p in PAIRS if p in stats.pairs] + sorted(set(stats.pairs) - set(PAIRS))
+    kinks = run.get("kinks")
+    if engine or kinks is None:  # the run's own table, unless another engine is asked for
+        engine = load_engine(engine or run.get("engine") or "mflow")
+        kinks, engine_name = kink_table(engine), engine.name
+    else:
+        engine_name = run.get("engine_name", run.get("engine"))
+    failures, unsaved = _failures(stats, failed, out)
+    return {
+        "failures": failures, "unsaved": unsaved,
+        "run": run, "stats": stats, "pairs": pairs, "engine": engine_name,
+        "worst": stats.worst, "operations": _operations(stats, pairs),
+        "plots": [{"pair": p, "png": _b64(plots.disagreement(p, stats.pairs[p]))}
+                  for p in pairs],
+        "kinks": kinks,
+        "failed": failed,
+        "hist_lo": HIST_LO,
+    }
+
+
+def write_report(directory, out=None, engine=None):
+    """Write OUT/index.html and OUT/summary.md (atomically); returns both paths."""
+    out = Path(out or directory)
+    out.mkdir(parents=True, exist_ok=True)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["g"] = lambda x, digits=3: f"{x:.{digits}g}"
+    data = context(directory, out, engine)
+    paths = []
+    for template, name in (("report.html", "index.html"), ("summary.md", "summary.md")):
+        path = out / name
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_text(env.get_template(template).render(**data))
+        os.replace(tmp, path)
+        paths.append(path)
+    return tuple(paths)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m reports.comparison", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory", help="the campaign's folder (pytest --campaign DIR)")
+    parser.add_argument("--out", help="where to write index.html and summary.md (default DIR)")
+    parser.add_argument("--engine", help="the engine for the kink table (default: the run's)")
+    args = parser.parse_args(argv)
+    if not any(Path(args.directory).glob("stats-*.json")):
+        parser.error(f"{args.directory} holds no stats-*.json: run a campaign into it first "
+                     "(pytest --campaign DIR, or tox -e fuzz)")
+    for path in write_report(args.directory, args.out, args.engine):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

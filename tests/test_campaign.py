@@ -1,0 +1,73 @@
+"""A long fuzzing run shows its progress and can be stopped with Ctrl-C: what it
+found is kept and the comparison report is still written."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRESS = re.compile(r"\[campaign [\d:]+\] ([\d,]+) graphs checked, (\d+) failures?, "
+                      r"([\d.]+) graphs/s")
+
+
+def test_ctrl_c_keeps_everything_and_writes_the_report(tmp_path):
+    campaign = tmp_path / "campaign"
+    env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES="1000000")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+               "tests/test_fuzz.py", "-k", "test_random_graphs", "--shards", "2",
+               "--campaign", str(campaign), "--progress", "1",
+               "--reports", str(tmp_path / "regressions")]
+    # its own session, like a terminal's foreground job: Ctrl-C reaches every process
+    run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, seen = [], 0
+    try:
+        deadline = time.time() + 240
+        for line in run.stdout:
+            lines.append(line)
+            match = PROGRESS.search(line)
+            if match:
+                seen = int(match.group(1).replace(",", ""))
+                if seen >= 30:
+                    break
+            assert time.time() < deadline, "no progress line with 30 graphs in 240 s:\n" + \
+                "".join(lines)
+        os.killpg(run.pid, signal.SIGINT)
+        rest, _ = run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    output = "".join(lines) + rest
+    assert seen >= 30, output
+    assert run.returncode == 2, output  # pytest's "interrupted"
+    assert "stopped early: interrupted" in output, output
+    record = json.loads((campaign / "run.json").read_text())
+    assert record["interrupted"] is True
+    checked = sum(json.loads(f.read_text())["checked"] for f in campaign.glob("stats-*.json"))
+    assert checked >= seen, (checked, seen)  # nothing counted before Ctrl-C was lost
+    page = (campaign / "index.html").read_text()
+    assert "stopped early (interrupted)" in page
+    assert f"{checked:,} graphs checked" in page
+    assert "Stopped early" in (campaign / "summary.md").read_text()
+
+
+def test_stats_merge_adds_counts_and_keeps_the_largest():
+    from oracles.verdict import HIST_BINS, Stats, hist_bin
+    assert hist_bin(0.0) == 0 and hist_bin(1e-300) == 0          # exact agreement: first bin
+    assert hist_bin(float("inf")) == hist_bin(1e9) == HIST_BINS - 1
+    assert hist_bin(0.99) < hist_bin(1.01)                        # the tolerance is a bin edge
+    a, b = Stats(), Stats()
+    for s, ratio, n in ((a, 0.5, 3), (b, 2.0, 4)):
+        s.checked, s.ops = n, {"tanh": n}
+        cell = {"hist": [0] * HIST_BINS, "ratio": ratio, "rel": ratio / 10}
+        cell["hist"][hist_bin(ratio)] = n
+        s.pairs = {"engine vs torch": {"tanh": cell}}
+    merged = Stats.from_dict(json.loads(json.dumps(a.to_dict()))).merge(b)
+    assert merged.checked == 7 and merged.ops == {"tanh": 7}
+    assert sum(merged.pairs["engine vs torch"]["tanh"]["hist"]) == 7
+    assert merged.worst == {"engine vs torch": {"ratio": 2.0, "rel": 0.2}}
