@@ -96,6 +96,8 @@ class Campaign:
         if terminal is None:
             return
         with capman.global_and_fixture_disabled():
+            if getattr(getattr(terminal, "_tw", None), "width_of_current_line", 0):
+                terminal.write("\n")  # after xdist's progress dots
             terminal.write_line(line)
 
     def start_progress(self):

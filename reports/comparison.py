@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from oracles.verdict import HIST_LO, HIST_STEP
+from oracles.verdict import HIST_LO, HIST_STEP, hist_bin
 
 from . import plots
 from .summary import load
 
 PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+OVER = hist_bin(1.0 + 1e-12)  # the first histogram bin above the tolerance
 
 
 def _b64(png):
@@ -60,8 +61,11 @@ def _operations(stats, pairs):
             cells.append({"graphs": sum(cell["hist"]), "p99": _quantile_label(cell["hist"], .99),
                           "worst": cell["ratio"],
                           "rel": cell["rel"], "bad": cell["ratio"] > 1})
+        over = [sum(c["hist"][OVER:]) / max(1, sum(c["hist"]))
+                for p, c in ((p, stats.pairs.get(p, {}).get(op)) for p in pairs)
+                if c is not None and p.startswith("engine")]
         rows.append({"op": op, "graphs": stats.ops[op], "skipped": stats.skipped.get(op, 0),
-                     "cells": cells})
+                     "over": max(over, default=0.0), "cells": cells})
     return rows
 
 

@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.colors import LinearSegmentedColormap, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
@@ -39,7 +39,9 @@ def disagreement(pair, by_op):
     ax = fig.add_subplot()
     # bin k covers [lo + (k-1) step, lo + k step); bins 0 and the last are open-ended
     edges = HIST_LO + HIST_STEP * (np.arange(HIST_BINS + 1) - 1)
-    image = ax.pcolormesh(edges, np.arange(len(ops) + 1), shares, cmap=SHADES, vmin=0, vmax=1)
+    # a square-root scale: a share of a few percent (a tail) is still visible
+    image = ax.pcolormesh(edges, np.arange(len(ops) + 1), shares, cmap=SHADES,
+                          norm=PowerNorm(0.5, vmin=0, vmax=1))
     ax.axvline(0.0, color=BLAME, lw=1.5, ls="--")
     ax.text(0.1, 0.01, "tolerance", color=BLAME, fontsize=8, va="bottom",
             transform=ax.get_xaxis_transform())
