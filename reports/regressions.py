@@ -4,10 +4,14 @@ A report is a folder (default reports/regressions/<signature>/):
 
     report.json     what failed: the verdict (every failed comparison, with its
                     tolerance and reason), the signature, the blamed step, library
-                    versions, the Hypothesis reproduction line, the date
+                    versions, the Hypothesis reproduction line, the date, the
+                    size before and after reduction
     program.json    the program (oracles.program.Program.to_json)
-    x0.npy ...      the exact inputs, the cotangent (cotangent.npy) and the
-                    references' answers (expected_*.npy): lossless, never pickled
+    x0.npy ...      the exact inputs and the cotangent (cotangent.npy); every
+                    answer, the engine's and each oracle's (engine_forward.npy,
+                    torch_grad_x0.npy, jax_..., fd_x0_estimate.npy, ...; listed
+                    under "answers"), and the reference the reproducer compares
+                    with (expected_*.npy): lossless, never pickled
     reproduce.py    needs only numpy and mflow: rebuilds the graph, runs backward,
                     prints the mismatch against the saved references
     seen/           one empty file per time the same failure was found again
@@ -91,6 +95,7 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
             np.save(tmp / "expected_forward.npy", ref.forward, allow_pickle=False)
             for i, g in enumerate(ref.grads):
                 np.save(tmp / f"expected_grad_x{i}.npy", np.asarray(g), allow_pickle=False)
+        answers = _save_answers(tmp, v.results)
         report = {
             "format": FORMAT,
             "signature": name,
@@ -105,6 +110,7 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
             "blame": blamed or ("every step's rule agrees alone: the fault is in how "
                                 "contributions combine (accumulation, fan-out)"
                                 if isinstance(failure, EngineBug) else None),
+            "answers": answers,
             "steps": len(case.program),
             "inputs": len(case.inputs),
             "reproduction": reproduction,
@@ -124,6 +130,28 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _save_answers(folder, results):
+    """Every answer of the check, the engine's and each oracle's, as .npy files
+    named WHO_forward and WHO_grad_xI (torch32: torch in float32, the rounding
+    gauge); finite differences as their probes: fd_xI_directions, _estimate (of
+    ⟨gradient, direction⟩), _error (its bound) and _valid (False: across a kink).
+    Returns {who: [file names]}."""
+    saved = {}
+    for who, result in results.items():
+        arrays = {}
+        if who == "fd":
+            for i, probes in enumerate(result):
+                for name in ("directions", "estimate", "error", "valid"):
+                    arrays[f"fd_x{i}_{name}"] = getattr(probes, name)
+        else:
+            arrays[f"{who}_forward"] = result.forward
+            arrays.update((f"{who}_grad_x{i}", g) for i, g in enumerate(result.grads))
+        for name, a in arrays.items():
+            np.save(folder / f"{name}.npy", np.asarray(a), allow_pickle=False)
+        saved[who] = [f"{name}.npy" for name in arrays]
+    return saved
 
 
 def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproduction=""):

@@ -48,6 +48,13 @@ def test_a_report_saves_once_counts_repeats_and_reloads(tanh_failure, tmp_path):
     assert first == again and len(list((first / "seen").iterdir())) == 1
     case, report = regressions.load(first)
     assert case.program == tanh_failure.verdict.case.program
+    # every answer is kept: the engine's (wrong) and each oracle's
+    assert set(report["answers"]) == {"engine", "torch", "jax", "torch32", "fd"}
+    engine_grad = np.load(first / "engine_grad_x0.npy")
+    torch_grad = np.load(first / "torch_grad_x0.npy")
+    assert np.array_equal(engine_grad, tanh_failure.verdict.results["engine"].grads[0])
+    assert not np.allclose(engine_grad, torch_grad)
+    assert np.load(first / "fd_x0_valid.npy").dtype == bool
     assert report["blame"]["op"] == "tanh" and report["blame"]["step"] == 1
     assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
 
