@@ -71,3 +71,45 @@ def test_stats_merge_adds_counts_and_keeps_the_largest():
     assert merged.checked == 7 and merged.ops == {"tanh": 7}
     assert sum(merged.pairs["engine vs torch"]["tanh"]["hist"]) == 7
     assert merged.worst == {"engine vs torch": {"ratio": 2.0, "rel": 0.2}}
+
+
+def test_sigkill_at_random_moments_leaves_only_complete_records(tmp_path):
+    """Ten real fuzz runs on a planted bug (so that they save reports all the
+    time), each killed with SIGKILL at a random moment once it is checking:
+    every report left loads, every stats file parses, and the comparison report
+    can still be written from what a killed run left."""
+    import random
+
+    from reports import regressions
+    from reports.comparison import write_report
+    rng = random.Random(0)
+    reports = tmp_path / "regressions"
+    env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES="1000000",
+               MFLOW_PLANTED_BUG="fanout_overwrites")
+    for k in range(10):
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                   "tests/test_fuzz.py", "-k", "test_operation",
+                   "--engine", "tests.planted_bugs:PlantedEngine",
+                   "--campaign", str(tmp_path / f"run{k}"), "--progress", "0.2",
+                   "--reports", str(reports)]
+        run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in run.stdout:  # checking has begun
+                if PROGRESS.search(line):
+                    break
+            time.sleep(rng.uniform(0.0, 3.0))
+        finally:
+            run.kill()
+            run.wait()
+    folders = regressions.reports(reports)
+    assert folders, "no run lived long enough to save a report"
+    for folder in folders:
+        regressions.load(folder)
+    for k in range(10):
+        for stats in (tmp_path / f"run{k}").glob("stats-*.json"):
+            json.loads(stats.read_text())
+    runs = [d for d in tmp_path.glob("run*") if any(d.glob("stats-*.json"))]
+    assert runs
+    html, _ = write_report(runs[-1])
+    assert "graphs checked" in html.read_text()
