@@ -57,3 +57,10 @@ def test_bad_engines_are_named(spec, message):
 def test_an_engine_without_the_requested_operations_is_an_error():
     with pytest.raises(EngineError, match=r"supports none of the requested operations \['inv'\]"):
         supported(NoOps(), ["inv"])
+
+
+def test_one_thread_per_worker():
+    """conftest sets OMP_NUM_THREADS=1 before torch is imported, so `pytest -n auto`
+    does not oversubscribe the cores (torch reads it when it starts)."""
+    import torch
+    assert torch.get_num_threads() == 1
