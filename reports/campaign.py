@@ -123,19 +123,21 @@ class Campaign:
         try:
             _atomic_write(self.directory / "failures.json", json.dumps(self.failed_tests))
             _atomic_write(self.directory / "run.json", json.dumps(self._run(exitstatus)))
-            html, markdown = write_report(self.directory)
-            stats = self.merged()
-            for line in summary_lines(stats, self.failed_tests,
+            for line in summary_lines(self.merged(), self.failed_tests,
                                       interrupted=exitstatus == 2):
                 terminal.write_line(line)
-            terminal.write_line(f"comparison report: {html}")
-            terminal.write_line(f"                   {markdown}")
+            try:
+                html, markdown = write_report(self.directory)
+            except Exception as e:  # noqa: BLE001 - the summary above stands; say what broke
+                terminal.write_line(f"comparison report NOT written: {type(e).__name__}: {e}",
+                                    red=True, bold=True)
+            else:
+                terminal.write_line(f"comparison report: {html}")
+                terminal.write_line(f"                   {markdown}")
         finally:
             signal.signal(signal.SIGINT, previous)
 
     def _run(self, exitstatus):
-        from oracles.kinks import kink_table
-
         from .regressions import _versions
         now = time.time()
         engine = getattr(self.config, "engine", None)
@@ -146,7 +148,7 @@ class Campaign:
                 "engine_name": getattr(engine, "name", None),
                 "versions": _versions(),
                 # the engine's derivative at each kink, so the report can be rebuilt anywhere
-                "kinks": kink_table(engine) if engine is not None else None}
+                "kinks": _kinks(engine)}
 
     # -- pytest hooks (the instance is registered as a plugin)
     def pytest_sessionstart(self, session):
@@ -166,6 +168,15 @@ class Campaign:
     def pytest_terminal_summary(self, terminalreporter, exitstatus):
         if self.worker is None:
             self.finish(terminalreporter, exitstatus)
+
+
+def _kinks(engine):
+    """The kink table of the engine, or None (the report then computes it) if it fails."""
+    from oracles.kinks import kink_table
+    try:
+        return kink_table(engine) if engine is not None else None
+    except Exception:  # noqa: BLE001 - the report recomputes it and shows the error there
+        return None
 
 
 def _distributed(config):
