@@ -64,6 +64,14 @@ def sample(domain, shape, rng, kinks=()):
     return np.round(x * GRID) / GRID
 
 
+SEEDS = 2 ** 32  # a matrix's seed is drawn from range(SEEDS)
+
+
+def from_seed(domain, shape, seed, kinks=()):
+    """The matrix `values(shape, domain, kinks)` draws for `seed`."""
+    return sample(domain, shape, np.random.default_rng(seed), kinks)
+
+
 def values(shape, domain="real", kinks=()):
     """A fresh matrix in `domain`, from one drawn seed.
 
@@ -72,6 +80,7 @@ def values(shape, domain="real", kinks=()):
     x ** (p - 1) agree at 0 and 1, a transposed gradient is right on a symmetric
     matrix), so shrinking towards them made Hypothesis keep extra steps to get
     generic values back. Structure shrinks; the seed shrinks to 0, a fixed generic
-    matrix. (Every element differs: arrays()' default fill would make most equal.)"""
-    return st.integers(0, 2 ** 32 - 1).map(
-        lambda seed: sample(domain, shape, np.random.default_rng(seed), kinks))
+    matrix. (Every element differs: arrays()' default fill would make most equal.)
+    `strategies.graphs` draws the seed itself and calls `from_seed`: the same
+    matrices, without a mapped strategy's cost per draw."""
+    return st.integers(0, SEEDS - 1).map(lambda seed: from_seed(domain, shape, seed, kinks))

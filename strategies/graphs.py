@@ -10,16 +10,35 @@ operands inside its domain (log positive, inv well conditioned, exp bounded;
 the names come from `mflow.ops`, their meaning from `strategies.domains`), and
 every intermediate stays finite and of modest size.
 
-How it shrinks. Each step is one span of draws, so Hypothesis can delete a
-step whole. Before each step a flag says whether to go on; it shrinks to 0,
-"stop", so programs get shorter. Operations are sampled from a list that puts
-the simplest first. An operand is one draw: 0 a fresh input, 1 a fresh
-constant, then the earlier values newest first, so deleting an older step does
-not change what a later choice means. Values come from one seed per matrix and
-do not shrink (see `strategies.domains.values`).
+How it shrinks. Each step is one span of a few draws, so Hypothesis can delete a
+step whole (its shrinker deletes runs of up to five draws). The first draw is
+the stop flag and the operation at once: 0 means "stop" (as do the few values
+above the operations: one value in eight stops), so programs get shorter as it
+shrinks towards 0, and the operations come in between, the simplest first. A
+step before `min_steps` draws from the operations' values alone, so a value
+names the same operation wherever its step stands. An operand is one draw: 0 the
+newest earlier value that fits, 1 a fresh input, 2 a fresh constant, then the
+older values, newest first (0 a fresh input and 1 a fresh constant where no
+earlier value fits). Places are counted from the newest value, so deleting a
+step changes no later choice that names a newer value or a fresh operand; and an
+operand shrinks towards reusing the newest value, so shrunk programs are short
+chains over few inputs, of steps of two or three draws. (A fresh input asked for
+where the inputs have run out still reads its shape and seed, unused, so that
+deleting a step which frees an input leaves the draws after it aligned.) Values
+come from one seed per matrix and do not shrink (see
+`strategies.domains.values`).
+
+What it costs. Hypothesis spends tens of microseconds on each draw, more than
+the drawing itself, so a step draws little: the stop flag inside the
+operation's draw, an operation's attributes (and concat's arity) in one draw, an
+operand's place in one, and a fresh operand's shape and seed in two. Which
+shapes fit an operation, and which to propose for a fresh operand, are worked
+out once and kept.
 """
 
 import contextvars
+import functools
+import itertools
 
 import numpy as np
 from hypothesis import strategies as st
@@ -30,17 +49,20 @@ from mflow.shapes import ShapeError
 from oracles.numpy_backend import NUMPY_OPS
 from oracles.program import Case, Program, Step
 
-from .domains import MAX_MAGNITUDE, accepts, values
+from .domains import MAX_MAGNITUDE, SEEDS, accepts, from_seed
 
-_cache = {}
+_integers = {}
 
 
 def _ints(lo, hi):
-    """st.integers, built once per range: building strategies is a large share of a draw."""
-    key = ("ints", lo, hi)
-    if key not in _cache:
-        _cache[key] = st.integers(lo, hi)
-    return _cache[key]
+    """st.integers(lo, hi), built once per range. The strategy inside st.integers'
+    lazy wrapper is kept: drawing from the wrapper resolves it again on every
+    draw, a third of the draw's cost. (Same draws and shrinking either way.)"""
+    strategy = _integers.get((lo, hi))
+    if strategy is None:
+        strategy = st.integers(lo, hi)
+        strategy = _integers[lo, hi] = getattr(strategy, "wrapped_strategy", strategy)
+    return strategy
 
 
 def _choose(draw, options):
@@ -49,11 +71,18 @@ def _choose(draw, options):
     return options[draw(_ints(0, len(options) - 1))]
 
 
-def _values(shape, domain="real", kinks=()):
-    key = ("values", shape, domain, kinks)
-    if key not in _cache:
-        _cache[key] = values(shape, domain, kinks)
-    return _cache[key]
+# Seeds get a span label of their own, as `strategies.domains.values` gives them:
+# Hypothesis's mutator copies a span over another of the same label, so a seed
+# goes over a seed (two equal matrices) rather than into an operand's place, where
+# it misaligns the draws that follow and the example is mostly wasted.
+_SEED_LABEL = 0x5EED_5EED_5EED
+
+
+def _matrix(draw, shape, domain="real", kinks=()):
+    """A fresh matrix from one drawn seed: `strategies.domains.values` without
+    the cost of a mapped strategy."""
+    return from_seed(domain, shape, draw(_ints(0, SEEDS - 1), label=_SEED_LABEL), kinks)
+
 
 # Simplest first: shrinking moves towards the front of this list.
 ORDER = ["add", "mul", "neg", "sub", "matmul", "transpose", "sum", "relu", "exp", "tanh",
@@ -67,6 +96,19 @@ ATTRS = {  # the attribute values drawn for each operation (getitem's depend on 
     "concat": {"axis": [0, 1]}, "pow": {"p": [2, 3, -1, 0.5, 1.5, -2.5]},
     "conv2d": {"stride": [1, 2, 3], "padding": ["valid", "same"]},
 }
+ARITIES = {"concat": [1, 2, 3]}  # for operations that take any number of operands
+
+
+def _variants(name):
+    """Every (arity, attrs) an operation is drawn with, in one draw: the first
+    values first, so shrinking moves towards them."""
+    arities = ARITIES[name] if OPS[name].arity is None else [OPS[name].arity]
+    spec = ATTRS.get(name, {})
+    return [(arity, dict(zip(spec, values)))
+            for arity in arities for values in itertools.product(*spec.values())]
+
+
+_VARIANTS = {name: _variants(name) for name in OPS}
 
 
 def _check_bounds(name_lo, lo, name_hi, hi, least):
@@ -104,7 +146,7 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
     _check_bounds("max_side", max_side, "max_side", max_side, 1)
     if dtype not in ("float64", "float32", "mixed"):
         raise InvalidArgument(f"dtype={dtype!r} must be 'float64', 'float32' or 'mixed'")
-    return _cases(ops, min_steps, max_steps, max_inputs, max_side, dtype, bool(constants))
+    return _cases(tuple(ops), min_steps, max_steps, max_inputs, max_side, dtype, bool(constants))
 
 
 def programs(**kwargs):
@@ -112,11 +154,68 @@ def programs(**kwargs):
     return cases(**kwargs).map(lambda case: case.program)
 
 
+@functools.cache
 def _shapes(n):
-    key = ("shapes", n)
-    if key not in _cache:
-        _cache[key] = [(r, c) for r in range(1, n + 1) for c in range(1, n + 1)]
-    return _cache[key]
+    return tuple((r, c) for r in range(1, n + 1) for c in range(1, n + 1))
+
+
+@functools.cache
+def _heads(ops):
+    """A step's first draw over `ops`: (per, strategy where the step may stop,
+    strategy where it may not). 0 means stop; 1 to per * len(ops) name the
+    operations in order, `per` values each; the few values above them mean stop
+    too, so that one value in eight stops (to within half a percent; the smallest
+    range that does). Only 0 among the small values stops: where a mutation of
+    Hypothesis's shifts the draws, a small value meant for an operand and read
+    here names an operation, as when the flag was a draw of its own. At most 128
+    values: Hypothesis draws integers uniformly there, and weights the ends of a
+    wider range."""
+    n = len(ops)
+
+    def stops(per):
+        return max(1, round(per * n / 7))
+    per = next((p for p in range(1, 8) if stops(p) + p * n <= 128
+                and abs(stops(p) / (stops(p) + p * n) - 1 / 8) <= 0.005), max(1, min(7, 111 // n)))
+    return per, _ints(0, per * n + stops(per) - 1), _ints(1, per * n)
+
+
+class _Fits(dict):
+    """shape -> may the last operand of `name` have it, after operands of shapes
+    `before`: a valid result whose sides are at most max_side. Filled as asked."""
+
+    def __init__(self, name, attrs, before, max_side):
+        super().__init__()
+        self.rule, self.attrs, self.before, self.max_side = OPS[name].shape, attrs, before, max_side
+
+    def __missing__(self, shape):
+        try:
+            out = self.rule(*self.before, shape, **self.attrs)
+        except ShapeError:
+            out = None
+        fits = self[shape] = out is not None and max(out) <= self.max_side
+        return fits
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _fitting(name, attrs, before, last, max_side):
+    """The `_Fits` of an operand, or None where every shape fits (sides up to
+    max_side, as every value drawn has): an operand before the last, or
+    getitem's, whose indices are drawn to fit it. attrs as sorted items."""
+    if not last or name == "getitem":
+        return None
+    return _Fits(name, dict(attrs), before, max_side)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _proposals(name, attrs, before, last, max_side, domain):
+    """Shapes for a fresh operand: those that fit (square for "invertible"), and
+    again, twice, those whose sides relate to the first operand's (its sides, or
+    1), so that related shapes come three to one over any other."""
+    fits = _fitting(name, attrs, before, last, max_side)
+    valid = [s for s in _shapes(max_side)
+             if (fits is None or fits[s]) and (domain != "invertible" or s[0] == s[1])]
+    related = {before[0][0], before[0][1], 1} if before else set()
+    return tuple(valid + [s for s in valid if s[0] in related and s[1] in related] * 2)
 
 
 class _Graph:
@@ -124,13 +223,22 @@ class _Graph:
 
     def __init__(self):
         self.nodes = []  # (kind, payload, value): kind "input" | "const" | "step"
+        self.shapes = []  # each node's shape
+        self.domains = []  # each node's {domain: may it be an operand there}
+        self.inputs = 0
 
     def add(self, kind, payload, value):
         self.nodes.append((kind, payload, value))
+        self.shapes.append(value.shape)
+        self.domains.append({"real": True})
+        self.inputs += kind == "input"
         return len(self.nodes) - 1
 
-    def inputs(self):
-        return sum(kind == "input" for kind, _, _ in self.nodes)
+    def accepts(self, i, domain):
+        ok = self.domains[i].get(domain)
+        if ok is None:
+            ok = self.domains[i][domain] = accepts(domain, self.nodes[i][2])
+        return ok
 
     def program(self, dtype):
         """Keep what the output depends on (and every input: an engine must give an
@@ -162,7 +270,7 @@ def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constan
     if dtype == "mixed":
         dtype = _choose(draw, ["float64", "float32"])
     g = _Graph()
-    g.add("input", None, draw(_values(_choose(draw, _shapes(max_side)))))
+    g.add("input", None, _matrix(draw, _choose(draw, _shapes(max_side))))
     steps, attempts = 0, 0
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1
@@ -176,10 +284,10 @@ def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constan
             break
         steps += added
     if not any(kind == "step" for kind, _, _ in g.nodes):
-        _step(draw, g, ["neg"], max_inputs, max_side, constants)  # always at least one step
+        _step(draw, g, "neg", max_inputs, max_side, constants)  # always at least one step
     _join_unused(g)
     program, inputs = g.program(dtype)
-    cotangent = draw(_values(program.output_shape))
+    cotangent = _matrix(draw, program.output_shape)
     np_dtype = np.dtype(dtype)
     return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
 
@@ -206,70 +314,73 @@ _STATE = contextvars.ContextVar("graph_being_drawn")
 
 @st.composite
 def _step_span(draw):
-    """None to stop (the flag shrinks to 0: shorter programs), else 1 if a step was added.
-    The flag is drawn even where it cannot stop, so every span reads the same
-    draws wherever it stands, and deleting one span leaves the others aligned."""
+    """None to stop, else 1 if a step was added. The first draw is the stop flag
+    and the operation at once (see `_heads`): it shrinks to 0, "stop", so programs
+    get shorter, and otherwise towards the simplest operations. A value means the
+    same operation wherever the span stands, and the span reads the same draws
+    after it, so deleting one span leaves the others aligned."""
     g, ops, max_inputs, max_side, constants, may_stop = _STATE.get()
-    if draw(_ints(0, 7)) == 0 and may_stop:
+    per, may, may_not = _heads(ops)
+    k = draw(may if may_stop else may_not)
+    if not 1 <= k <= per * len(ops):
         return None
-    return int(_step(draw, g, ops, max_inputs, max_side, constants))
+    return int(_step(draw, g, ops[(k - 1) // per], max_inputs, max_side, constants))
 
 
 _STEP_SPAN = _step_span()
+_STEP_SPAN = getattr(_STEP_SPAN, "wrapped_strategy", _STEP_SPAN)  # as in _ints
 
 
-def _step(draw, g, ops, max_inputs, max_side, constants):
-    """Draw one operation and its operands; add it if its value is usable."""
-    name = _choose(draw, ops)
+def _step(draw, g, name, max_inputs, max_side, constants):
+    """Draw the operands of one operation; add it if its value is usable."""
     op = OPS[name]
-    arity = op.arity or draw(_ints(1, 3))
-    attrs = {k: _choose(draw, v) for k, v in ATTRS.get(name, {}).items()}
+    variants = _VARIANTS[name]
+    arity, attrs = variants[0] if len(variants) == 1 else _choose(draw, variants)
+    key = tuple(sorted(attrs.items()))
     domains = op.domains(arity, attrs)
     chosen = []        # (node index or None for fresh, shape, value)
     fresh = []         # (kind, value) created for this step, committed only if it is kept
     for j in range(arity):
-        last = j == arity - 1
         domain = domains[j]
-        kinks = op.kinks
-
-        def fits(shape, last=last):
-            if not last:
-                return max(shape) <= max_side
-            try:
-                out = op.shape(*[c[1] for c in chosen], shape, **attrs) if name != "getitem" \
-                    else shape
-            except ShapeError:
-                return False
-            return max(out) <= max_side
-
-        candidates = [i for i in reversed(range(len(g.nodes)))
-                      if fits(g.nodes[i][2].shape) and accepts(domain, g.nodes[i][2])]
-        # One draw: 0 a fresh input, 1 a fresh constant, 2... an earlier value, newest
-        # first. Fixed places, so deleting an older step leaves the meaning of every
-        # later choice alone (which shrinking needs); a choice that is not allowed
-        # here falls back to the next one that is.
+        before = tuple(c[1] for c in chosen)
+        fits = _fitting(name, key, before, j == arity - 1, max_side)
+        candidates = [i for i in range(len(g.nodes) - 1, -1, -1)
+                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain)]
+        # One draw (see the module's docstring): 0 the newest value that fits, 1 a
+        # fresh input, 2 a fresh constant, then the older values, newest first;
+        # without a value that fits, 0 a fresh input and 1 a fresh constant. A fresh
+        # operand that is not allowed here falls back to the next that is, of input,
+        # constant, newest value (from a constant, of constant, value, input).
         pick = draw(_ints(0, 1 + len(candidates)))
-        inputs = g.inputs() + sum(kind == "input" for kind, _ in fresh)
-        allowed = [inputs < max_inputs, constants and j > 0] + [True] * len(candidates)
-        pick = next((k for k in range(pick, len(allowed)) if allowed[k]),
-                    next((k for k in range(len(allowed)) if allowed[k]), None))
-        if pick is None:
-            return False
-        pick = ["input", "const", *candidates][pick]
-        if not isinstance(pick, str):
-            chosen.append((pick, g.nodes[pick][2].shape, g.nodes[pick][2]))
+        if candidates and pick not in (1, 2):
+            i = candidates[max(0, pick - 2)]
+            chosen.append((i, g.shapes[i], g.nodes[i][2]))
             continue
+        asked = ("input", "const")[pick - 1 if candidates else pick]
+        allowed = {"input": g.inputs + sum(kind == "input" for kind, _ in fresh) < max_inputs,
+                   "const": constants and j > 0, "value": bool(candidates)}
+        order = ("input", "const", "value") if asked == "input" else ("const", "value", "input")
+        kind = next((k for k in order if allowed[k]), None)
+        if kind is None:
+            return False
         # a fresh operand's shape: sides related to the first operand's (the same, 1)
         # weighted three to one over any other shape, in one draw
-        related = {chosen[0][1][0], chosen[0][1][1], 1} if chosen else set()
-        valid = [s for s in _shapes(max_side)
-                 if (domain != "invertible" or s[0] == s[1]) and fits(s)]
-        proposals = valid + [s for s in valid if s[0] in related and s[1] in related] * 2
+        proposals = _proposals(name, key, before, j == arity - 1, max_side, domain)
+        if kind == "value":
+            if asked == "input" and proposals:
+                # A fresh input asked for where the inputs have run out: its shape and
+                # seed are still read, unused. Deleting an earlier step may free an
+                # input, and the draws after this one must keep their meaning then.
+                _choose(draw, proposals)
+                draw(_ints(0, SEEDS - 1), label=_SEED_LABEL)
+            i = candidates[0]
+            chosen.append((i, g.shapes[i], g.nodes[i][2]))
+            continue
         if not proposals:
             return False
         shape = _choose(draw, proposals)
-        value = draw(_values(shape, domain, kinks))
-        fresh.append((pick, value))
+        value = _matrix(draw, shape, domain, op.kinks)
+        fresh.append((kind, value))
         chosen.append((None, shape, value))
     if name == "getitem":
         attrs = _index(draw, chosen[0][1])
@@ -279,8 +390,8 @@ def _step(draw, g, ops, max_inputs, max_side, constants):
         return False
     with np.errstate(all="ignore"):
         value = np.asarray(NUMPY_OPS[name](*[c[2] for c in chosen], **attrs), np.float64)
-    if (value.shape != tuple(out_shape) or not np.all(np.isfinite(value))
-            or np.max(np.abs(value)) > MAX_MAGNITUDE):
+        size = np.abs(value).max()  # NaN and infinities fail `size <= ...` below
+    if value.shape != tuple(out_shape) or not size <= MAX_MAGNITUDE:
         return False
     it = iter(fresh)
     args = []
@@ -291,6 +402,12 @@ def _step(draw, g, ops, max_inputs, max_side, constants):
         args.append(i)
     g.add("step", (name, tuple(args), attrs), value)
     return True
+
+
+@functools.cache
+def _index_lists(n):
+    strategy = st.lists(st.integers(0, n - 1), min_size=1, max_size=n)
+    return getattr(strategy, "wrapped_strategy", strategy)  # as in _ints
 
 
 def _index(draw, shape):
@@ -306,5 +423,5 @@ def _index(draw, shape):
             i = draw(_ints(0, n - 1))
             out[key] = slice(i, i + 1, 1)
         else:
-            out[key] = tuple(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n)))
+            out[key] = tuple(draw(_index_lists(n)))
     return out
