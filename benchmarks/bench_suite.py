@@ -158,6 +158,8 @@ def main():
     ap.add_argument("--bugs", action="store_true")
     ap.add_argument("--xdist", type=int, default=0, metavar="EXAMPLES",
                     help="time the fuzz run with this many examples per item, -n 1 and -n 2")
+    ap.add_argument("--out", type=Path, default=OUT,
+                    help="where the figures are written (default benchmarks/results/suite.md)")
     args = ap.parse_args()
     lines = ["# The suite's figures", "",
              f"Written by `benchmarks/bench_suite.py` on {time.strftime('%Y-%m-%d %H:%M')}, "
@@ -197,8 +199,8 @@ def main():
         for name, first, t_first, total, size, reduced, ops in bugs():
             lines.append(f"| {name} | {first} | {t_first if t_first is None else round(t_first, 2)}"
                          f" | {total:.1f} | {size} | {reduced} | {ops} |")
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

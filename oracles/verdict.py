@@ -19,13 +19,16 @@ where e₃₂ is the larger of this array's own float32 error ||torch₃₂ - to
 and the case's largest relative float32 error (over the output and every
 gradient) times ||torch₆₄||: one array's float32 error can be small by luck
 (a fuzz campaign found such a case, a det of exp(X); it is in the gate), and
-the arrays share one computation. κ is n κ_X² for the worst operand X of an inv
-or det in the graph (1 if none; see `_condition`): their rounding grows with it.
+the arrays share one computation. A whole float32 run can be lucky too (found:
+inv(trace(X)) with a trace that cancels), so the case's relative error is also
+measured by Monte Carlo arithmetic on the output (`perturbed_outputs`). κ is
+n κ_X² for the worst operand X of an inv or det in the graph (1 if none; see
+`condition_factor`): their rounding grows with it.
 
 C = 32 covers the difference between two stable implementations (each within
 a few times the measured error, in either direction). The second term, F = 16,
 is a floor for answers that float32 happens to get exactly right; ||torch₆₄||
-there also counts the size of the terms the answer sums (see `_scales`), so an
+there also counts the size of the terms the answer sums (see `term_scales`), so an
 answer that cancels to rounding residue is not held to its own residue. If
 float32 overflows, the floor alone stands, times 10⁴ (written in the verdict).
 
@@ -214,8 +217,9 @@ class Checker:
             raise EngineCrash(f"the engine raised {type(e).__name__}: {e}\n"
                               f"{verdict.describe()}", verdict) from e
         gauge = verdict.results.get("torch32")
-        verdict.scales = _scales(case, verdict.values)
-        verdict.condition = _condition(case.program, verdict.values)
+        out_scale, grad_scale = term_scales(case.cotangent, verdict.values)
+        verdict.scales = [out_scale] + [grad_scale] * len(case.inputs)
+        verdict.condition = condition_factor(case.program, verdict.values)
         ref64 = verdict.results.get("torch") or verdict.results.get("jax")
         if gauge is not None and ref64 is not None:
             # float32's relative error, the largest over the output and every gradient: one
@@ -226,6 +230,16 @@ class Checker:
                 _norm(np.asarray(g, np.float64) - r) / (_norm(r) + scale)
                 if _norm(r) + scale > 0 else 0.0
                 for g, r, scale in zip(_arrays(gauge), _arrays(ref64), verdict.scales))
+        if gauge is not None and verdict.values:
+            # and the same measured by Monte Carlo arithmetic: a second, independent
+            # look at float32's error on the output (see `perturbed_outputs`)
+            exact, scale = verdict.values[-1], verdict.scales[0]
+            if _norm(exact) + scale > 0:
+                samples = perturbed_outputs(_as(program, "float64"), case.inputs, self.rng)
+                verdict.gauge_relative = max([
+                    verdict.gauge_relative,
+                    *(_norm(s - exact) / (_norm(exact) + scale) for s in samples
+                      if np.all(np.isfinite(s)))])
         ref = verdict.results.get("torch") or verdict.results.get("jax")
         names = ["forward"] + [f"gradient of x{i}" for i in range(len(case.inputs))]
 
@@ -273,8 +287,8 @@ class Checker:
 
     def _tolerance_of(self, verdict, gauge, i, reference, dtype):
         u = U32 if dtype == np.float32 else U64
-        floor = (F_FLOOR * (len(verdict.case.program) + 1) * u * verdict.condition
-                 * (_norm(reference) + verdict.scales[i]))
+        floor = rounding_floor(verdict.case.program, u, verdict.condition,
+                               _norm(reference) + verdict.scales[i])
         if gauge is None or not all(np.all(np.isfinite(a)) for a in _arrays(gauge)):
             return OVERFLOW_FACTOR * floor, "float32 run overflowed: the floor x 1e4"
         own = _norm(np.asarray(_arrays(gauge)[i], np.float64) - reference)
@@ -326,7 +340,7 @@ def _arrays(result):
     return [result.forward] + list(result.grads)
 
 
-def _condition(program, values):
+def condition_factor(program, values):
     """n κ², the largest over operands whose domain is "invertible" (inv, det), κ
     the condition number and n the side: the gradient of an inverse is a product
     of two inverses (d X⁻¹ = -X⁻¹ dX X⁻¹), each off by up to κ times the roundoff,
@@ -344,17 +358,51 @@ def _condition(program, values):
     return worst if np.isfinite(worst) else 1e8
 
 
-def _scales(case, values):
+def term_scales(cotangent, values):
     """The size of the terms an answer is a sum of, before any cancellation: for
-    the output, the largest value in the graph; for a gradient, Σ|c| max(1, |v|max).
+    the output, the largest value in the graph; for every gradient, Σ|c| max(1, |v|max).
     A result that cancels to ~0 (the gradient of sum(softmax(x)), or a saturated
     softmax's 1 - p) is then held to rounding relative to its terms, not to its
     own residue. `values`: every value of the graph in float64."""
     biggest = max(float(np.max(np.abs(v))) for v in values)
     # a rounding error u in a local derivative (1 - tanh² at saturation) reaches an
     # input multiplied by the partials above it, which the largest value bounds
-    terms = float(np.sum(np.abs(case.cotangent))) * max(1.0, biggest)
-    return [biggest] + [terms] * len(case.inputs)
+    return biggest, float(np.sum(np.abs(cotangent))) * max(1.0, biggest)
+
+
+def perturbed_outputs(program, inputs, rng, samples=2, u=None):
+    """The output, `samples` times, of the program run in float64 with every
+    operation's operands and result multiplied by 1 + δ, |δ| ≤ u (float32's unit
+    roundoff) drawn at random: Monte Carlo arithmetic. Each operation done in
+    float32 is backward stable, the exact result of operands off by about that
+    much, so the spread of these runs is what float32 rounding does to this case,
+    condition included (a sum that cancels, then 1/t: a fuzz campaign found
+    trace(X)⁻¹ with Σ|Xᵢᵢ| / |tr X| ≈ 1,600, where the one float32 run by torch
+    happened to be exact and the tolerance it gave was 1/6 of the engine's
+    ordinary float32 error). A sample's error is random too; two of them and the
+    float32 run make three independent chances to see the error."""
+    from .numpy_backend import NUMPY_OPS
+    from .program import interpret
+    u = U32 if u is None else u
+
+    def jitter(x):
+        x = np.asarray(x)
+        return x * (1 + u * rng.uniform(-1, 1, x.shape)) if x.dtype.kind == "f" else x
+
+    def perturbed(f):
+        return lambda *xs, **kw: jitter(f(*[jitter(x) for x in xs], **kw))
+    ops = {name: perturbed(f) for name, f in NUMPY_OPS.items()}
+    batch = [np.broadcast_to(np.asarray(x, np.float64), (samples, *np.shape(x))) for x in inputs]
+    with np.errstate(all="ignore"):
+        out = interpret(program, ops, lambda x: x, lambda a: a.astype(np.float64), batch)[-1]
+    return np.broadcast_to(out, (samples, *out.shape[-2:]))
+
+
+def rounding_floor(program, u, condition, size):
+    """F (steps + 1) κ u · size: what a backward-stable computation with unit
+    roundoff u may be off by, `size` being ||answer|| plus its terms (`term_scales`)
+    and κ the `condition_factor`. The tolerance when nothing measures it better."""
+    return F_FLOOR * (len(program) + 1) * u * condition * size
 
 
 def _reference(verdict):

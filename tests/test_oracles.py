@@ -3,12 +3,14 @@ finite differences bound their own error, and the suite's bad-input errors."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oracles.engine import EngineError, load_engine, supported
 from oracles.finite_differences import finite_differences
 from oracles.jax_backend import JaxOracle, plain_vjp
 from strategies import cases
+from tests.test_fuzz import BINARY, UNARY
 
 FAST = JaxOracle()
 
@@ -23,10 +25,19 @@ def test_compiled_jax_equals_plain_jax_vjp(case):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1, np.abs(b).max()))
 
 
-@given(cases(max_steps=8, max_side=8))
-def test_compiled_jax_runs_every_drawn_program_itself(case):
-    """Within its slots, the compiled path takes every program (no silent fallback)."""
-    assert FAST.encode(case.program) is not None or len(case.program.steps) > 16
+@given(st.one_of(cases(max_steps=10), cases(ops=UNARY, max_inputs=1, min_steps=12, max_steps=24),
+                cases(ops=BINARY + ["neg", "tanh", "sum"], max_inputs=1, min_steps=4,
+                      max_steps=12, constants=False)))
+def test_compiled_jax_runs_every_fuzzed_program_itself(case):
+    """The compiled path takes every program the fuzz tests draw, deep chains
+    included: a fallback to plain_vjp costs ~0.5 s a graph."""
+    assert FAST.encode(case.program) is not None
+
+
+@settings(max_examples=8)  # plain_vjp costs ~0.5 s on these
+@given(cases(ops=UNARY, max_inputs=1, min_steps=12, max_steps=24))
+def test_compiled_jax_equals_plain_jax_vjp_on_deep_chains(case):
+    test_compiled_jax_equals_plain_jax_vjp.hypothesis.inner_test(case)
 
 
 @given(cases(max_steps=5))
@@ -64,3 +75,20 @@ def test_one_thread_per_worker():
     does not oversubscribe the cores (torch reads it when it starts)."""
     import torch
     assert torch.get_num_threads() == 1
+
+
+def test_monte_carlo_arithmetic_sees_float32_error_that_one_float32_run_missed():
+    """inv(trace(X)) with a trace that cancels (Σ|Xᵢᵢ| / |tr X| ≈ 1,600): torch's one
+    float32 run came out exact, so it gauged the error as 0. The perturbed runs see
+    what float32 rounding does here; a well-conditioned trace they see as ~u."""
+    from oracles.program import Program, Step
+    from oracles.verdict import U32, perturbed_outputs
+    program = Program(((8, 8),), (Step("trace", (0,)), Step("inv", (1,))), "float64")
+    cancels = np.ones((8, 8)) + np.diag([0.6, 0, -1.439621, -0.3, -2.827618, 0.826992,
+                                         -2.466226, -2.4])
+    benign = np.eye(8)
+    rng = np.random.default_rng(0)
+    for x, low, high in ((cancels, 100, 1e5), (benign, 0, 10)):
+        exact = 1 / np.trace(x)
+        spread = np.abs(perturbed_outputs(program, [x], rng, samples=4)[:, 0, 0] - exact)
+        assert low * U32 <= spread.max() / abs(exact) <= high * U32
