@@ -185,10 +185,24 @@ defop("trace", 1, shapes.scalar_of_square,
 # dY = -Y dX Y  =>  G_X = -Yᵀ G Yᵀ
 defop("inv", 1, shapes.square, domain=("invertible",),
       forward=np.linalg.inv, vjp=lambda g, ans, x: (-ans.T @ g @ ans.T,))
-# d det X = det X tr(X⁻¹ dX)  =>  G_X = g det X X⁻ᵀ
+
+
+def _adjugate(x):
+    """adj X, so that X adj X = det X · I, singular X included (det X X⁻¹ is not):
+    with X = U S Vᵀ, adj X = det U det V · V adj(S) Uᵀ, adj(S)ᵢᵢ = ∏_{j≠i} sⱼ,
+    products on either side of i, no division."""
+    u, s, vt = np.linalg.svd(x)
+    one = np.ones(1, s.dtype)
+    others = np.concatenate((one, np.cumprod(s[:-1]))) * np.concatenate(
+        (np.cumprod(s[:0:-1])[::-1], one))
+    return (np.linalg.det(u) * np.linalg.det(vt)) * (vt.T * others) @ u.T
+
+
+# d det X = tr(adj X dX)  =>  G_X = g adj(X)ᵀ  (= g det X X⁻ᵀ where X is invertible;
+# at singular X JAX agrees, torch 2.13 returns 0: pytorch#104675)
 defop("det", 1, shapes.scalar_of_square, domain=("invertible",),
       forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
-      vjp=lambda g, ans, x: (g[0, 0] * ans[0, 0] * np.linalg.inv(x).T,))
+      vjp=lambda g, ans, x: (g[0, 0] * _adjugate(x).T,))
 
 # --- convolution ---------------------------------------------------------------
 
