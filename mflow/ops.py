@@ -190,16 +190,20 @@ defop("inv", 1, shapes.square, domain=("invertible",),
 def _adjugate(x):
     """adj X, so that X adj X = det X · I, singular X included (det X X⁻¹ is not):
     with X = U S Vᵀ, adj X = det U det V · V adj(S) Uᵀ, adj(S)ᵢᵢ = ∏_{j≠i} sⱼ,
-    products on either side of i, no division."""
-    u, s, vt = np.linalg.svd(x)
-    one = np.ones(1, s.dtype)
+    products on either side of i, no division (in float64, so that a float32
+    partial product does not overflow where the entry itself is finite)."""
+    if not np.all(np.isfinite(x)):  # the SVD would raise; NaN is the honest answer
+        return np.full_like(x, np.nan)
+    u, s, vt = np.linalg.svd(x.astype(np.float64, copy=False))
+    one = np.ones(1)
     others = np.concatenate((one, np.cumprod(s[:-1]))) * np.concatenate(
         (np.cumprod(s[:0:-1])[::-1], one))
-    return (np.linalg.det(u) * np.linalg.det(vt)) * (vt.T * others) @ u.T
+    adj = (np.linalg.det(u) * np.linalg.det(vt)) * (vt.T * others) @ u.T
+    return adj.astype(x.dtype, copy=False)
 
 
 # d det X = tr(adj X dX)  =>  G_X = g adj(X)ᵀ  (= g det X X⁻ᵀ where X is invertible;
-# at singular X JAX agrees, torch 2.13 returns 0: pytorch#104675)
+# at singular X JAX agrees; torch 2.13 returns 0 where the rank is n - 1 ≥ 1: pytorch#104675)
 defop("det", 1, shapes.scalar_of_square, domain=("invertible",),
       forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
       vjp=lambda g, ans, x: (g[0, 0] * _adjugate(x).T,))

@@ -87,8 +87,26 @@ def test_monte_carlo_arithmetic_sees_float32_error_that_one_float32_run_missed()
     cancels = np.ones((8, 8)) + np.diag([0.6, 0, -1.439621, -0.3, -2.827618, 0.826992,
                                          -2.466226, -2.4])
     benign = np.eye(8)
-    rng = np.random.default_rng(0)
     for x, low, high in ((cancels, 100, 1e5), (benign, 0, 10)):
         exact = 1 / np.trace(x)
-        spread = np.abs(perturbed_outputs(program, [x], rng, samples=4)[:, 0, 0] - exact)
+        spread = np.abs(perturbed_outputs(program, [x], samples=4)[:, 0, 0] - exact)
         assert low * U32 <= spread.max() / abs(exact) <= high * U32
+
+
+def test_monte_carlo_arithmetic_leaves_exact_data_exact_and_a_small_bug_visible():
+    """float32 1 - (1 - 2⁻¹³) is exact, so 1/x of it has one rounding of error, not
+    the 8,000 u that jittering the subtraction's operands would claim. A VJP off by
+    1e-3 relative there must fail (it passed when every operand was jittered)."""
+    from oracles.engine import MflowEngine
+    from oracles.program import Case, Program, Step
+    from oracles.verdict import Checker, GradientMismatch
+    from tests.planted_bugs import Bug
+    program = Program(((1, 1), (1, 1)), (Step("sub", (0, 1)), Step("inv", (2,))), "float32")
+    case = Case(program, (np.array([[1.0]], np.float32), np.array([[1 - 2.0 ** -13]], np.float32)),
+                np.array([[1.0]], np.float32))
+    checker = Checker(MflowEngine())
+    checker.check(case)  # the correct rule passes
+    off = Bug("inv_vjp_off_by_1e-3", "inv", "the VJP 0.1 % too large",
+              {"inv": {"vjp": lambda g, ans, x: (-1.001 * ans.T @ g @ ans.T,)}})
+    with off.planted(), pytest.raises(GradientMismatch):
+        checker.check(case)
