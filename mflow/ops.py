@@ -18,6 +18,13 @@ Domains, per operand, tell the strategies where inputs are safe:
   "bounded"     of modest size (exp, so that values stay finite)
   "invertible"  a square, well-conditioned matrix (inv, det)
   "wide"        anything up to 1e3 in size: the operation must not overflow there (softmax)
+
+Rounding, how a float32 implementation rounds the operation (the verdict's Monte
+Carlo gauge simulates it, oracles/verdict.py `perturbed_outputs`):
+  "result"  its result, correctly or nearly: off by ~u relative to itself (default)
+  "sums"    backward stable: the exact result of operands each off by ~u, then
+            rounded; a sum that cancels turns that into a large relative error
+  "exact"   no rounding at all (moving or negating numbers)
 """
 
 from collections.abc import Callable
@@ -40,6 +47,7 @@ class Op:
     domain: Callable | tuple = ("real",)  # per operand, the last one repeating; or attrs -> that
     kinks: tuple = ()                     # inputs where the derivative jumps
     convention: str = ""                  # mflow's derivative at a kink, and torch / JAX's
+    rounding: str = "result"              # "result", "sums" or "exact" (see above)
     attrs: dict = field(default_factory=dict)  # attribute names and their defaults
 
     def domains(self, n, attrs=None):
@@ -81,7 +89,7 @@ def _sigmoid(x):
     return np.where(x >= 0, r, e * r)
 
 
-defop("neg", 1, shapes.same, forward=np.negative, vjp=lambda g, ans, x: (-g,))
+defop("neg", 1, shapes.same, rounding="exact", forward=np.negative, vjp=lambda g, ans, x: (-g,))
 defop("pow", 1, shapes.pow, attrs={"p": 2}, domain=_pow_domain,
       forward=lambda x, p: x ** p,
       vjp=lambda g, ans, x, p: (g * p * x ** (p - 1),))
@@ -111,13 +119,14 @@ def _spread(g, shape):
 
 
 # dY = dA B + A dB  =>  G_A = G Bᵀ, G_B = Aᵀ G
-defop("matmul", 2, shapes.matmul, domain=("real", "real"),
+defop("matmul", 2, shapes.matmul, domain=("real", "real"), rounding="sums",
       forward=np.matmul, vjp=lambda g, ans, a, b: (g @ b.T, a.T @ g))
-defop("transpose", 1, shapes.transpose, forward=np.transpose, vjp=lambda g, ans, x: (g.T,))
-defop("sum", 1, shapes.reduce, attrs={"axis": None},
+defop("transpose", 1, shapes.transpose, rounding="exact",
+      forward=np.transpose, vjp=lambda g, ans, x: (g.T,))
+defop("sum", 1, shapes.reduce, attrs={"axis": None}, rounding="sums",
       forward=lambda x, axis=None: np.add.reduce(x, axis=axis, keepdims=True),
       vjp=lambda g, ans, x, axis=None: (_spread(g, x.shape),))
-defop("mean", 1, shapes.reduce, attrs={"axis": None},
+defop("mean", 1, shapes.reduce, attrs={"axis": None}, rounding="sums",
       compose=lambda x, axis=None: x.sum(axis) / (x.value.size if axis is None else x.shape[axis]))
 
 
@@ -126,7 +135,7 @@ def _concat_vjp(g, ans, *xs, axis=0):
     return tuple(np.split(g, cuts, axis=axis))
 
 
-defop("concat", None, shapes.concat, attrs={"axis": 0},
+defop("concat", None, shapes.concat, attrs={"axis": 0}, rounding="exact",
       forward=lambda *xs, axis=0: np.concatenate(xs, axis=axis), vjp=_concat_vjp)
 
 
@@ -149,6 +158,7 @@ def _getitem_vjp(g, ans, x, rows, cols):
 
 # attrs are those of `shapes.normalise_index`: a slice or a tuple of ints per axis
 defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(None)},
+      rounding="exact",
       forward=lambda x, rows, cols: x[_index(rows, cols)], vjp=_getitem_vjp)
 
 # --- softmax -------------------------------------------------------------------
@@ -169,21 +179,22 @@ def _softmax(x, axis=1):
 
 
 # dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
-defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",), forward=_softmax,
+defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",), rounding="sums",
+      forward=_softmax,
       vjp=lambda g, ans, x, axis=1: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),))
 # dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
-defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",),
+defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",), rounding="sums",
       forward=_log_softmax,
       vjp=lambda g, ans, x, axis=1: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),))
 
 # --- square matrices -----------------------------------------------------------
 
 # d tr(X) = tr(I dX)  =>  G_X = g I
-defop("trace", 1, shapes.scalar_of_square,
+defop("trace", 1, shapes.scalar_of_square, rounding="sums",
       forward=lambda x: np.trace(x).reshape(1, 1).astype(x.dtype, copy=False),
       vjp=lambda g, ans, x: (g[0, 0] * np.eye(x.shape[0], dtype=x.dtype),))
 # dY = -Y dX Y  =>  G_X = -Yᵀ G Yᵀ
-defop("inv", 1, shapes.square, domain=("invertible",),
+defop("inv", 1, shapes.square, domain=("invertible",), rounding="sums",
       forward=np.linalg.inv, vjp=lambda g, ans, x: (-ans.T @ g @ ans.T,))
 
 
@@ -204,7 +215,7 @@ def _adjugate(x):
 
 # d det X = tr(adj X dX)  =>  G_X = g adj(X)ᵀ  (= g det X X⁻ᵀ where X is invertible;
 # at singular X JAX agrees; torch 2.13 returns 0 where the rank is n - 1 ≥ 1: pytorch#104675)
-defop("det", 1, shapes.scalar_of_square, domain=("invertible",),
+defop("det", 1, shapes.scalar_of_square, domain=("invertible",), rounding="sums",
       forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
       vjp=lambda g, ans, x: (g[0, 0] * _adjugate(x).T,))
 
@@ -243,4 +254,4 @@ def _conv2d_vjp(g, ans, image, kernel, stride=1, padding="valid"):
 
 
 defop("conv2d", 2, shapes.conv2d, attrs={"stride": 1, "padding": "valid"},
-      domain=("real", "real"), forward=_conv2d, vjp=_conv2d_vjp)
+      domain=("real", "real"), rounding="sums", forward=_conv2d, vjp=_conv2d_vjp)

@@ -371,22 +371,11 @@ def term_scales(cotangent, values):
     return biggest, float(np.sum(np.abs(cotangent))) * max(1.0, biggest)
 
 
-# How float32 rounds each operation, for `perturbed_outputs`. Exact: no rounding.
-# Summing (reductions, products of matrices, solves, softmax's sum): backward stable,
-# the exact result of operands each off by ~u, then rounded: an error relative to
-# the terms, which a cancelling sum turns into a large relative error. Every other
-# operation rounds its result correctly (or nearly): off by ~u relative to itself,
-# however exact its operands are.
-EXACT_OPS = frozenset({"getitem", "concat", "transpose", "neg"})
-SUMMING_OPS = frozenset({"sum", "mean", "trace", "matmul", "conv2d", "inv", "det",
-                         "softmax", "log_softmax"})
-
-
 def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=U32):
     """The output, `samples` times, of the program run in float64 with float32's
     rounding simulated by random relative errors |δ| ≤ u (Monte Carlo arithmetic):
     on the result of every operation that rounds, on the operands of the summing
-    ones (see SUMMING_OPS), and on the inputs when float32 would round them
+    ones (each operation's `rounding` in mflow.ops), and on the inputs when float32 would round them
     (`round_inputs`: a float64 case, which the torch float32 run casts). The spread
     is what float32 rounding does to this case, condition included: a fuzz
     campaign found inv(trace(X)) with Σ|Xᵢᵢ| / |tr X| ≈ 1,600, where torch's one
@@ -394,6 +383,8 @@ def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=
     exact (1 - (1 - 2⁻¹³) in float32 has no error, and jittering it would make a
     1/x there look 8,000 u uncertain and hide a wrong VJP). Seeded per call, so a
     case's tolerance does not depend on what was checked before it."""
+    from mflow.ops import OPS
+
     from .numpy_backend import NUMPY_OPS
     from .program import interpret
     rng = np.random.default_rng(seed)
@@ -405,9 +396,10 @@ def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=
         return x * (1 + u * rng.uniform(-1, 1, (samples, *x.shape[-2:])))
 
     def perturbed(name, f):
-        if name in EXACT_OPS:
+        rounding = OPS[name].rounding if name in OPS else "result"
+        if rounding == "exact":
             return f
-        if name in SUMMING_OPS:
+        if rounding == "sums":
             return lambda *xs, **kw: jitter(f(*[jitter(x) for x in xs], **kw))
         return lambda *xs, **kw: jitter(f(*xs, **kw))
     ops = {name: perturbed(name, f) for name, f in NUMPY_OPS.items()}

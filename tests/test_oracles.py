@@ -17,6 +17,16 @@ FAST = JaxOracle()
 
 @given(cases(max_steps=8, dtype="mixed"))
 def test_compiled_jax_equals_plain_jax_vjp(case):
+    assert_compiled_equals_plain(case)
+
+
+@settings(max_examples=8)  # plain_vjp costs ~0.5 s on these
+@given(cases(ops=UNARY, max_inputs=1, min_steps=12, max_steps=24))
+def test_compiled_jax_equals_plain_jax_vjp_on_deep_chains(case):
+    assert_compiled_equals_plain(case)
+
+
+def assert_compiled_equals_plain(case):
     fast = FAST.run(case.program, case.inputs, case.cotangent)
     plain = plain_vjp(case.program, case.inputs, case.cotangent)
     tol = 1e-12 if case.program.dtype == "float64" else 1e-4
@@ -32,12 +42,6 @@ def test_compiled_jax_runs_every_fuzzed_program_itself(case):
     """The compiled path takes every program the fuzz tests draw, deep chains
     included: a fallback to plain_vjp costs ~0.5 s a graph."""
     assert FAST.encode(case.program) is not None
-
-
-@settings(max_examples=8)  # plain_vjp costs ~0.5 s on these
-@given(cases(ops=UNARY, max_inputs=1, min_steps=12, max_steps=24))
-def test_compiled_jax_equals_plain_jax_vjp_on_deep_chains(case):
-    test_compiled_jax_equals_plain_jax_vjp.hypothesis.inner_test(case)
 
 
 @given(cases(max_steps=5))
