@@ -22,7 +22,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mflow  # noqa: E402
 from mflow import OPS, ShapeError  # noqa: E402
-from oracles.torch_backend import TORCH_OPS  # noqa: E402
+from mflow.oracles.torch_backend import TORCH_OPS  # noqa: E402
 
 torch.set_num_threads(1)
 OUT = Path(__file__).resolve().parent / "results" / "engine.md"

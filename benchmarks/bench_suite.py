@@ -22,11 +22,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from oracles.engine import MflowEngine, run_engine  # noqa: E402
-from oracles.finite_differences import finite_differences  # noqa: E402
-from oracles.torch_backend import TorchEngine  # noqa: E402
-from oracles.verdict import Checker, EngineBug, Failure  # noqa: E402
-from strategies import cases  # noqa: E402
+from mflow.oracles.engine import MflowEngine, run_engine  # noqa: E402
+from mflow.oracles.finite_differences import finite_differences  # noqa: E402
+from mflow.oracles.torch_backend import TorchEngine  # noqa: E402
+from mflow.oracles.verdict import Checker, EngineBug, Failure  # noqa: E402
+from mflow.strategies import cases  # noqa: E402
 
 torch.set_num_threads(1)
 OUT = Path(__file__).resolve().parent / "results" / "suite.md"
@@ -104,7 +104,7 @@ def _hunt(bug):
     """Examples and seconds until the first failure, then shrunk and reduced sizes."""
     from hypothesis import find
 
-    from reports.reduce import reduce
+    from mflow.reports.reduce import reduce
     checker = Checker(MflowEngine())
     calls = {"n": 0, "first": (None, None)}
     t = time.perf_counter()

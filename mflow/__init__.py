@@ -33,6 +33,14 @@ from .node import Node, apply
 from .ops import OPS, Op
 from .shapes import ShapeError
 
+# The suite's folders (oracles/, strategies/, reports/) sit beside this one in the
+# repository and install as mflow.oracles, mflow.strategies and mflow.reports
+# (pyproject.toml): in a checkout, find them where they are.
+_checkout = __import__("pathlib").Path(__file__).resolve().parent.parent
+if (_checkout / "oracles" / "__init__.py").is_file() and (_checkout / "pyproject.toml").is_file():
+    __path__.append(str(_checkout))
+del _checkout
+
 __all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "concat", "conv2d", "cos", "det", "exp",
            "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin", "softmax",
            "sum", "tanh", "trace", "transpose"]

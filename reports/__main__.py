@@ -1,4 +1,4 @@
-"""python -m reports list | retire [--dir DIR]
+"""python -m mflow.reports list | retire [--dir DIR]
 
 list    every saved regression report with its status against the current
         engine: FAILING (the bug is still there) or fixed
@@ -15,7 +15,7 @@ from . import regressions
 
 
 def status(folder, checker):
-    from oracles.verdict import Failure
+    from mflow.oracles.verdict import Failure
     case, report = regressions.load(folder)
     try:
         checker.check(case)
@@ -25,12 +25,12 @@ def status(folder, checker):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m reports", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m mflow.reports", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["list", "retire"])
     ap.add_argument("--dir", default=str(regressions.DEFAULT_DIR))
     args = ap.parse_args(argv)
-    from oracles.engine import MflowEngine
-    from oracles.verdict import Checker
+    from mflow.oracles.engine import MflowEngine
+    from mflow.oracles.verdict import Checker
     checker = Checker(MflowEngine())
     folders = regressions.reports(args.dir)
     if not folders:

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from oracles.verdict import Stats
+from mflow.oracles.verdict import Stats
 
 FLUSH_SECONDS = 2.0
 
@@ -172,7 +172,7 @@ class Campaign:
 
 def _kinks(engine):
     """The kink table of the engine, or None (the report then computes it) if it fails."""
-    from oracles.kinks import kink_table
+    from mflow.oracles.kinks import kink_table
     try:
         return kink_table(engine) if engine is not None else None
     except Exception:  # noqa: BLE001 - the report recomputes it and shows the error there

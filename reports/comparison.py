@@ -1,7 +1,7 @@
 """The oracle comparison report of a campaign: a self-contained HTML page (its
 pictures inlined) and a Markdown summary, from what the campaign recorded.
 
-    python -m reports.comparison DIR [--out OUT] [--engine SPEC]
+    python -m mflow.reports.comparison DIR [--out OUT] [--engine SPEC]
 
 DIR holds stats-*.json, failures.json and run.json (reports/campaign.py writes
 them); the page goes to OUT/index.html and the summary to OUT/summary.md (OUT
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from oracles.verdict import HIST_LO, HIST_STEP, hist_bin
+from mflow.oracles.verdict import HIST_LO, HIST_STEP, hist_bin
 
 from . import plots
 from .summary import load
@@ -108,8 +108,8 @@ def _failures(stats, failed, out):
 
 def context(directory, out=None, engine=None):
     """Everything the templates show, from the campaign recorded in `directory`."""
-    from oracles.engine import load_engine
-    from oracles.kinks import kink_table
+    from mflow.oracles.engine import load_engine
+    from mflow.oracles.kinks import kink_table
     directory = Path(directory)
     out = Path(out or directory)
     stats, failed = load(directory)
@@ -154,7 +154,7 @@ def write_report(directory, out=None, engine=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m reports.comparison", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m mflow.reports.comparison", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", help="the campaign's folder (pytest --campaign DIR)")
     parser.add_argument("--out", help="where to write index.html and summary.md (default DIR)")

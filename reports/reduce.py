@@ -26,7 +26,7 @@ Values that are not finite are never tried. Shapes and dtypes are kept.
 
 import numpy as np
 
-from oracles.program import Case, Program, Step
+from mflow.oracles.program import Case, Program, Step
 
 
 def _rebuild(case, steps, output):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oracles.program import Case, Program, ProgramError
+from mflow.oracles.program import Case, Program, ProgramError
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "regressions"
 ARCHIVE = "archive"
@@ -71,8 +71,8 @@ def _versions():
 def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=None):
     """Save the failure's case once; a second find of the same signature is
     counted. Returns the report's folder. `blamed`: the blame, if already known."""
-    from oracles.local import local_disagreement
-    from oracles.verdict import EngineBug
+    from mflow.oracles.local import local_disagreement
+    from mflow.oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
     directory = Path(directory)
@@ -157,7 +157,7 @@ def _save_answers(folder, results):
 def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproduction=""):
     """Make the failing case smaller with the graph-aware reducer (keeping only
     changes that fail the same way), then save it; returns the folder."""
-    from oracles.verdict import Failure
+    from mflow.oracles.verdict import Failure
 
     from .reduce import reduce
 

@@ -2,7 +2,7 @@
 largest disagreement per oracle pair, the failures found. The campaign plugin
 prints it at the end of a run; to print it again from what a run left behind:
 
-    python -m reports.summary DIR      (exit 1 when the run found failures)
+    python -m mflow.reports.summary DIR      (exit 1 when the run found failures)
 """
 
 import json
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from mflow.ops import OPS
-from oracles.verdict import Stats
+from mflow.oracles.verdict import Stats
 
 
 def load(directory):

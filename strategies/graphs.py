@@ -1,6 +1,6 @@
 """Hypothesis strategies for random, shape-consistent expression graphs.
 
-    from strategies import cases
+    from mflow.strategies import cases
     @given(cases(ops=["matmul", "relu", "sum"], max_steps=6))
     def test_engine(case): checker.check(case)
 
@@ -46,8 +46,8 @@ from hypothesis.errors import InvalidArgument
 
 from mflow.ops import OPS
 from mflow.shapes import ShapeError
-from oracles.numpy_backend import NUMPY_OPS
-from oracles.program import Case, Program, Step
+from mflow.oracles.numpy_backend import NUMPY_OPS
+from mflow.oracles.program import Case, Program, Step
 
 from .domains import MAX_MAGNITUDE, SEEDS, accepts, from_seed
 

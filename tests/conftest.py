@@ -26,9 +26,9 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
-from oracles.engine import EngineError, load_engine, supported  # noqa: E402
+from mflow.oracles.engine import EngineError, load_engine, supported  # noqa: E402
 
-pytest_plugins = ["reports.campaign"]  # --campaign DIR: stats, progress, the report at the end
+pytest_plugins = ["mflow.reports.campaign"]  # --campaign DIR: stats, progress, the report at the end
 
 ROOT = Path(__file__).resolve().parents[1]
 _default = settings.get_profile("default")
@@ -94,13 +94,13 @@ class SavingChecker:
         self.stats, self.campaign = checker.stats, campaign
 
     def check(self, case):
-        from oracles.verdict import Failure
+        from mflow.oracles.verdict import Failure
         saved = None
         try:
             return self.checker.check(case)
         except Failure as failure:
             if _final_example():
-                from reports.regressions import reduce_and_save
+                from mflow.reports.regressions import reduce_and_save
                 test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
                 saved = reduce_and_save(failure, self.checker, self.engine, self.directory,
                                         " ".join(filter(None, [test, _reproduce_line()])))
@@ -136,7 +136,7 @@ def _final_example():
 
 @pytest.fixture(scope="session")
 def checker(request, engine):
-    from oracles.verdict import Checker
+    from mflow.oracles.verdict import Checker
     plain = Checker(engine)
     request.config.mflow_checker = plain
     return SavingChecker(plain, engine, request.config.getoption("--reports"),

@@ -4,7 +4,7 @@ domains' meaning is in strategies/domains.py), and the comparison of two AD syst
 import numpy as np
 
 from mflow.ops import OPS
-from strategies.domains import sample
+from mflow.strategies.domains import sample
 
 
 def operands(name, shapes, attrs, rng, dtype=np.float64):

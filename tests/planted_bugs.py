@@ -130,7 +130,7 @@ class PlantedEngine:
         import os
         from functools import partial
 
-        from oracles.engine import MflowEngine
+        from mflow.oracles.engine import MflowEngine
         names = [n for n in os.environ.get("MFLOW_PLANTED_BUG", "").split(",") if n]
         unknown = [n for n in names if n not in BUGS]
         if not names or unknown:

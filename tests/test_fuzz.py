@@ -4,7 +4,7 @@ cross-checked against torch, JAX and finite differences (oracles/verdict.py)."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strategies import cases
+from mflow.strategies import cases
 
 UNARY = ["neg", "relu", "exp", "tanh", "sigmoid", "sin", "cos", "log", "pow", "transpose",
          "sum", "mean", "softmax", "log_softmax", "getitem", "inv", "det", "trace"]

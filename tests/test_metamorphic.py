@@ -6,11 +6,11 @@ import pytest
 from hypothesis import assume, example, given
 
 import mflow
-from oracles.engine import MflowEngine, run_engine
-from oracles.finite_differences import forward_values
-from oracles.program import Case, Program, Step
-from oracles.verdict import U64, condition_factor, rounding_floor, term_scales
-from strategies import cases
+from mflow.oracles.engine import MflowEngine, run_engine
+from mflow.oracles.finite_differences import forward_values
+from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.verdict import U64, condition_factor, rounding_floor, term_scales
+from mflow.strategies import cases
 from tests.planted_bugs import Bug
 
 ENGINE = MflowEngine()

@@ -6,7 +6,7 @@ import pytest
 
 import mflow
 from mflow.ops import OPS
-from oracles import torch_backend as torch_ops
+from mflow.oracles import torch_backend as torch_ops
 from tests.helpers import assert_close, operands
 
 BROADCAST = [((3, 4), (3, 4)), ((3, 4), (1, 4)), ((3, 4), (3, 1)), ((3, 4), (1, 1)),

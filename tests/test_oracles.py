@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracles.engine import EngineError, load_engine, supported
-from oracles.finite_differences import finite_differences
-from oracles.jax_backend import JaxOracle, plain_vjp
-from strategies import cases
+from mflow.oracles.engine import EngineError, load_engine, supported
+from mflow.oracles.finite_differences import finite_differences
+from mflow.oracles.jax_backend import JaxOracle, plain_vjp
+from mflow.strategies import cases
 from tests.test_fuzz import BINARY, UNARY
 
 FAST = JaxOracle()
@@ -61,7 +61,7 @@ class NoOps:
 
 @pytest.mark.parametrize("spec,message", [
     ("no_such_module_xyz", r"cannot import 'no_such_module_xyz'"),
-    ("oracles.engine:Nope", r"has no 'Nope'"),
+    ("mflow.oracles.engine:Nope", r"has no 'Nope'"),
     ("numpy", r"the adapter lacks name, ops, leaf, constant, gradients"),
 ])
 def test_bad_engines_are_named(spec, message):
@@ -85,8 +85,8 @@ def test_monte_carlo_arithmetic_sees_float32_error_that_one_float32_run_missed()
     """inv(trace(X)) with a trace that cancels (Σ|Xᵢᵢ| / |tr X| ≈ 1,600): torch's one
     float32 run came out exact, so it gauged the error as 0. The perturbed runs see
     what float32 rounding does here; a well-conditioned trace they see as ~u."""
-    from oracles.program import Program, Step
-    from oracles.verdict import U32, perturbed_outputs
+    from mflow.oracles.program import Program, Step
+    from mflow.oracles.verdict import U32, perturbed_outputs
     program = Program(((8, 8),), (Step("trace", (0,)), Step("inv", (1,))), "float64")
     cancels = np.ones((8, 8)) + np.diag([0.6, 0, -1.439621, -0.3, -2.827618, 0.826992,
                                          -2.466226, -2.4])
@@ -101,9 +101,9 @@ def test_monte_carlo_arithmetic_leaves_exact_data_exact_and_a_small_bug_visible(
     """float32 1 - (1 - 2⁻¹³) is exact, so 1/x of it has one rounding of error, not
     the 8,000 u that jittering the subtraction's operands would claim. A VJP off by
     1e-3 relative there must fail (it passed when every operand was jittered)."""
-    from oracles.engine import MflowEngine
-    from oracles.program import Case, Program, Step
-    from oracles.verdict import Checker, GradientMismatch
+    from mflow.oracles.engine import MflowEngine
+    from mflow.oracles.program import Case, Program, Step
+    from mflow.oracles.verdict import Checker, GradientMismatch
     from tests.planted_bugs import Bug
     program = Program(((1, 1), (1, 1)), (Step("sub", (0, 1)), Step("inv", (2,))), "float32")
     case = Case(program, (np.array([[1.0]], np.float32), np.array([[1 - 2.0 ** -13]], np.float32)),

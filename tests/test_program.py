@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis.errors import InvalidArgument
 
-from oracles.engine import MflowEngine, run_engine
-from oracles.program import Program, ProgramError, Step
-from strategies import cases, programs
+from mflow.oracles.engine import MflowEngine, run_engine
+from mflow.oracles.program import Program, ProgramError, Step
+from mflow.strategies import cases, programs
 
 
 @given(programs())

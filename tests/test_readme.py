@@ -6,9 +6,9 @@ from pathlib import Path
 
 from hypothesis import given, settings
 
-from oracles.engine import supported
-from oracles.verdict import Checker
-from strategies import cases
+from mflow.oracles.engine import supported
+from mflow.oracles.verdict import Checker
+from mflow.strategies import cases
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

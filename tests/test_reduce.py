@@ -5,10 +5,10 @@ nothing; the checks stay within the budget; no value it tries is inf or nan."""
 import numpy as np
 import pytest
 
-from oracles.engine import MflowEngine
-from oracles.program import Case, Program, Step
-from oracles.verdict import Checker, Failure, GradientMismatch
-from reports.reduce import reduce
+from mflow.oracles.engine import MflowEngine
+from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.verdict import Checker, Failure, GradientMismatch
+from mflow.reports.reduce import reduce
 from tests.planted_bugs import CATALOGUE
 
 BUGS = {b.name: b for b in CATALOGUE}

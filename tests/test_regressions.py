@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from oracles.engine import MflowEngine
-from oracles.program import Case, Program, Step
-from oracles.verdict import Checker, GradientMismatch
-from reports import regressions
+from mflow.oracles.engine import MflowEngine
+from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.verdict import Checker, GradientMismatch
+from mflow.reports import regressions
 from tests.planted_bugs import CATALOGUE
 
 SAVED = regressions.reports()
@@ -79,10 +79,10 @@ def test_a_damaged_report_names_the_file_and_field(tanh_failure, tmp_path, damag
 KILLED_WRITER = """
 import sys
 import numpy as np
-from oracles.engine import MflowEngine
-from oracles.program import Case, Program, Step
-from oracles.verdict import Checker, Failure
-from reports import regressions
+from mflow.oracles.engine import MflowEngine
+from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.verdict import Checker, Failure
+from mflow.reports import regressions
 from tests.planted_bugs import CATALOGUE
 
 bug = next(b for b in CATALOGUE if b.name == "tanh_not_squared")
