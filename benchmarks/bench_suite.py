@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-
 from mflow.oracles.engine import MflowEngine, run_engine  # noqa: E402
 from mflow.oracles.finite_differences import finite_differences  # noqa: E402
 from mflow.oracles.torch_backend import TorchEngine  # noqa: E402
@@ -103,7 +102,6 @@ def _size(case):
 def _hunt(bug):
     """Examples and seconds until the first failure, then shrunk and reduced sizes."""
     from hypothesis import find
-
     from mflow.reports.reduce import reduce
     checker = Checker(MflowEngine())
     calls = {"n": 0, "first": (None, None)}

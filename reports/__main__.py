@@ -25,7 +25,8 @@ def status(folder, checker):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m mflow.reports", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m mflow.reports",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["list", "retire"])
     ap.add_argument("--dir", default=str(regressions.DEFAULT_DIR))
     args = ap.parse_args(argv)

@@ -25,7 +25,6 @@ Values that are not finite are never tried. Shapes and dtypes are kept.
 """
 
 import numpy as np
-
 from mflow.oracles.program import Case, Program, Step
 
 

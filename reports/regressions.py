@@ -34,7 +34,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-
 from mflow.oracles.program import Case, Program, ProgramError
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "regressions"

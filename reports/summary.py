@@ -9,8 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from mflow.ops import OPS
 from mflow.oracles.verdict import Stats
+
+from mflow.ops import OPS
 
 
 def load(directory):

@@ -43,11 +43,11 @@ import itertools
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from mflow.oracles.numpy_backend import NUMPY_OPS
+from mflow.oracles.program import Case, Program, Step
 
 from mflow.ops import OPS
 from mflow.shapes import ShapeError
-from mflow.oracles.numpy_backend import NUMPY_OPS
-from mflow.oracles.program import Case, Program, Step
 
 from .domains import MAX_MAGNITUDE, SEEDS, accepts, from_seed
 

@@ -25,10 +25,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
-
 from mflow.oracles.engine import EngineError, load_engine, supported  # noqa: E402
 
-pytest_plugins = ["mflow.reports.campaign"]  # --campaign DIR: stats, progress, the report at the end
+# --campaign DIR: stats, progress, the report at the end
+pytest_plugins = ["mflow.reports.campaign"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _default = settings.get_profile("default")

@@ -2,9 +2,9 @@
 domains' meaning is in strategies/domains.py), and the comparison of two AD systems."""
 
 import numpy as np
+from mflow.strategies.domains import sample
 
 from mflow.ops import OPS
-from mflow.strategies.domains import sample
 
 
 def operands(name, shapes, attrs, rng, dtype=np.float64):

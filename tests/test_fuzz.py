@@ -3,7 +3,6 @@ cross-checked against torch, JAX and finite differences (oracles/verdict.py)."""
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from mflow.strategies import cases
 
 UNARY = ["neg", "relu", "exp", "tanh", "sigmoid", "sin", "cos", "log", "pow", "transpose",

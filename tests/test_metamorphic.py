@@ -4,13 +4,13 @@ used twice gets both uses' gradients, backward twice doubles `.grad`."""
 import numpy as np
 import pytest
 from hypothesis import assume, example, given
-
-import mflow
 from mflow.oracles.engine import MflowEngine, run_engine
 from mflow.oracles.finite_differences import forward_values
 from mflow.oracles.program import Case, Program, Step
 from mflow.oracles.verdict import U64, condition_factor, rounding_floor, term_scales
 from mflow.strategies import cases
+
+import mflow
 from tests.planted_bugs import Bug
 
 ENGINE = MflowEngine()

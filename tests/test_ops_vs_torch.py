@@ -3,10 +3,10 @@ inputs inside its domain, including every broadcasting pattern."""
 
 import numpy as np
 import pytest
+from mflow.oracles import torch_backend as torch_ops
 
 import mflow
 from mflow.ops import OPS
-from mflow.oracles import torch_backend as torch_ops
 from tests.helpers import assert_close, operands
 
 BROADCAST = [((3, 4), (3, 4)), ((3, 4), (1, 4)), ((3, 4), (3, 1)), ((3, 4), (1, 1)),

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from mflow.oracles.engine import EngineError, load_engine, supported
 from mflow.oracles.finite_differences import finite_differences
 from mflow.oracles.jax_backend import JaxOracle, plain_vjp
 from mflow.strategies import cases
+
 from tests.test_fuzz import BINARY, UNARY
 
 FAST = JaxOracle()
@@ -104,6 +104,7 @@ def test_monte_carlo_arithmetic_leaves_exact_data_exact_and_a_small_bug_visible(
     from mflow.oracles.engine import MflowEngine
     from mflow.oracles.program import Case, Program, Step
     from mflow.oracles.verdict import Checker, GradientMismatch
+
     from tests.planted_bugs import Bug
     program = Program(((1, 1), (1, 1)), (Step("sub", (0, 1)), Step("inv", (2,))), "float32")
     case = Case(program, (np.array([[1.0]], np.float32), np.array([[1 - 2.0 ** -13]], np.float32)),

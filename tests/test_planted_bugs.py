@@ -2,12 +2,12 @@
 
 import pytest
 from hypothesis import HealthCheck, find, settings
-
 from mflow.oracles.engine import MflowEngine
 from mflow.oracles.kinks import kink_disagreements
 from mflow.oracles.verdict import Checker, EngineBug
 from mflow.reports.reduce import reduce
 from mflow.strategies import cases
+
 from tests.planted_bugs import CATALOGUE
 
 # Bugs that live exactly at a kink: the fuzzer stays away from kinks by design,

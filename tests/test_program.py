@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis.errors import InvalidArgument
-
 from mflow.oracles.engine import MflowEngine, run_engine
 from mflow.oracles.program import Program, ProgramError, Step
 from mflow.strategies import cases, programs

@@ -5,7 +5,6 @@ import types
 from pathlib import Path
 
 from hypothesis import given, settings
-
 from mflow.oracles.engine import supported
 from mflow.oracles.verdict import Checker
 from mflow.strategies import cases

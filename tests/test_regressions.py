@@ -8,11 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
-
 from mflow.oracles.engine import MflowEngine
 from mflow.oracles.program import Case, Program, Step
 from mflow.oracles.verdict import Checker, GradientMismatch
 from mflow.reports import regressions
+
 from tests.planted_bugs import CATALOGUE
 
 SAVED = regressions.reports()
