@@ -214,6 +214,8 @@ def apply(op, *operands, **attrs):
         if type(x) is not Node:
             operands = _lift_all(op, operands)
             break
+    if op.attrs:
+        attrs = op.complete(attrs)
     try:
         op.shape(*[x.value.shape for x in operands], **attrs)
     except ShapeError as e:

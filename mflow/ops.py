@@ -49,18 +49,28 @@ class Op:
     convention: str = ""                  # mflow's derivative at a kink, and torch / JAX's
     rounding: str = "result"              # "result", "sums" or "exact" (see above)
     attrs: dict = field(default_factory=dict)  # attribute names and their defaults
+    drawn: dict = field(default_factory=dict)  # attribute -> the values fuzzing draws, simplest
+    #   first (None: drawn to fit the operand's shape, as getitem's indices are)
+    arities: tuple = ()                   # for arity None: the operand counts fuzzing draws
 
     def domains(self, n, attrs=None):
         """The domain of each of n operands."""
         d = self.domain(**(attrs or {})) if callable(self.domain) else self.domain
         return tuple(d[min(i, len(d) - 1)] for i in range(n))
 
+    def complete(self, attrs):
+        """`attrs` with this operation's defaults filled in: the one place defaults apply."""
+        if not self.attrs or len(attrs) == len(self.attrs):
+            return attrs
+        return {**self.attrs, **attrs}
+
 
 OPS: dict[str, Op] = {}
 
 
 def defop(name, arity, shape, **kw):
-    OPS[name] = Op(name, arity, shape, **kw)
+    op = OPS[name] = Op(name, arity, shape, **kw)
+    assert set(op.drawn) == set(op.attrs), f"{name}: every attribute says how it is drawn"
 
 
 # --- element-wise, two operands (broadcasting) --------------------------------
@@ -90,7 +100,8 @@ def _sigmoid(x):
 
 
 defop("neg", 1, shapes.same, rounding="exact", forward=np.negative, vjp=lambda g, ans, x: (-g,))
-defop("pow", 1, shapes.pow, attrs={"p": 2}, domain=_pow_domain,
+defop("pow", 1, shapes.pow, attrs={"p": 2}, drawn={"p": (2, 3, -1, 0.5, 1.5, -2.5)},
+      domain=_pow_domain,
       forward=lambda x, p: x ** p,
       vjp=lambda g, ans, x, p: (g * p * x ** (p - 1),))
 defop("relu", 1, shapes.same, kinks=(0.0,),
@@ -123,20 +134,23 @@ defop("matmul", 2, shapes.matmul, domain=("real", "real"), rounding="sums",
       forward=np.matmul, vjp=lambda g, ans, a, b: (g @ b.T, a.T @ g))
 defop("transpose", 1, shapes.transpose, rounding="exact",
       forward=np.transpose, vjp=lambda g, ans, x: (g.T,))
-defop("sum", 1, shapes.reduce, attrs={"axis": None}, rounding="sums",
-      forward=lambda x, axis=None: np.add.reduce(x, axis=axis, keepdims=True),
-      vjp=lambda g, ans, x, axis=None: (_spread(g, x.shape),))
-defop("mean", 1, shapes.reduce, attrs={"axis": None}, rounding="sums",
-      compose=lambda x, axis=None: x.sum(axis) / (x.value.size if axis is None else x.shape[axis]))
+defop("sum", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1)},
+      rounding="sums",
+      forward=lambda x, axis: np.add.reduce(x, axis=axis, keepdims=True),
+      vjp=lambda g, ans, x, axis: (_spread(g, x.shape),))
+defop("mean", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1)},
+      rounding="sums",
+      compose=lambda x, axis: x.sum(axis) / (x.value.size if axis is None else x.shape[axis]))
 
 
-def _concat_vjp(g, ans, *xs, axis=0):
+def _concat_vjp(g, ans, *xs, axis):
     cuts = np.cumsum([x.shape[axis] for x in xs[:-1]])
     return tuple(np.split(g, cuts, axis=axis))
 
 
-defop("concat", None, shapes.concat, attrs={"axis": 0}, rounding="exact",
-      forward=lambda *xs, axis=0: np.concatenate(xs, axis=axis), vjp=_concat_vjp)
+defop("concat", None, shapes.concat, attrs={"axis": 0}, drawn={"axis": (0, 1)}, arities=(1, 2, 3),
+      rounding="exact",
+      forward=lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp)
 
 
 def _index(rows, cols):
@@ -158,7 +172,7 @@ def _getitem_vjp(g, ans, x, rows, cols):
 
 # attrs are those of `shapes.normalise_index`: a slice or a tuple of ints per axis
 defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(None)},
-      rounding="exact",
+      drawn={"rows": None, "cols": None}, rounding="exact",
       forward=lambda x, rows, cols: x[_index(rows, cols)], vjp=_getitem_vjp)
 
 # --- softmax -------------------------------------------------------------------
@@ -168,24 +182,24 @@ defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(No
 _max, _sum = np.maximum.reduce, np.add.reduce
 
 
-def _log_softmax(x, axis=1):
+def _log_softmax(x, axis):
     s = x - _max(x, axis=axis, keepdims=True)  # shift: exp never overflows
     return s - np.log(_sum(np.exp(s), axis=axis, keepdims=True))
 
 
-def _softmax(x, axis=1):
+def _softmax(x, axis):
     e = np.exp(x - _max(x, axis=axis, keepdims=True))
     return e / _sum(e, axis=axis, keepdims=True)
 
 
 # dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
-defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",), rounding="sums",
-      forward=_softmax,
-      vjp=lambda g, ans, x, axis=1: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),))
+defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)}, domain=("wide",),
+      rounding="sums", forward=_softmax,
+      vjp=lambda g, ans, x, axis: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),))
 # dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
-defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, domain=("wide",), rounding="sums",
-      forward=_log_softmax,
-      vjp=lambda g, ans, x, axis=1: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),))
+defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)},
+      domain=("wide",), rounding="sums", forward=_log_softmax,
+      vjp=lambda g, ans, x, axis: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),))
 
 # --- square matrices -----------------------------------------------------------
 
@@ -233,13 +247,13 @@ def _windows(image, kernel, stride, padding):
     return sliding_window_view(_pad(image, kernel.shape, padding), kernel.shape)[::stride, ::stride]
 
 
-def _conv2d(image, kernel, stride=1, padding="valid"):
+def _conv2d(image, kernel, stride, padding):
     return np.tensordot(_windows(image, kernel, stride, padding), kernel, axes=2)
 
 
 # Y[i,j] = Σ_kl P[s i + k, s j + l] K[k,l] (P the padded image)
 #   => G_K[k,l] = Σ_ij G[i,j] P[s i + k, s j + l];  G_P[s i + k, s j + l] += G[i,j] K[k,l]
-def _conv2d_vjp(g, ans, image, kernel, stride=1, padding="valid"):
+def _conv2d_vjp(g, ans, image, kernel, stride, padding):
     gk = np.tensordot(g, _windows(image, kernel, stride, padding), axes=([0, 1], [0, 1]))
     padded = _pad(image, kernel.shape, padding)
     gp = np.zeros(padded.shape, dtype=np.result_type(g, kernel))
@@ -254,4 +268,5 @@ def _conv2d_vjp(g, ans, image, kernel, stride=1, padding="valid"):
 
 
 defop("conv2d", 2, shapes.conv2d, attrs={"stride": 1, "padding": "valid"},
+      drawn={"stride": (1, 2, 3), "padding": ("valid", "same")},
       domain=("real", "real"), rounding="sums", forward=_conv2d, vjp=_conv2d_vjp)

@@ -39,25 +39,25 @@ def transpose(x):
     return (x[1], x[0])
 
 
-def reduce(x, axis=None):
-    if axis is None:
-        return (1, 1)
-    if axis == 0:
-        return (1, x[1])
-    if axis == 1:
-        return (x[0], 1)
-    raise ShapeError(f"axis must be None, 0 or 1; got {axis!r}")
+def _axis(axis, allowed=(0, 1)):
+    if isinstance(axis, bool) or axis not in allowed:  # True == 1, but is no axis
+        names = [str(a) for a in allowed]
+        raise ShapeError(f"axis must be {', '.join(names[:-1])} or {names[-1]}; got {axis!r}")
+    return axis
 
 
-def softmax(x, axis=1):
-    if axis not in (0, 1):
-        raise ShapeError(f"axis must be 0 or 1; got {axis!r}")
+def reduce(x, axis):
+    axis = _axis(axis, (None, 0, 1))
+    return (1, 1) if axis is None else (1, x[1]) if axis == 0 else (x[0], 1)
+
+
+def softmax(x, axis):
+    _axis(axis)
     return x
 
 
-def concat(*shapes, axis=0):
-    if axis not in (0, 1):
-        raise ShapeError(f"axis must be 0 or 1; got {axis!r}")
+def concat(*shapes, axis):
+    _axis(axis)
     if not shapes:
         raise ShapeError("needs at least one operand")
     other = 1 - axis
@@ -100,7 +100,7 @@ def pow(x, p):
     return x
 
 
-def conv2d(image, kernel, stride=1, padding="valid"):
+def conv2d(image, kernel, stride, padding):
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise ShapeError(f"stride must be a positive int; got {stride!r}")
     if padding == "same":

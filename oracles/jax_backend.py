@@ -40,12 +40,12 @@ def _ix(i):
 
 
 def _reduce(f):
-    def reduced(x, axis=None):
+    def reduced(x, axis):
         return f(x).reshape(1, 1) if axis is None else f(x, axis=axis, keepdims=True)
     return reduced
 
 
-def _conv2d(image, kernel, stride=1, padding="valid"):
+def _conv2d(image, kernel, stride, padding):
     return lax.conv_general_dilated(image[None, None], kernel[None, None], (stride, stride),
                                     padding.upper())[0, 0]
 
@@ -56,10 +56,10 @@ JAX_OPS = {
     "log": jnp.log, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "sin": jnp.sin, "cos": jnp.cos,
     "matmul": jnp.matmul, "transpose": lambda x: x.T,
     "sum": _reduce(jnp.sum), "mean": _reduce(jnp.mean),
-    "concat": lambda *xs, axis=0: jnp.concatenate(xs, axis=axis),
+    "concat": lambda *xs, axis: jnp.concatenate(xs, axis=axis),
     "getitem": lambda x, rows, cols: x[_ix(rows)][:, _ix(cols)],
-    "softmax": lambda x, axis=1: jax.nn.softmax(x, axis=axis),
-    "log_softmax": lambda x, axis=1: jax.nn.log_softmax(x, axis=axis),
+    "softmax": lambda x, axis: jax.nn.softmax(x, axis=axis),
+    "log_softmax": lambda x, axis: jax.nn.log_softmax(x, axis=axis),
     "trace": lambda x: jnp.trace(x).reshape(1, 1),
     "inv": jnp.linalg.inv, "det": lambda x: jnp.linalg.det(x).reshape(1, 1),
     "conv2d": _conv2d,
@@ -264,7 +264,8 @@ class JaxOracle:
             dst = len(shape)
             row = dict(op=CODE[op], a0=a[0], a1=a[1], dst=dst, R=out_shape[0], C=out_shape[1],
                        r0=shapes[0][0], c0=shapes[0][1], r1=shapes[1][0], c1=shapes[1][1],
-                       p=kw.get("p", 1.0), stride=kw.get("stride", 1), top=kw.get("top", 0),
+                       # fields an opcode does not read are 0 (p: pow's exponent alone)
+                       p=kw.get("p", 0.0), stride=kw.get("stride", 1), top=kw.get("top", 0),
                        left=kw.get("left", 0))
             for k, v in row.items():
                 code[k].append(v)
@@ -281,10 +282,9 @@ class JaxOracle:
                 shape.append(out_shape)
                 code_slot = len(shape) - 1
             elif step.op in ("sum", "mean", "softmax", "log_softmax"):
-                default = None if step.op in ("sum", "mean") else 1
-                code_slot = emit(step.op + _AXIS[at.get("axis", default)], step.args, out_shape)
+                code_slot = emit(step.op + _AXIS[at["axis"]], step.args, out_shape)
             elif step.op == "concat":  # a chain of two-operand concats
-                axis = at.get("axis", 0)
+                axis = at["axis"]
                 acc = step.args[0]
                 if len(step.args) == 1:
                     code_slot = slot[acc]
@@ -301,12 +301,13 @@ class JaxOracle:
                 code_slot = emit("getitem", step.args, out_shape, ri=ri, ci=ci)
             elif step.op == "conv2d":
                 kshape = shape[slot[step.args[1]]]
-                same = at.get("padding", "valid") == "same"
-                code_slot = emit("conv2d", step.args, out_shape, stride=at.get("stride", 1),
+                same = at["padding"] == "same"
+                code_slot = emit("conv2d", step.args, out_shape, stride=at["stride"],
                                  top=(kshape[0] - 1) // 2 if same else 0,
                                  left=(kshape[1] - 1) // 2 if same else 0)
             else:
-                code_slot = emit(step.op, step.args, out_shape, p=float(at.get("p", 1.0)))
+                code_slot = emit(step.op, step.args, out_shape, **({"p": float(at["p"])}
+                                                                   if step.op == "pow" else {}))
             slot.append(code_slot)
         steps = next((t for t in self.buckets if len(code["op"]) <= t), None)
         if len(shape) > self.S or steps is None:

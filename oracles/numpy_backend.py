@@ -14,7 +14,7 @@ def _axis(axis):  # mflow's matrix axes 0 / 1 are the last two of a stack
 
 
 def _reduce(f):
-    def reduced(x, axis=None):
+    def reduced(x, axis):
         return f(x, axis=(-2, -1) if axis is None else _axis(axis), keepdims=True)
     return reduced
 
@@ -25,12 +25,12 @@ def _getitem(x, rows, cols):
     return x[..., r, :][..., :, c]
 
 
-def _softmax(x, axis=1):
+def _softmax(x, axis):
     e = np.exp(x - x.max(axis=_axis(axis), keepdims=True))
     return e / e.sum(axis=_axis(axis), keepdims=True)
 
 
-def _log_softmax(x, axis=1):
+def _log_softmax(x, axis):
     s = x - x.max(axis=_axis(axis), keepdims=True)
     return s - np.log(np.exp(s).sum(axis=_axis(axis), keepdims=True))
 
@@ -40,7 +40,7 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _conv2d(image, kernel, stride=1, padding="valid"):
+def _conv2d(image, kernel, stride, padding):
     kh, kw = kernel.shape[-2:]
     if padding == "same":
         ph, pw = kh - 1, kw - 1
@@ -57,7 +57,7 @@ NUMPY_OPS = {
     "sin": np.sin, "cos": np.cos, "matmul": np.matmul,
     "transpose": lambda x: np.swapaxes(x, -1, -2),
     "sum": _reduce(np.sum), "mean": _reduce(np.mean),
-    "concat": lambda *xs, axis=0: np.concatenate(_stack(xs), axis=_axis(axis)),
+    "concat": lambda *xs, axis: np.concatenate(_stack(xs), axis=_axis(axis)),
     "getitem": _getitem, "softmax": _softmax, "log_softmax": _log_softmax,
     "trace": lambda x: np.trace(x, axis1=-2, axis2=-1)[..., None, None],
     "inv": np.linalg.inv, "det": lambda x: np.linalg.det(x)[..., None, None],

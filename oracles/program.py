@@ -14,14 +14,18 @@ or shapes that do not fit raise ProgramError naming the step.
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mflow.ops import OPS
-from mflow.shapes import ShapeError
+from mflow.shapes import ShapeError, normalise_index
 
 DTYPES = ("float64", "float32")
+# Bounds on what a loaded program may ask for, so a damaged file cannot allocate gigabytes:
+# far beyond what fuzzing draws (sides to 64, a few inputs, chains of a few thousand steps).
+MAX_INPUTS, MAX_SIDE, MAX_STEPS = 64, 4096, 100_000
 
 
 class ProgramError(ValueError):
@@ -30,9 +34,16 @@ class ProgramError(ValueError):
 
 @dataclass(frozen=True)
 class Step:
+    """One operation on earlier values; its attributes complete with the
+    operation's defaults (`Op.complete`), so every backend sees all of them."""
     op: str
     args: tuple = ()
     attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        op = OPS.get(self.op)
+        if op is not None and op.attrs and isinstance(self.attrs, dict):
+            object.__setattr__(self, "attrs", op.complete(self.attrs))
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,11 @@ class Program:
     shapes: tuple = field(init=False, repr=False, compare=False)  # of every value
 
     def __post_init__(self):
-        object.__setattr__(self, "inputs", tuple(tuple(int(n) for n in s) for s in self.inputs))
+        try:
+            inputs = tuple(tuple(int(n) for n in s) for s in self.inputs)
+        except (TypeError, ValueError) as e:
+            raise ProgramError(f"input shapes must be pairs of ints: {e}") from None
+        object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "steps", tuple(self.steps))
         object.__setattr__(self, "shapes", self._check())
 
@@ -56,17 +71,25 @@ class Program:
         for s in shapes:
             if len(s) != 2 or min(s) < 1:
                 raise ProgramError(f"input shapes must be (rows, cols) >= 1; got {s}")
-        for i, step in enumerate(self.steps):
+        steps = list(self.steps)
+        for i, step in enumerate(steps):
+            if not isinstance(step, Step):
+                raise ProgramError(f"step {i}: not a Step; got {type(step).__name__}")
             where = f"step {i} (value v{len(shapes)}, {step.op})"
             for a in step.args:
-                if not isinstance(a, int) or not 0 <= a < len(shapes):
+                if not _is_int(a) or not 0 <= a < len(shapes):
                     raise ProgramError(f"{where}: argument {a!r} does not refer to an earlier "
                                        f"value (0 to {len(shapes) - 1})")
             if step.op == "const":
-                value = np.asarray(step.attrs.get("value"), dtype=np.float64)
-                if step.args or value.ndim != 2 or value.size == 0:
-                    raise ProgramError(f"{where}: a constant takes no arguments and a 2-D "
-                                       "'value'")
+                try:
+                    value = np.asarray(step.attrs.get("value"), dtype=np.float64)
+                except (TypeError, ValueError) as e:
+                    raise ProgramError(f"{where}: 'value' is not a matrix of numbers ({e})") \
+                        from None
+                if step.args or value.ndim != 2 or value.size == 0 or \
+                        max(value.shape) > MAX_SIDE or not np.all(np.isfinite(value)):
+                    raise ProgramError(f"{where}: a constant takes no arguments and a 2-D, "
+                                       f"finite 'value' of sides at most {MAX_SIDE}")
                 shapes.append(value.shape)
                 continue
             if step.op not in OPS:
@@ -74,14 +97,22 @@ class Program:
             op = OPS[step.op]
             if op.arity is not None and len(step.args) != op.arity:
                 raise ProgramError(f"{where}: takes {op.arity} argument(s), got {len(step.args)}")
+            if not isinstance(step.attrs, dict):
+                raise ProgramError(f"{where}: attrs must be a dict; got {type(step.attrs).__name__}")
             unknown = set(step.attrs) - set(op.attrs)
             if unknown:
                 raise ProgramError(f"{where}: unknown attributes {sorted(unknown)}; "
                                    f"{step.op} takes {sorted(op.attrs) or 'none'}")
+            operands = [shapes[a] for a in step.args]
             try:
-                shapes.append(tuple(op.shape(*[shapes[a] for a in step.args], **step.attrs)))
-            except ShapeError as e:
+                if step.op == "getitem":  # concrete, bounded indices: every backend reads these
+                    rows, cols = normalise_index((step.attrs["rows"], step.attrs["cols"]),
+                                                 operands[0])
+                    step = steps[i] = Step("getitem", step.args, {"rows": rows, "cols": cols})
+                shapes.append(tuple(op.shape(*operands, **step.attrs)))
+            except (ShapeError, TypeError, ValueError, OverflowError) as e:
                 raise ProgramError(f"{where}: {e}") from None
+        object.__setattr__(self, "steps", tuple(steps))
         return tuple(shapes)
 
     @property
@@ -109,14 +140,42 @@ class Program:
 
     @classmethod
     def from_dict(cls, d):
-        try:
-            steps = [Step(s["op"], tuple(s.get("args", ())),
-                          {k: _decode(v) for k, v in s.get("attrs", {}).items()})
-                     for s in d["steps"]]
-            inputs = tuple(tuple(s) for s in d["inputs"])
-            return cls(inputs, tuple(steps), d.get("dtype", "float64"))
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ProgramError(f"not a program: {type(e).__name__}: {e}") from None
+        """The program a `to_dict` made, validated field by field (a saved report
+        may be damaged or hostile): ProgramError names the field."""
+        if not isinstance(d, dict):
+            raise ProgramError(f"a program is a JSON object; got {_kind(d)}")
+        inputs, steps = d.get("inputs"), d.get("steps")
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= MAX_INPUTS:
+            raise ProgramError(f"'inputs' must be a list of 1 to {MAX_INPUTS} shapes; "
+                               f"got {_kind(inputs)}")
+        for i, shape in enumerate(inputs):
+            if not (isinstance(shape, list) and len(shape) == 2
+                    and all(_is_int(n) and 1 <= n <= MAX_SIDE for n in shape)):
+                raise ProgramError(f"'inputs'[{i}] must be [rows, cols], each 1 to {MAX_SIDE}; "
+                                   f"got {_short(shape)}")
+        if not isinstance(steps, list) or len(steps) > MAX_STEPS:
+            raise ProgramError(f"'steps' must be a list of at most {MAX_STEPS:,} steps; "
+                               f"got {_kind(steps)}")
+        parsed = []
+        for i, step in enumerate(steps):
+            where = f"'steps'[{i}]"
+            if not isinstance(step, dict) or not isinstance(step.get("op"), str):
+                raise ProgramError(f"{where} must be an object with a string 'op'; "
+                                   f"got {_short(step)}")
+            args, attrs = step.get("args", []), step.get("attrs", {})
+            if not isinstance(args, list) or not all(_is_int(a) for a in args):
+                raise ProgramError(f"{where}.args must be a list of ints; got {_short(args)}")
+            if not isinstance(attrs, dict):
+                raise ProgramError(f"{where}.attrs must be an object; got {_kind(attrs)}")
+            try:
+                decoded = {str(k): _decode(v) for k, v in attrs.items()}
+            except (TypeError, ValueError) as e:
+                raise ProgramError(f"{where}.attrs: {e}") from None
+            parsed.append(Step(step["op"], tuple(args), decoded))
+        dtype = d.get("dtype", "float64")
+        if dtype not in DTYPES:
+            raise ProgramError(f"'dtype' must be one of {DTYPES}; got {_short(dtype)}")
+        return cls(tuple(tuple(s) for s in inputs), tuple(parsed), dtype)
 
     def to_json(self, **kw):
         return json.dumps(self.to_dict(), **kw)
@@ -124,9 +183,10 @@ class Program:
     @classmethod
     def from_json(cls, text):
         try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
+            d = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
             raise ProgramError(f"not JSON: {e}") from None
+        return cls.from_dict(d)
 
     # --- as Python --------------------------------------------------------------
 
@@ -155,7 +215,7 @@ def _expression(step, args, dtype):
     if step.op in _OPERATORS:
         return _OPERATORS[step.op].format(*args)
     if step.op == "pow":
-        return f"{args[0]} ** {step.attrs.get('p', 2)!r}"
+        return f"{args[0]} ** {step.attrs['p']!r}"
     if step.op == "getitem":
         return f"{args[0]}[{_index(step.attrs['rows'])}, {_index(step.attrs['cols'])}]"
     attrs = "".join(f", {k}={v!r}" for k, v in step.attrs.items())
@@ -181,11 +241,55 @@ def _encode(v):
 
 
 def _decode(v):
-    if isinstance(v, dict) and set(v) == {"slice"}:
-        return slice(*v["slice"])
+    """An attribute value from JSON: a slice, a tuple (of ints, or a constant's rows),
+    a number, a string, None. Anything else is an error."""
+    if isinstance(v, dict):
+        bounds = v.get("slice")
+        if set(v) != {"slice"} or not isinstance(bounds, list) or len(bounds) != 3 or \
+                not all(b is None or _is_int(b) for b in bounds):
+            raise ValueError(f"not an attribute value: {_short(v)} (a slice is "
+                             '{"slice": [start, stop, step]} of ints or null)')
+        return slice(*bounds)
     if isinstance(v, list):
+        if len(v) > MAX_SIDE:
+            raise ValueError(f"a list of {len(v):,} values is longer than {MAX_SIDE}")
         return tuple(_decode(x) for x in v)
-    return v
+    if v is None or isinstance(v, (bool, str)) or _is_int(v):
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{v} is not a finite number")
+        return v
+    raise ValueError(f"not an attribute value: {_short(v)}")
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _kind(v):
+    return type(v).__name__ if not isinstance(v, (list, dict)) else f"a {type(v).__name__} " \
+        f"of {len(v)}"
+
+
+def _short(v):
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def live_values(args, output):
+    """The values `output` depends on, itself included: `args[i]` lists the
+    operands of value i (empty for an input or a constant). One sweep from the
+    output down; the strategies and the reducer both drop dead steps with it."""
+    live = {output}
+    for i in range(output, -1, -1):
+        if i in live:
+            live.update(args[i])
+    return live
 
 
 def interpret(program, ops, leaf, constant, inputs):

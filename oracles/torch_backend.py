@@ -8,6 +8,8 @@ import warnings
 
 import torch
 
+from mflow.ops import OPS
+
 F = torch.nn.functional
 # torch notes that 'same' padding with an even kernel copies the input; the result is right
 warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
@@ -24,7 +26,7 @@ def _getitem(x, rows, cols):
 
 
 def _reduce(f):
-    def reduced(x, axis=None):
+    def reduced(x, axis):
         return f(x).reshape(1, 1) if axis is None else f(x, dim=axis, keepdim=True)
     return reduced
 
@@ -47,14 +49,14 @@ TORCH_OPS = {
     "transpose": lambda x: x.T,
     "sum": _reduce(torch.sum),
     "mean": _reduce(torch.mean),
-    "concat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
+    "concat": lambda *xs, axis: torch.cat(xs, dim=axis),
     "getitem": _getitem,
-    "softmax": lambda x, axis=1: torch.softmax(x, dim=axis),
-    "log_softmax": lambda x, axis=1: torch.log_softmax(x, dim=axis),
+    "softmax": lambda x, axis: torch.softmax(x, dim=axis),
+    "log_softmax": lambda x, axis: torch.log_softmax(x, dim=axis),
     "trace": lambda x: torch.trace(x).reshape(1, 1),
     "inv": torch.linalg.inv,
     "det": lambda x: torch.linalg.det(x).reshape(1, 1),
-    "conv2d": lambda image, kernel, stride=1, padding="valid": F.conv2d(
+    "conv2d": lambda image, kernel, stride, padding: F.conv2d(
         image[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0],
 }
 
@@ -62,7 +64,7 @@ TORCH_OPS = {
 def vjp(name, values, attrs, cotangent):
     """Forward value and the VJP of `cotangent` for each operand, as numpy arrays."""
     xs = [torch.tensor(v, requires_grad=True) for v in values]
-    out = TORCH_OPS[name](*xs, **attrs)
+    out = TORCH_OPS[name](*xs, **OPS[name].complete(attrs))
     grads = torch.autograd.grad(out, xs, torch.tensor(cotangent), allow_unused=True)
     return out.detach().numpy(), [
         torch.zeros_like(x).numpy() if g is None else g.numpy() for x, g in zip(xs, grads)]

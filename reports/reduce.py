@@ -25,17 +25,15 @@ Values that are not finite are never tried. Shapes and dtypes are kept.
 """
 
 import numpy as np
-from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.program import Case, Program, Step, live_values
 
 
 def _rebuild(case, steps, output):
     """The case with `steps` (a list of (op, args, attrs) over value indices, the
     inputs first), keeping only what `output` depends on."""
     n_in = len(case.program.inputs)
-    live, kept = {output}, []
-    for i in range(n_in + len(steps) - 1, n_in - 1, -1):
-        if i in live:
-            live.update(steps[i - n_in][1])
+    kept = []
+    live = live_values([()] * n_in + [args for _, args, _ in steps], output)
     inputs = [i for i in range(n_in) if i in live] or [0]
     new = {old: k for k, old in enumerate(inputs)}
     for i in range(n_in, n_in + len(steps)):

@@ -44,7 +44,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from mflow.oracles.numpy_backend import NUMPY_OPS
-from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.program import Case, Program, Step, live_values
 
 from mflow.ops import OPS
 from mflow.shapes import ShapeError
@@ -90,20 +90,14 @@ ORDER = ["add", "mul", "neg", "sub", "matmul", "transpose", "sum", "relu", "exp"
          "log_softmax", "trace", "inv", "det", "conv2d"]
 assert sorted(ORDER) == sorted(OPS), "every operation of the table has a place here"
 
-ATTRS = {  # the attribute values drawn for each operation (getitem's depend on the shape)
-    "sum": {"axis": [None, 0, 1]}, "mean": {"axis": [None, 0, 1]},
-    "softmax": {"axis": [1, 0]}, "log_softmax": {"axis": [1, 0]},
-    "concat": {"axis": [0, 1]}, "pow": {"p": [2, 3, -1, 0.5, 1.5, -2.5]},
-    "conv2d": {"stride": [1, 2, 3], "padding": ["valid", "same"]},
-}
-ARITIES = {"concat": [1, 2, 3]}  # for operations that take any number of operands
-
-
 def _variants(name):
     """Every (arity, attrs) an operation is drawn with, in one draw: the first
-    values first, so shrinking moves towards them."""
-    arities = ARITIES[name] if OPS[name].arity is None else [OPS[name].arity]
-    spec = ATTRS.get(name, {})
+    values first, so shrinking moves towards them. The values come from the
+    operation's entry (`Op.drawn`, `Op.arities`); getitem's indices, drawn to fit
+    the operand, are drawn apart (`_index`)."""
+    op = OPS[name]
+    arities = op.arities if op.arity is None else (op.arity,)
+    spec = {k: v for k, v in op.drawn.items() if v is not None}
     return [(arity, dict(zip(spec, values)))
             for arity in arities for values in itertools.product(*spec.values())]
 
@@ -244,11 +238,8 @@ class _Graph:
         """Keep what the output depends on (and every input: an engine must give an
         unused input a zero gradient); renumber inputs first, then constants and
         steps in creation order."""
-        live = {len(self.nodes) - 1}
-        for i in reversed(range(len(self.nodes))):
-            kind, payload, _ = self.nodes[i]
-            if i in live and kind == "step":
-                live.update(payload[1])
+        live = live_values([payload[1] if kind == "step" else () for kind, payload, _
+                            in self.nodes], len(self.nodes) - 1)
         order = ([i for i, n in enumerate(self.nodes) if n[0] == "input"]
                  + [i for i, n in enumerate(self.nodes) if n[0] != "input" and i in live])
         new = {old: k for k, old in enumerate(order)}

@@ -36,7 +36,7 @@ CASES = {
     + [(((5, 6), (k, j)), {"padding": "same"}) for k, j in ((3, 3), (2, 4), (1, 1))],
 }
 
-PARAMS = [pytest.param(name, shapes, attrs, id=f"{name}-{i}")
+PARAMS = [pytest.param(name, shapes, OPS[name].complete(attrs), id=f"{name}-{i}")
           for name, cases in CASES.items() for i, (shapes, attrs) in enumerate(cases)]
 
 
