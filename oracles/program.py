@@ -98,7 +98,8 @@ class Program:
             if op.arity is not None and len(step.args) != op.arity:
                 raise ProgramError(f"{where}: takes {op.arity} argument(s), got {len(step.args)}")
             if not isinstance(step.attrs, dict):
-                raise ProgramError(f"{where}: attrs must be a dict; got {type(step.attrs).__name__}")
+                raise ProgramError(
+                    f"{where}: attrs must be a dict; got {type(step.attrs).__name__}")
             unknown = set(step.attrs) - set(op.attrs)
             if unknown:
                 raise ProgramError(f"{where}: unknown attributes {sorted(unknown)}; "
