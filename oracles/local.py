@@ -37,7 +37,8 @@ def intermediates(case):
 
 def local_disagreement(engine, case, checker=None):
     """The first step whose rule fails alone, as a dict; None if all pass alone."""
-    from .verdict import Checker, EngineBug
+    from .checker import Checker
+    from .verdict import EngineBug
     checker = checker or Checker(engine, oracles=("torch", "jax"))
     values, cotangents = intermediates(case)
     n_in = len(case.program.inputs)

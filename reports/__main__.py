@@ -30,8 +30,8 @@ def main(argv=None):
     ap.add_argument("command", choices=["list", "retire"])
     ap.add_argument("--dir", default=str(regressions.DEFAULT_DIR))
     args = ap.parse_args(argv)
+    from mflow.oracles.checker import Checker
     from mflow.oracles.engine import MflowEngine
-    from mflow.oracles.verdict import Checker
     checker = Checker(MflowEngine())
     folders = regressions.reports(args.dir)
     if not folders:

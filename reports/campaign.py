@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from mflow.oracles.verdict import Stats
+from mflow.reports.stats import Stats
 
 FLUSH_SECONDS = 2.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from mflow.oracles.verdict import HIST_LO, HIST_STEP, hist_bin
+from mflow.reports.stats import HIST_LO, HIST_STEP, hist_bin
 
 from . import plots
 from .summary import load

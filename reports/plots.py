@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
-from mflow.oracles.verdict import HIST_BINS, HIST_LO, HIST_STEP
+from mflow.reports.stats import HIST_BINS, HIST_LO, HIST_STEP
 
 BLAME, PLAIN, INPUT, OUTPUT_EDGE = "#e4572e", "#dfe7f2", "#f2efe2", "#1b2a41"
 # white for "no graph fell here", then light to dark blue

@@ -94,7 +94,7 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
             np.save(tmp / "expected_forward.npy", ref.forward, allow_pickle=False)
             for i, g in enumerate(ref.grads):
                 np.save(tmp / f"expected_grad_x{i}.npy", np.asarray(g), allow_pickle=False)
-        answers = _save_answers(tmp, v.results)
+        answers = _save_answers(tmp, v.results, v.probes)
         report = {
             "format": FORMAT,
             "signature": name,
@@ -131,22 +131,20 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
     return final
 
 
-def _save_answers(folder, results):
+def _save_answers(folder, results, probes):
     """Every answer of the check, the engine's and each oracle's, as .npy files
     named WHO_forward and WHO_grad_xI (torch32: torch in float32, the rounding
     gauge); finite differences as their probes: fd_xI_directions, _estimate (of
     ⟨gradient, direction⟩), _error (its bound) and _valid (False: across a kink).
     Returns {who: [file names]}."""
     saved = {}
-    for who, result in results.items():
-        arrays = {}
-        if who == "fd":
-            for i, probes in enumerate(result):
-                for name in ("directions", "estimate", "error", "valid"):
-                    arrays[f"fd_x{i}_{name}"] = getattr(probes, name)
-        else:
-            arrays[f"{who}_forward"] = result.forward
-            arrays.update((f"{who}_grad_x{i}", g) for i, g in enumerate(result.grads))
+    answers = [(who, {f"{who}_forward": r.forward,
+                      **{f"{who}_grad_x{i}": g for i, g in enumerate(r.grads)}})
+               for who, r in results.items()]
+    if probes:
+        answers.append(("fd", {f"fd_x{i}_{name}": getattr(p, name) for i, p in enumerate(probes)
+                               for name in ("directions", "estimate", "error", "valid")}))
+    for who, arrays in answers:
         for name, a in arrays.items():
             np.save(folder / f"{name}.npy", np.asarray(a), allow_pickle=False)
         saved[who] = [f"{name}.npy" for name in arrays]

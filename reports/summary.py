@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from mflow.oracles.verdict import Stats
+from mflow.reports.stats import Stats
 
 from mflow.ops import OPS
 

@@ -90,15 +90,18 @@ class SavingChecker:
     telling the campaign (if any) what it saw."""
 
     def __init__(self, checker, engine, directory, campaign=None):
+        from mflow.reports.stats import Stats
         self.checker, self.engine, self.directory = checker, engine, directory
-        self.stats, self.campaign = checker.stats, campaign
+        self.stats, self.campaign = Stats(), campaign
 
     def check(self, case):
-        from mflow.oracles.verdict import Failure
         saved = None
+        verdict = self.checker.judge(case)
+        self.stats.add(verdict)  # every case counts, whatever its outcome
         try:
-            return self.checker.check(case)
-        except Failure as failure:
+            if verdict.outcome is None:
+                return verdict
+            failure = verdict.outcome
             if _final_example():
                 from mflow.reports.regressions import reduce_and_save
                 test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
@@ -107,7 +110,7 @@ class SavingChecker:
                 self.stats.failures.append({"test": test, "kind": type(failure).__name__,
                                             "report": str(saved)})
                 failure.add_note(f"saved as the regression report {saved}")
-            raise
+            raise failure
         finally:
             if self.campaign is not None:
                 self.campaign.checked(self.stats, saved)
@@ -136,7 +139,7 @@ def _final_example():
 
 @pytest.fixture(scope="session")
 def checker(request, engine):
-    from mflow.oracles.verdict import Checker
+    from mflow.oracles.checker import Checker
     plain = Checker(engine)
     request.config.mflow_checker = plain
     return SavingChecker(plain, engine, request.config.getoption("--reports"),

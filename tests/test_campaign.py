@@ -57,7 +57,7 @@ def test_ctrl_c_keeps_everything_and_writes_the_report(tmp_path):
 
 
 def test_stats_merge_adds_counts_and_keeps_the_largest():
-    from mflow.oracles.verdict import HIST_BINS, Stats, hist_bin
+    from mflow.reports.stats import HIST_BINS, Stats, hist_bin
     assert hist_bin(0.0) == 0 and hist_bin(1e-300) == 0          # exact agreement: first bin
     assert hist_bin(float("inf")) == hist_bin(1e9) == HIST_BINS - 1
     assert hist_bin(0.99) < hist_bin(1.01)                        # the tolerance is a bin edge

@@ -7,7 +7,7 @@ from hypothesis import assume, example, given
 from mflow.oracles.engine import MflowEngine, run_engine
 from mflow.oracles.finite_differences import forward_values
 from mflow.oracles.program import Case, Program, Step
-from mflow.oracles.verdict import U64, condition_factor, rounding_floor, term_scales
+from mflow.oracles.tolerance import U64, condition_factor, rounding_floor, term_scales
 from mflow.strategies import cases
 
 import mflow

@@ -86,7 +86,7 @@ def test_monte_carlo_arithmetic_sees_float32_error_that_one_float32_run_missed()
     float32 run came out exact, so it gauged the error as 0. The perturbed runs see
     what float32 rounding does here; a well-conditioned trace they see as ~u."""
     from mflow.oracles.program import Program, Step
-    from mflow.oracles.verdict import U32, perturbed_outputs
+    from mflow.oracles.tolerance import U32, perturbed_outputs
     program = Program(((8, 8),), (Step("trace", (0,)), Step("inv", (1,))), "float64")
     cancels = np.ones((8, 8)) + np.diag([0.6, 0, -1.439621, -0.3, -2.827618, 0.826992,
                                          -2.466226, -2.4])
@@ -101,9 +101,10 @@ def test_monte_carlo_arithmetic_leaves_exact_data_exact_and_a_small_bug_visible(
     """float32 1 - (1 - 2⁻¹³) is exact, so 1/x of it has one rounding of error, not
     the 8,000 u that jittering the subtraction's operands would claim. A VJP off by
     1e-3 relative there must fail (it passed when every operand was jittered)."""
+    from mflow.oracles.checker import Checker
     from mflow.oracles.engine import MflowEngine
     from mflow.oracles.program import Case, Program, Step
-    from mflow.oracles.verdict import Checker, GradientMismatch
+    from mflow.oracles.verdict import GradientMismatch
 
     from tests.planted_bugs import Bug
     program = Program(((1, 1), (1, 1)), (Step("sub", (0, 1)), Step("inv", (2,))), "float32")

@@ -2,9 +2,10 @@
 
 import pytest
 from hypothesis import HealthCheck, find, settings
+from mflow.oracles.checker import Checker
 from mflow.oracles.engine import MflowEngine
 from mflow.oracles.kinks import kink_disagreements
-from mflow.oracles.verdict import Checker, EngineBug
+from mflow.oracles.verdict import EngineBug
 from mflow.reports.reduce import reduce
 from mflow.strategies import cases
 

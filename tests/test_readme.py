@@ -5,8 +5,8 @@ import types
 from pathlib import Path
 
 from hypothesis import given, settings
+from mflow.oracles.checker import Checker
 from mflow.oracles.engine import supported
-from mflow.oracles.verdict import Checker
 from mflow.strategies import cases
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -4,9 +4,10 @@ nothing; the checks stay within the budget; no value it tries is inf or nan."""
 
 import numpy as np
 import pytest
+from mflow.oracles.checker import Checker
 from mflow.oracles.engine import MflowEngine
 from mflow.oracles.program import Case, Program, Step
-from mflow.oracles.verdict import Checker, Failure, GradientMismatch
+from mflow.oracles.verdict import Failure, GradientMismatch
 from mflow.reports.reduce import reduce
 
 from tests.planted_bugs import CATALOGUE

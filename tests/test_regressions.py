@@ -8,9 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
+from mflow.oracles.checker import Checker
 from mflow.oracles.engine import MflowEngine
 from mflow.oracles.program import Case, Program, Step
-from mflow.oracles.verdict import Checker, GradientMismatch
+from mflow.oracles.verdict import GradientMismatch
 from mflow.reports import regressions
 
 from tests.planted_bugs import CATALOGUE
@@ -81,7 +82,8 @@ import sys
 import numpy as np
 from mflow.oracles.engine import MflowEngine
 from mflow.oracles.program import Case, Program, Step
-from mflow.oracles.verdict import Checker, Failure
+from mflow.oracles.checker import Checker
+from mflow.oracles.verdict import Failure
 from mflow.reports import regressions
 from tests.planted_bugs import CATALOGUE
 

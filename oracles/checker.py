@@ -1,0 +1,187 @@
+"""The check of one case: run the engine and every reference, compare, conclude.
+
+References: PyTorch autograd (float64), JAX `jax.vjp` (float64) and central
+finite differences (float64, `finite_differences.py`). The engine runs in the
+program's dtype. Tolerances come from `tolerance.py`; what is concluded, and
+the kinds of failure, from `verdict.py`.
+
+    >>> from mflow.oracles.engine import MflowEngine
+    >>> checker = Checker(MflowEngine())
+    >>> verdict = checker.judge(case)     # never raises: verdict.outcome is None or a Failure
+    >>> checker.check(case)               # raises verdict.outcome, if any
+"""
+
+import numpy as np
+
+from .engine import run_engine
+from .finite_differences import finite_differences, forward_values
+from .tolerance import ad_tolerance, as_dtype, measure
+from .verdict import (
+    Comparison,
+    EngineCrash,
+    ForwardMismatch,
+    GradientMismatch,
+    ReferenceProblem,
+    ShapeOrDtypeMismatch,
+    Verdict,
+    array_names,
+    arrays,
+    norm,
+    relative,
+)
+
+ORACLES = ("torch", "jax", "fd")
+
+
+class Checker:
+    """Checks cases on one engine against the chosen references."""
+
+    def __init__(self, engine, oracles=ORACLES, seed=0):
+        unknown = set(oracles) - set(ORACLES)
+        if unknown or not oracles:
+            raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
+        from .torch_backend import TorchEngine  # the float32 rounding gauge needs torch always
+        self.engine, self.oracles = engine, tuple(oracles)
+        self.torch64, self.torch32 = TorchEngine(), TorchEngine()
+        if "jax" in self.oracles:
+            from .jax_backend import JaxOracle
+            self.jax = JaxOracle()
+        self.rng = np.random.default_rng(seed)
+
+    def check(self, case):
+        """The verdict on one case; raises its Failure when it fails."""
+        verdict = self.judge(case)
+        if verdict.outcome is not None:
+            raise verdict.outcome
+        return verdict
+
+    def judge(self, case):
+        """The verdict on one case, failed or not (`verdict.outcome`)."""
+        verdict = Verdict(case, self.engine.name)
+        verdict.outcome = self._conclude(case, verdict)
+        return verdict
+
+    def _conclude(self, case, verdict):
+        program, dtype = case.program, case.program.np_dtype
+        self._references(case, verdict)
+        errors = {k: v for k, v in verdict.errors.items() if k != "torch32"}
+        if errors:
+            return ReferenceProblem(f"a reference raised:\n{verdict.describe()}", verdict)
+        try:
+            inputs = [np.asarray(x, dtype) for x in case.inputs]
+            verdict.results["engine"] = run_engine(self.engine, program, inputs,
+                                                   np.asarray(case.cotangent, dtype))
+        except Exception as e:  # noqa: BLE001
+            verdict.errors["engine"] = f"{type(e).__name__}: {e}"
+            crash = EngineCrash(f"the engine raised {type(e).__name__}: {e}\n"
+                                f"{verdict.describe()}", verdict)
+            crash.__cause__ = e
+            return crash
+        measure(verdict)
+        names = array_names(case)
+
+        # 1. the references among themselves
+        if "torch" in verdict.results and "jax" in verdict.results:
+            for i, name in enumerate(names):
+                self._compare(verdict, name, ("jax", "torch"), arrays(verdict.results["jax"])[i],
+                              arrays(verdict.results["torch"])[i], i, np.float64)
+        if verdict.probes and verdict.reference is not None:
+            self._compare_fd(verdict, ("fd", verdict.reference),
+                             verdict.results[verdict.reference], np.float64)
+        if verdict.failures:
+            return ReferenceProblem(f"the references disagree:\n{verdict.describe()}", verdict)
+
+        # 2. the engine against each reference
+        engine = verdict.results["engine"]
+        for i, (name, a) in enumerate(zip(names, arrays(engine))):
+            expected = program.output_shape if i == 0 else program.inputs[i - 1]
+            if a.shape != tuple(expected) or a.dtype != dtype:
+                verdict.comparisons.append(_mismatch(name, ("engine", "program"), 0.0,
+                    f"expected shape {tuple(expected)} and dtype {dtype}, got {a.shape} "
+                    f"and {a.dtype}"))
+        if verdict.failures:
+            return ShapeOrDtypeMismatch(f"wrong shape or dtype:\n{verdict.describe()}", verdict)
+        for who in ("torch", "jax"):
+            if who in verdict.results:
+                for i, name in enumerate(names):
+                    self._compare(verdict, name, ("engine", who), arrays(engine)[i],
+                                  arrays(verdict.results[who])[i], i, dtype)
+        if verdict.probes:
+            self._compare_fd(verdict, ("engine", "fd"), engine, dtype)
+        if any(c.what == "forward" for c in verdict.failures):
+            return ForwardMismatch(f"forward values differ:\n{verdict.describe()}", verdict)
+        if verdict.failures:
+            return GradientMismatch(f"gradients differ:\n{verdict.describe()}", verdict)
+        return None
+
+    def _references(self, case, verdict):
+        program = case.program
+        p64 = as_dtype(program, "float64")
+        x64 = [np.asarray(x, np.float64) for x in case.inputs]
+        c64 = np.asarray(case.cotangent, np.float64)
+        runs = {"torch": lambda: run_engine(self.torch64, p64, x64, c64),
+                "jax": lambda: self.jax.run(p64, x64, c64)}
+        for who in self.oracles:
+            if who in runs:
+                try:
+                    verdict.results[who] = runs[who]()
+                except Exception as e:  # noqa: BLE001 - a reference that raises is reported
+                    verdict.errors[who] = f"{type(e).__name__}: {e}"
+        try:
+            p32 = as_dtype(program, "float32")
+            with np.errstate(all="ignore"):
+                verdict.results["torch32"] = run_engine(
+                    self.torch32, p32, [x.astype(np.float32) for x in x64], c64.astype(np.float32))
+        except Exception as e:  # noqa: BLE001
+            verdict.errors["torch32"] = f"{type(e).__name__}: {e}"
+        try:  # numpy's forward pass: the values every tolerance is scaled by
+            verdict.values = forward_values(p64, x64)
+        except Exception as e:  # noqa: BLE001 - a singular inv operand, say
+            verdict.errors["numpy"] = f"{type(e).__name__}: {e}"
+            return
+        if "fd" in self.oracles:
+            try:
+                verdict.probes = finite_differences(p64, x64, c64, self.rng, base=verdict.values)
+            except Exception as e:  # noqa: BLE001
+                verdict.errors["fd"] = f"{type(e).__name__}: {e}"
+
+    def _compare(self, verdict, name, pair, a, b, i, dtype):
+        tol, reason = ad_tolerance(verdict, i, dtype)
+        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a64.shape != b64.shape:
+            verdict.comparisons.append(_mismatch(name, pair, tol,
+                                                 f"shapes {a64.shape} and {b64.shape}"))
+            return
+        diff = np.abs(a64 - b64)
+        if not np.isfinite(diff).all():  # NaN on both sides agrees; anything else is infinitely off
+            both = np.isnan(a64) & np.isnan(b64)
+            diff = np.where(both, 0.0, np.where(np.isfinite(diff), diff, np.inf))
+        err = norm(diff)
+        worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        verdict.comparisons.append(Comparison(name, pair, err, relative(err, norm(b64)),
+                                              tuple(int(k) for k in worst), tol, reason,
+                                              bool(err <= tol)))
+
+    def _compare_fd(self, verdict, pair, result, dtype):
+        for k, probes in enumerate(verdict.probes):
+            g = np.asarray(result.grads[k], np.float64)
+            tol_ad, _ = ad_tolerance(verdict, k + 1, dtype)
+            projected = np.tensordot(probes.directions, g, axes=2)
+            scale = np.sqrt((probes.directions ** 2).sum(axis=(1, 2)))
+            bound = probes.error + tol_ad * scale
+            diff = np.where(probes.valid, np.abs(projected - probes.estimate), 0.0)
+            verdict.skipped_probes += int((~probes.valid).sum()) if pair[0] == "engine" else 0
+            ratio = np.where(probes.valid, diff / np.maximum(bound, 1e-300), 0.0)
+            j = int(np.argmax(ratio))
+            worst = (np.unravel_index(j, g.shape) if probes.full else ("direction", j))
+            ok = bool(np.all((diff <= bound) | ~probes.valid))
+            verdict.comparisons.append(Comparison(
+                f"gradient of x{k}", pair, float(diff[j]),
+                relative(float(diff[j]), abs(float(probes.estimate[j]))),
+                tuple(int(w) if not isinstance(w, str) else w for w in worst), float(bound[j]),
+                "finite-difference bound (Richardson + rounding) + the AD tolerance"
+                + ("" if probes.full else ", along signed random directions"), ok))
+
+
+def _mismatch(what, pair, tolerance, reason):
+    return Comparison(what, pair, np.inf, np.inf, (), tolerance, reason, False)

@@ -1,0 +1,97 @@
+"""A campaign's statistics: what the checks saw, as plain JSON that merges
+across workers (and machines) by adding counts."""
+
+import numpy as np
+from mflow.oracles.checker import ORACLES
+
+# Disagreement histograms: log10(|error| / tolerance) in bins of a quarter decade
+# from 1e-12 to 1e4, one more bin each side (below, exact agreement included; above).
+# Fixed bins merge across workers by adding counts and stay small in any campaign.
+HIST_LO, HIST_HI, HIST_STEP = -12.0, 4.0, 0.25
+HIST_BINS = int(round((HIST_HI - HIST_LO) / HIST_STEP)) + 2
+
+
+def hist_bin(ratio):
+    """The histogram bin of one |error| / tolerance."""
+    if not ratio > 0:
+        return 0
+    if not np.isfinite(ratio):
+        return HIST_BINS - 1
+    k = int(np.floor((np.log10(ratio) - HIST_LO) / HIST_STEP)) + 1
+    return min(max(k, 0), HIST_BINS - 1)
+
+
+class Stats:
+    """What a checker saw, for run summaries and comparison reports: graphs
+    checked per operation and per oracle, and per oracle pair and operation the
+    distribution of each graph's largest |error| / tolerance (a graph counts for
+    every operation it contains), the largest relative error, probes left out at
+    kinks. Plain JSON; `merge` adds two together."""
+
+    def __init__(self):
+        self.checked = 0
+        self.ops = {}        # op -> graphs containing it
+        self.oracles = {}    # oracle -> graphs it judged
+        self.pairs = {}      # "engine vs torch" -> op -> {"hist": [...], "ratio": max, "rel": max}
+        self.skipped = {}    # op -> finite-difference probes left out at a kink
+        self.failures = []   # {"test", "kind", "report"} per saved failure
+
+    def add(self, verdict):
+        self.checked += 1
+        ops = sorted(set(verdict.case.program.ops()))
+        for op in ops:
+            self.ops[op] = self.ops.get(op, 0) + 1
+            if verdict.skipped_probes:
+                self.skipped[op] = self.skipped.get(op, 0) + verdict.skipped_probes
+        for who in ORACLES:
+            if who in verdict.results or (who == "fd" and verdict.probes):
+                self.oracles[who] = self.oracles.get(who, 0) + 1
+        per_pair = {}
+        for c in verdict.comparisons:
+            key = f"{c.pair[0]} vs {c.pair[1]}"
+            ratio = c.ratio
+            rel = c.rel_err if np.isfinite(c.rel_err) else 0.0  # relative to a zero: no figure
+            prev = per_pair.get(key, (0.0, 0.0))
+            per_pair[key] = (max(prev[0], float(ratio)), max(prev[1], float(rel)))
+        for key, (ratio, rel) in per_pair.items():
+            for op in ops:
+                cell = self.pairs.setdefault(key, {}).setdefault(
+                    op, {"hist": [0] * HIST_BINS, "ratio": 0.0, "rel": 0.0})
+                cell["hist"][hist_bin(ratio)] += 1
+                cell["ratio"] = max(cell["ratio"], ratio)
+                cell["rel"] = max(cell["rel"], rel)
+
+    @property
+    def worst(self):
+        """Per oracle pair, the largest |error| / tolerance and relative error."""
+        return {pair: {k: max(c[k] for c in by_op.values()) for k in ("ratio", "rel")}
+                for pair, by_op in self.pairs.items()}
+
+    def to_dict(self):
+        return {"checked": self.checked, "ops": self.ops, "oracles": self.oracles,
+                "pairs": self.pairs, "skipped": self.skipped, "failures": self.failures}
+
+    @classmethod
+    def from_dict(cls, d):
+        s = cls()
+        s.checked = d["checked"]
+        s.ops, s.oracles, s.pairs = d["ops"], d["oracles"], d["pairs"]
+        s.skipped, s.failures = d["skipped"], d["failures"]
+        return s
+
+    def merge(self, other):
+        """Add another run's stats (another worker's) to these."""
+        self.checked += other.checked
+        for mine, theirs in ((self.ops, other.ops), (self.oracles, other.oracles),
+                             (self.skipped, other.skipped)):
+            for k, n in theirs.items():
+                mine[k] = mine.get(k, 0) + n
+        for pair, by_op in other.pairs.items():
+            for op, cell in by_op.items():
+                into = self.pairs.setdefault(pair, {}).setdefault(
+                    op, {"hist": [0] * HIST_BINS, "ratio": 0.0, "rel": 0.0})
+                into["hist"] = [a + b for a, b in zip(into["hist"], cell["hist"])]
+                into["ratio"] = max(into["ratio"], cell["ratio"])
+                into["rel"] = max(into["rel"], cell["rel"])
+        self.failures += other.failures
+        return self
