@@ -29,6 +29,21 @@ there also counts the size of the terms the answer sums (see `term_scales`), so 
 answer that cancels to rounding residue is not held to its own residue. If
 float32 overflows, the floor alone stands, times 10⁴ (written in the verdict).
 
+The measurements above all look at the forward pass, or at one float32 run
+of the backward that can be exact by luck: torch's float32 VJP of tanh(inv(tr X))
+at tr X = -0.05 is an exact 0 (tanh saturates to -1 and 1 - ans² is 0), while
+JAX's float64 answer is a residue of 6.5e-13 (a rounding of 1 - ans², times
+the 1/tr² = 400 above it), 8 times that tolerance. So when a comparison
+fails, before any verdict, `refine` measures the backward pass as well, by
+Monte Carlo arithmetic on mflow's own VJP rules (`perturbed_gradients`): the
+spread of each gradient, absolute, joins e₃₂. Those runs perturb by 4 u₆₄,
+not u₃₂: float32's own error saturates where the answer is very ill-conditioned
+(sin of a value near 1e11: float32 gets it wrong by O(1), a bounded amount, and
+scaling that down to float64 under-estimated float64's error 160 times), while
+perturbations of float64's size stay in the linear regime. Refining only raises
+tolerances, so refining only the cases that would fail gives the verdicts that
+refining every case would, at a fraction of the cost.
+
 Finite differences carry their own bound per probe (see finite_differences.py);
 a probe compares ⟨gradient, v⟩ with the estimate and passes within
 bound + the AD tolerance above, projected.
@@ -44,6 +59,7 @@ from .verdict import arrays, norm
 
 U32, U64 = np.finfo(np.float32).eps / 2, np.finfo(np.float64).eps / 2
 C_ROUNDING, F_FLOOR, OVERFLOW_FACTOR = 32.0, 16.0, 1e4
+U_REFINE = 4 * U64  # refine's Monte Carlo: small enough to stay linear (see the docstring)
 
 
 def measure(verdict):
@@ -97,7 +113,8 @@ def _ad_tolerance(verdict, i, dtype):
     if gauge is None or not all(np.all(np.isfinite(a)) for a in arrays(gauge)):
         return OVERFLOW_FACTOR * floor, "float32 run overflowed: the floor x 1e4"
     own = norm(np.asarray(arrays(gauge)[i], np.float64) - reference)
-    measured = max(own, verdict.gauge_relative * norm(reference))
+    measured = max(own, verdict.gauge_relative * norm(reference),
+                   verdict.gauge_absolute[i] if verdict.gauge_absolute else 0.0)
     return (C_ROUNDING * measured * u / U32 + floor,
             f"{np.dtype(dtype).name}: 32 x measured rounding + floor")
 
@@ -148,8 +165,8 @@ def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=
     def jitter(x):  # one independent draw per sample, operands without a batch axis too
         x = np.asarray(x)
         if x.dtype.kind != "f":
-            return x
-        return x * (1 + u * rng.uniform(-1, 1, (samples, *x.shape[-2:])))
+            return x  # (x + x δ, not x (1 + δ): 1 + δ would round δ ~ u₆₄ away)
+        return x + x * (u * rng.uniform(-1, 1, (samples, *x.shape[-2:])))
 
     def perturbed(name, f):
         rounding = OPS[name].rounding if name in OPS else "result"
@@ -165,6 +182,88 @@ def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=
     with np.errstate(all="ignore"):
         out = interpret(program, ops, lambda x: x, lambda a: a.astype(np.float64), batch)[-1]
     return np.broadcast_to(out, (samples, *out.shape[-2:]))
+
+
+def refine(verdict):
+    """Measure float32's rounding on the backward pass too (module docstring) and
+    forget the tolerances computed so far. False when nothing more can be measured."""
+    case = verdict.case
+    if verdict.gauge_absolute or not verdict.values:
+        return False
+    program = as_dtype(case.program, "float64")
+    rounds = case.program.dtype == "float64"
+    try:
+        exact = perturbed_gradients(program, case.inputs, case.cotangent, u=0.0)
+        samples = perturbed_gradients(program, case.inputs, case.cotangent, samples=4,
+                                      round_inputs=rounds, u=U_REFINE)
+        outputs = perturbed_outputs(program, case.inputs, samples=8, round_inputs=rounds, seed=1,
+                                    u=U_REFINE)
+    except Exception:  # noqa: BLE001 - outside mflow's domain: nothing more to measure
+        return False
+    spread = [max((norm(s - e[0]) for s in runs if np.all(np.isfinite(s))), default=0.0)
+              for runs, e in zip(samples, exact)]
+    forward = max((norm(o - verdict.values[-1]) for o in outputs if np.all(np.isfinite(o))),
+                  default=0.0)
+    # in float32's units, as the other measurements are (ad_tolerance scales by u / U32)
+    verdict.gauge_absolute = [x * U32 / U_REFINE for x in [forward] + spread]
+    verdict.tolerances.clear()
+    return True
+
+
+def perturbed_gradients(program, inputs, cotangent, samples=1, round_inputs=False, seed=0,
+                        u=U32):
+    """Every input's gradient from mflow's own rules run in float64, as `samples`
+    Monte Carlo arithmetic runs (as `perturbed_outputs`, on the forward pass and
+    on every VJP: its cotangent, its operands and its results): a list per input
+    of `samples` arrays (u=0: the exact run). It measures how the backward pass
+    of this case amplifies rounding, whatever engine is under test."""
+    from mflow.node import _topological, _unbroadcast
+
+    from .engine import MflowEngine
+    rng = np.random.default_rng(seed)
+    engine = MflowEngine()
+    nodes = interpret(program, engine.ops, engine.leaf, engine.constant,
+                      [np.asarray(x, np.float64) for x in inputs])
+    leaves, out = nodes[:len(inputs)], nodes[-1]
+    order = _topological(out, every=True)
+
+    def jitter(x):
+        return x + x * (u * rng.uniform(-1, 1, np.shape(x))) if u else x
+
+    runs = [[] for _ in leaves]
+    for _ in range(samples):
+        value = {}
+        with np.errstate(all="ignore"):
+            for node in order:  # the forward pass, perturbed
+                if node.op is None:
+                    value[node] = jitter(node.value) if round_inputs else node.value
+                    continue
+                rounding = node.op.rounding
+                args = [value[p] for p in node.parents]
+                if rounding == "sums":
+                    args = [jitter(a) for a in args]
+                y = node.op.forward(*args, **node.attrs)
+                value[node] = y if rounding == "exact" else jitter(y)
+            grads = {out: np.asarray(cotangent, np.float64)}
+            for node in reversed(order):  # and the backward pass
+                g = grads.pop(node, None)
+                if g is None or node.op is None:
+                    if g is not None:
+                        grads[node] = g  # a leaf: keep its gradient
+                    continue
+                exact = node.op.rounding == "exact"
+                parents = [value[p] for p in node.parents]
+                if not exact:
+                    g, parents = jitter(g), [jitter(a) for a in parents]
+                parts = node.op.vjp(g, value[node], *parents, **node.attrs)
+                for p, gp in zip(node.parents, parts):
+                    gp = _unbroadcast(np.asarray(gp, np.float64), p.value.astype(np.float64),
+                                      node.op)
+                    gp = gp if exact else jitter(gp)
+                    grads[p] = grads[p] + gp if p in grads else gp
+        for k, leaf in enumerate(leaves):
+            runs[k].append(grads.get(leaf, np.zeros(leaf.shape)))
+    return runs
 
 
 def rounding_floor(program, u, condition, size):

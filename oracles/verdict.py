@@ -77,11 +77,14 @@ class Verdict:
     probes: list = field(default_factory=list)       # finite differences: Probes per input
     comparisons: list = field(default_factory=list)
     skipped_probes: int = 0                          # finite differences across a kink
+    unresolved_probes: int = 0                       # finite differences that did not converge
     scales: list = field(default_factory=list)       # per array: the size of its terms
     tolerances: dict = field(default_factory=dict)   # (array, dtype) -> (tolerance, reason)
     values: list = field(default_factory=list)       # every value of the graph, numpy float64
     condition: float = 1.0                           # n κ² of the worst inv/det operand
     gauge_relative: float = 0.0                      # float32's relative error on this case
+    gauge_absolute: list = field(default_factory=list)  # per array: Monte Carlo spread, once
+    #   a comparison failed (tolerance.refine)
     errors: dict = field(default_factory=dict)       # who -> exception text
     outcome: Failure | None = None                   # None: the case passed
 
@@ -103,6 +106,9 @@ class Verdict:
         if self.skipped_probes:
             lines.append(f"  ({self.skipped_probes} finite-difference probes straddled a kink "
                          "and were left out)")
+        if self.unresolved_probes:
+            lines.append(f"  ({self.unresolved_probes} finite-difference probes did not converge "
+                         "(a pole or a fast oscillation nearby) and were left out)")
         return "\n".join(lines)
 
 

@@ -64,6 +64,8 @@ def _operations(stats, pairs):
                 for p, c in ((p, stats.pairs.get(p, {}).get(op)) for p in pairs)
                 if c is not None and p.startswith("engine")]
         rows.append({"op": op, "graphs": stats.ops[op], "skipped": stats.skipped.get(op, 0),
+                     "unresolved": stats.unresolved.get(op, 0),
+                     "failed": sum(by_op.get(op, 0) for by_op in stats.failed.values()),
                      "over": max(over, default=0.0), "cells": cells})
     return rows
 

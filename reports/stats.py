@@ -25,8 +25,10 @@ class Stats:
     """What a checker saw, for run summaries and comparison reports: graphs
     checked per operation and per oracle, and per oracle pair and operation the
     distribution of each graph's largest |error| / tolerance (a graph counts for
-    every operation it contains), the largest relative error, probes left out at
-    kinks. Plain JSON; `merge` adds two together."""
+    every operation it contains), the largest relative error, the graphs that
+    failed, finite-difference probes left out at kinks or unresolved (near a
+    pole); and every case's outcome, failed or not. Plain JSON; `merge` adds two
+    together."""
 
     def __init__(self):
         self.checked = 0
@@ -34,15 +36,26 @@ class Stats:
         self.oracles = {}    # oracle -> graphs it judged
         self.pairs = {}      # "engine vs torch" -> op -> {"hist": [...], "ratio": max, "rel": max}
         self.skipped = {}    # op -> finite-difference probes left out at a kink
+        self.unresolved = {}  # op -> finite-difference probes left out: no convergence
+        self.outcomes = {}   # "passed" or the failure kind -> cases
+        self.failed = {}     # "engine vs torch" -> op -> graphs whose comparison failed
         self.failures = []   # {"test", "kind", "report"} per saved failure
 
     def add(self, verdict):
         self.checked += 1
         ops = sorted(set(verdict.case.program.ops()))
+        kind = "passed" if verdict.outcome is None else type(verdict.outcome).__name__
+        self.outcomes[kind] = self.outcomes.get(kind, 0) + 1
         for op in ops:
             self.ops[op] = self.ops.get(op, 0) + 1
             if verdict.skipped_probes:
                 self.skipped[op] = self.skipped.get(op, 0) + verdict.skipped_probes
+            if verdict.unresolved_probes:
+                self.unresolved[op] = self.unresolved.get(op, 0) + verdict.unresolved_probes
+        for key in sorted({f"{c.pair[0]} vs {c.pair[1]}" for c in verdict.failures}):
+            for op in ops:
+                by_op = self.failed.setdefault(key, {})
+                by_op[op] = by_op.get(op, 0) + 1
         for who in ORACLES:
             if who in verdict.results or (who == "fd" and verdict.probes):
                 self.oracles[who] = self.oracles.get(who, 0) + 1
@@ -69,7 +82,8 @@ class Stats:
 
     def to_dict(self):
         return {"checked": self.checked, "ops": self.ops, "oracles": self.oracles,
-                "pairs": self.pairs, "skipped": self.skipped, "failures": self.failures}
+                "pairs": self.pairs, "skipped": self.skipped, "unresolved": self.unresolved,
+                "outcomes": self.outcomes, "failed": self.failed, "failures": self.failures}
 
     @classmethod
     def from_dict(cls, d):
@@ -77,15 +91,23 @@ class Stats:
         s.checked = d["checked"]
         s.ops, s.oracles, s.pairs = d["ops"], d["oracles"], d["pairs"]
         s.skipped, s.failures = d["skipped"], d["failures"]
+        # records written before these were counted read as none
+        s.unresolved, s.outcomes = d.get("unresolved", {}), d.get("outcomes", {})
+        s.failed = d.get("failed", {})
         return s
 
     def merge(self, other):
         """Add another run's stats (another worker's) to these."""
         self.checked += other.checked
         for mine, theirs in ((self.ops, other.ops), (self.oracles, other.oracles),
-                             (self.skipped, other.skipped)):
+                             (self.skipped, other.skipped), (self.unresolved, other.unresolved),
+                             (self.outcomes, other.outcomes)):
             for k, n in theirs.items():
                 mine[k] = mine.get(k, 0) + n
+        for pair, by_op in other.failed.items():
+            into = self.failed.setdefault(pair, {})
+            for op, n in by_op.items():
+                into[op] = into.get(op, 0) + n
         for pair, by_op in other.pairs.items():
             for op, cell in by_op.items():
                 into = self.pairs.setdefault(pair, {}).setdefault(

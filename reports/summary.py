@@ -35,6 +35,17 @@ def summary_lines(stats, failed, interrupted=False):
     lines.append("largest disagreement per oracle pair (|error| / tolerance; relative error):")
     lines += [f"  {pair:18s} {w['ratio']:.3g} of the tolerance; relative {w['rel']:.3g}"
               for pair, w in sorted(stats.worst.items())]
+    if stats.outcomes:
+        lines.append("outcomes: " + ", ".join(f"{kind} {n:,}" for kind, n in
+                                              sorted(stats.outcomes.items())))
+    for what, counts in (("at a kink", stats.skipped), ("unresolved (near a pole)",
+                                                        stats.unresolved)):
+        if counts:
+            lines.append(f"finite-difference probes left out {what}: "
+                         + ", ".join(f"{op} {n:,}" for op, n in sorted(counts.items())))
+    for pair, by_op in sorted(stats.failed.items()):
+        lines.append(f"failed comparisons {pair}, graphs per operation: "
+                     + ", ".join(f"{op} {n:,}" for op, n in sorted(by_op.items())))
     lines.append(f"failures found: {len(failed)}")
     saved = {f["test"]: f["report"] for f in stats.failures}
     for f in failed:
