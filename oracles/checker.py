@@ -11,6 +11,11 @@ the kinds of failure, from `verdict.py`.
     >>> checker.check(case)               # raises verdict.outcome, if any
 """
 
+import signal
+import threading
+import warnings
+import zlib
+
 import numpy as np
 
 from .engine import run_engine
@@ -19,6 +24,8 @@ from .tolerance import ad_tolerance, as_dtype, measure, refine
 from .verdict import (
     Comparison,
     EngineCrash,
+    EngineHang,
+    EngineMisbehaved,
     ForwardMismatch,
     GradientMismatch,
     ReferenceProblem,
@@ -31,12 +38,17 @@ from .verdict import (
 )
 
 ORACLES = ("torch", "jax", "fd")
+# The engine's time limit per case: generous (mflow takes ~0.2 ms on a graph of 20
+# steps), growing with the graph, so that a backward pass that re-walks shared
+# sub-graphs (exponential in the depth) is a finding, not a hung worker.
+TIME_LIMIT = dict(base=10.0, per_step=0.05)
 
 
 class Checker:
     """Checks cases on one engine against the chosen references."""
 
-    def __init__(self, engine, oracles=ORACLES, seed=0):
+    def __init__(self, engine, oracles=ORACLES, seed=0):  # seed: kept for callers; probes
+        # are seeded by each case (case_rng), so that a replay is the same check
         unknown = set(oracles) - set(ORACLES)
         if unknown or not oracles:
             raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
@@ -46,7 +58,7 @@ class Checker:
         if "jax" in self.oracles:
             from .jax_backend import JaxOracle
             self.jax = JaxOracle()
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
 
     def check(self, case):
         """The verdict on one case; raises its Failure when it fails."""
@@ -67,23 +79,39 @@ class Checker:
         errors = {k: v for k, v in verdict.errors.items() if k != "torch32"}
         if errors:
             return ReferenceProblem(f"a reference raised:\n{verdict.describe()}", verdict)
+        # the engine gets copies, so that what it does to them cannot change the case
+        inputs = [np.array(x, dtype) for x in case.inputs]
+        cotangent = np.array(case.cotangent, dtype)
         try:
-            inputs = [np.asarray(x, dtype) for x in case.inputs]
-            verdict.results["engine"] = run_engine(self.engine, program, inputs,
-                                                   np.asarray(case.cotangent, dtype))
-        except Exception as e:  # noqa: BLE001
+            with _time_limit(TIME_LIMIT["base"] + TIME_LIMIT["per_step"] * len(program)), \
+                    warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                verdict.results["engine"] = run_engine(self.engine, program, inputs, cotangent)
+            verdict.warnings = [f"{w.category.__name__}: {w.message}" for w in warned]
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - an engine that exits is a finding
             verdict.errors["engine"] = f"{type(e).__name__}: {e}"
-            crash = EngineCrash(f"the engine raised {type(e).__name__}: {e}\n"
-                                f"{verdict.describe()}", verdict)
+            kind = EngineHang if isinstance(e, _Hung) else EngineCrash
+            crash = kind(f"the engine raised {type(e).__name__}: {e}\n"
+                         f"{verdict.describe()}", verdict)
             crash.__cause__ = e
             return crash
-        measure(verdict)
-        outcome = self._compare_all(case, verdict)
-        if isinstance(outcome, (ReferenceProblem, ForwardMismatch, GradientMismatch)) \
-                and refine(verdict):  # measure the backward's rounding too, then look again
-            verdict.comparisons.clear()
-            verdict.skipped_probes = verdict.unresolved_probes = 0
+        changed = [f"x{i}" for i, (x, y) in enumerate(zip(inputs, case.inputs))
+                   if not np.array_equal(x, y, equal_nan=True)]
+        if not np.array_equal(cotangent, case.cotangent, equal_nan=True):
+            changed.append("the cotangent")
+        if changed:
+            verdict.errors["engine"] = f"changed {', '.join(changed)} in place"
+            return EngineMisbehaved(f"the engine changed {', '.join(changed)} in place\n"
+                                    f"{verdict.describe()}", verdict)
+        # an engine's answer may hold inf or NaN: the comparisons handle them explicitly
+        with np.errstate(all="ignore"):
+            measure(verdict)
             outcome = self._compare_all(case, verdict)
+            if isinstance(outcome, (ReferenceProblem, ForwardMismatch, GradientMismatch)) \
+                    and refine(verdict):  # measure the backward's rounding too, then look again
+                verdict.comparisons.clear()
+                verdict.skipped_probes = verdict.unresolved_probes = 0
+                outcome = self._compare_all(case, verdict)
         return outcome
 
     def _compare_all(self, case, verdict):
@@ -151,7 +179,8 @@ class Checker:
             return
         if "fd" in self.oracles:
             try:
-                verdict.probes = finite_differences(p64, x64, c64, self.rng, base=verdict.values)
+                verdict.probes = finite_differences(p64, x64, c64, case_rng(case),
+                                                    base=verdict.values)
             except Exception as e:  # noqa: BLE001
                 verdict.errors["fd"] = f"{type(e).__name__}: {e}"
 
@@ -194,6 +223,42 @@ class Checker:
                 tuple(int(w) if not isinstance(w, str) else w for w in worst), float(bound[j]),
                 "finite-difference bound (Richardson + rounding) + the AD tolerance"
                 + ("" if probes.full else ", along signed random directions"), ok))
+
+
+def case_rng(case, seed=0):
+    """A generator seeded by the case itself: a replay draws the same probes."""
+    digest = zlib.crc32(repr(case.program).encode())
+    for a in (*case.inputs, case.cotangent):
+        digest = zlib.crc32(np.ascontiguousarray(a).tobytes(), digest)
+    return np.random.default_rng([digest, seed])
+
+
+class _Hung(Exception):
+    pass
+
+
+class _time_limit:
+    """SIGALRM after `seconds` (main thread of a POSIX process only; elsewhere no limit)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.armed = hasattr(signal, "setitimer") and \
+            threading.current_thread() is threading.main_thread()
+
+    def __enter__(self):
+        if self.armed:
+            def hung(signum, frame):
+                where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "?"
+                raise _Hung(f"no answer after {self.seconds:.0f} s (stopped in {where})")
+            self.previous = signal.signal(signal.SIGALRM, hung)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
 
 
 def _mismatch(what, pair, tolerance, reason):

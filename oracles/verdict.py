@@ -41,8 +41,47 @@ class EngineCrash(EngineBug):
     """The engine raised where the references did not."""
 
 
+class EngineHang(EngineCrash):
+    """The engine did not return within the time limit (checker.TIME_LIMIT)."""
+
+
+class EngineMisbehaved(EngineBug):
+    """The engine changed the arrays it was given (the inputs or the cotangent) in place."""
+
+
 class ReferenceProblem(Failure):
-    """References disagree among themselves, or one raised: not the engine's fault."""
+    """References disagree among themselves, or one raised: not the engine's fault.
+    Saved as a *guard* (a case the suite itself once got wrong), never counted
+    against the engine (README, "What a failure means")."""
+
+
+class ReferenceDisagreement(UserWarning):
+    """Warned when a check finds a ReferenceProblem: the run goes on, the case is
+    saved as a guard, and a strict run (this project's own CI) ends with status 6."""
+
+
+def accuses_engine(failure):
+    """True for an engine bug; False for a finding about the references."""
+    return isinstance(failure, EngineBug)
+
+
+def same_failure(original, other):
+    """Whether `other` is the failure `original` was, as the reducer must keep it:
+    the same kind, the same exception type for a crash or a reference that raised,
+    and the first failed comparison's oracle pair and kind of array (forward or
+    gradient) among other's failed comparisons."""
+    if other is None or type(other) is not type(original):
+        return False
+    def raised(f):
+        return {who: e.split(":", 1)[0] for who, e in f.verdict.errors.items() if who != "torch32"}
+    if raised(original) != raised(other):
+        return False
+    first = original.verdict.failures[:1]
+    if not first:
+        return True
+    def key(c):
+        return c.pair, c.what.split(" ", 1)[0]
+    return key(first[0]) in {key(c) for c in other.verdict.failures}
 
 
 @dataclass
@@ -86,6 +125,7 @@ class Verdict:
     gauge_absolute: list = field(default_factory=list)  # per array: Monte Carlo spread, once
     #   a comparison failed (tolerance.refine)
     errors: dict = field(default_factory=dict)       # who -> exception text
+    warnings: list = field(default_factory=list)     # what the engine warned, as text
     outcome: Failure | None = None                   # None: the case passed
 
     @property
@@ -103,6 +143,7 @@ class Verdict:
                  f"({', '.join(p.ops())}), dtype {p.dtype}"]
         lines += [f"  {who} raised: {err}" for who, err in self.errors.items()]
         lines += [f"  FAIL {c}" for c in self.failures]
+        lines += [f"  the engine warned: {w}" for w in self.warnings[:5]]
         if self.skipped_probes:
             lines.append(f"  ({self.skipped_probes} finite-difference probes straddled a kink "
                          "and were left out)")

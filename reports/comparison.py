@@ -86,7 +86,10 @@ def _failures(stats, failed, out):
         message = next((messages[t] for t in tests if t in messages),
                        "(the run stopped before the test reported)")
         head, _, rest = message.partition("\nFalsifying example")
-        entry = {"kind": found[0]["kind"], "tests": tests, "message": head,
+        guard = found[0]["kind"] == "ReferenceProblem"
+        entry = {"kind": found[0]["kind"] + (" (the references disagree: not your engine)"
+                                             if guard else ""), "guard": guard,
+                 "tests": tests, "message": head,
                  "hypothesis": ("Falsifying example" + rest) if rest else "",
                  "report": os.path.relpath(folder, out), "name": folder.name}
         entries.append(entry)

@@ -52,7 +52,9 @@ def signature(failure, blamed=None):
     failed = v.failures[0] if v.failures else None
     ops = v.case.program.ops()
     op = (blamed or {}).get("op") or (ops[-1] if ops else "case")
+    raised = (v.errors.get("engine") or "").split(":", 1)[0]  # two crashes in one op differ
     parts = [type(failure).__name__, "-".join(failed.pair) if failed else "", op, ",".join(ops)]
+    parts += [raised] if raised else []
     return f"{parts[0]}-{op}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:10]}"
 
 
@@ -99,6 +101,9 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
             "format": FORMAT,
             "signature": name,
             "failure": type(failure).__name__,
+            # a guard: a case the references once disagreed on, replayed so that the suite
+            # stays right there; never held against an engine
+            "guard": not isinstance(failure, EngineBug),
             "engine": v.engine_name,
             "message": str(failure).split("\nFalsifying example")[0],
             "comparisons": [{"what": c.what, "pair": list(c.pair), "abs_err": c.abs_err,
@@ -145,29 +150,31 @@ def _save_answers(folder, results, probes):
         answers.append(("fd", {f"fd_x{i}_{name}": getattr(p, name) for i, p in enumerate(probes)
                                for name in ("directions", "estimate", "error", "valid")}))
     for who, arrays in answers:
+        saved[who] = []
         for name, a in arrays.items():
-            np.save(folder / f"{name}.npy", np.asarray(a), allow_pickle=False)
-        saved[who] = [f"{name}.npy" for name in arrays]
+            try:  # an engine's answer may be anything: object arrays cannot be saved unpickled
+                np.save(folder / f"{name}.npy", np.asarray(a), allow_pickle=False)
+                saved[who].append(f"{name}.npy")
+            except (ValueError, TypeError) as e:
+                (folder / f"{name}.txt").write_text(f"not saved as .npy ({e}):\n{a!r}"[:100_000])
+                saved[who].append(f"{name}.txt")
     return saved
 
 
 def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproduction=""):
     """Make the failing case smaller with the graph-aware reducer (keeping only
     changes that fail the same way), then save it; returns the folder."""
-    from mflow.oracles.verdict import Failure
+    from mflow.oracles.verdict import same_failure
 
     from .reduce import reduce
 
-    kind = type(failure)
     found = {"failure": failure}
 
-    def still_fails(case):
-        try:
-            checker.check(case)
-        except Failure as again:
-            if type(again) is kind:
-                found["failure"] = again
-                return True
+    def still_fails(case):  # the same failure, not any: a reducer that kept any drifted
+        again = checker.judge(case).outcome  # to another problem than the one found
+        if same_failure(failure, again):
+            found["failure"] = again
+            return True
         return False
     before = len(failure.verdict.case.program)
     reduction = {}
@@ -177,6 +184,11 @@ def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproductio
              "values_simplified": reduction["values_simplified"],
              "reduction_checks": reduction["checks"]}
     return save(final, engine, directory, reproduction, extra=sizes)
+
+
+def is_guard(report):
+    """A report of the references disagreeing (reports saved before the field: by kind)."""
+    return bool(report.get("guard", report.get("failure") == "ReferenceProblem"))
 
 
 def _count(folder):

@@ -46,6 +46,11 @@ def summary_lines(stats, failed, interrupted=False):
     for pair, by_op in sorted(stats.failed.items()):
         lines.append(f"failed comparisons {pair}, graphs per operation: "
                      + ", ".join(f"{op} {n:,}" for op, n in sorted(by_op.items())))
+    guards = [f for f in stats.failures if f["kind"] == "ReferenceProblem"]
+    if guards or stats.outcomes.get("ReferenceProblem"):
+        lines.append(f"the references disagree (not your engine): "
+                     f"{stats.outcomes.get('ReferenceProblem', len(guards)):,} case(s); saved as "
+                     f"guards: {', '.join(f['report'] for f in guards) or 'none'}")
     lines.append(f"failures found: {len(failed)}")
     saved = {f["test"]: f["report"] for f in stats.failures}
     for f in failed:

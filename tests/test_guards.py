@@ -1,0 +1,166 @@
+"""A ReferenceProblem is a finding about the suite, never about the engine: the
+run goes on, the case is reduced and saved as a guard, and only a strict run
+(this project's CI) ends with its own exit status, 6."""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mflow.oracles.engine import MflowEngine
+from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.verdict import (
+    Comparison,
+    GradientMismatch,
+    ReferenceDisagreement,
+    ReferenceProblem,
+    Verdict,
+    same_failure,
+)
+from mflow.reports import regressions
+
+from tests.conftest import SavingChecker
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = Case(Program(((2, 2),), (Step("tanh", (0,)),)), (np.eye(2),), np.ones((2, 2)))
+
+
+def verdict_with(kind, pair=("jax", "torch"), what="gradient of x0"):
+    v = Verdict(CASE, "mflow")
+    v.comparisons.append(Comparison(what, pair, 1.0, 1.0, (0, 0), 0.1, "test", False))
+    v.outcome = kind("disagree", v)
+    return v
+
+
+class Disagreeing:
+    """A checker whose references always disagree on the case."""
+    def judge(self, case):
+        v = verdict_with(ReferenceProblem)
+        v.case = case
+        return v
+
+
+def test_a_reference_problem_does_not_fail_the_test_and_is_saved_as_a_guard(tmp_path):
+    saving = SavingChecker(Disagreeing(), MflowEngine(), tmp_path)
+    with pytest.warns(ReferenceDisagreement, match="not your engine"):
+        verdict = saving.check(CASE)                      # no exception: the test goes on
+    assert isinstance(verdict.outcome, ReferenceProblem)
+    assert saving.stats.outcomes == {"ReferenceProblem": 1}  # counted, as every case is
+    (folder,) = regressions.reports(tmp_path)
+    case, report = regressions.load(folder)
+    assert regressions.is_guard(report) and report["failure"] == "ReferenceProblem"
+
+
+def test_a_guard_is_never_retired_and_never_failing(tmp_path, capsys):
+    from mflow.reports.__main__ import main
+    saving = SavingChecker(Disagreeing(), MflowEngine(), tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReferenceDisagreement)
+        saving.check(CASE)
+    assert main(["retire", "--dir", str(tmp_path)]) == 0   # the real checker: references agree
+    out = capsys.readouterr().out
+    assert "guard ok" in out and "retired" not in out
+    assert len(regressions.reports(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("strict,status", [(False, 0), (True, 6)])
+def test_a_strict_run_ends_with_status_6_when_the_references_disagreed(tmp_path, strict, status):
+    test = tmp_path / "test_warns.py"
+    test.write_text("import warnings\nfrom mflow.oracles.verdict import ReferenceDisagreement\n"
+                    "def test_it():\n    warnings.warn(ReferenceDisagreement('x'))\n")
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
+            str(test), "--rootdir", str(tmp_path)] + (["--strict-references"] if strict else [])
+    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == status, run.stdout + run.stderr
+
+
+def test_the_reducer_keeps_the_same_failure_not_any():
+    original = verdict_with(ReferenceProblem).outcome
+    assert same_failure(original, verdict_with(ReferenceProblem).outcome)
+    assert not same_failure(original, verdict_with(GradientMismatch).outcome)
+    assert not same_failure(original, verdict_with(ReferenceProblem, ("fd", "torch")).outcome)
+    assert not same_failure(original, verdict_with(ReferenceProblem, what="forward").outcome)
+    raised = verdict_with(ReferenceProblem)
+    raised.errors["torch"] = "LinAlgError: singular"     # drifted to a singular matrix
+    assert not same_failure(original, raised.outcome)
+    assert not same_failure(original, None)
+
+
+# --- engines that misbehave: every finding kept, none forged -----------------------
+
+class Wrapped:
+    """mflow, with one thing done wrong by `hook(leaves, cotangent, grads)`."""
+    def __init__(self, hook):
+        base = MflowEngine()
+        self.name, self.ops, self.base, self.hook = "wrapped", base.ops, base, hook
+        self.leaf, self.constant, self.to_numpy = base.leaf, base.constant, base.to_numpy
+
+    def gradients(self, output, leaves, cotangent):
+        grads = self.base.gradients(output, leaves, cotangent)
+        return self.hook(leaves, cotangent, grads)
+
+
+def zero_cotangent(leaves, cotangent, grads):
+    cotangent[...] = 0
+    return grads
+
+
+def exits(leaves, cotangent, grads):
+    raise SystemExit(3)
+
+
+def object_answer(leaves, cotangent, grads):
+    return [np.array([[object()] * g.shape[1]] * g.shape[0]) for g in grads]
+
+
+def test_an_engine_that_zeroes_its_cotangent_in_place_is_caught_and_the_case_kept(tmp_path):
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.verdict import EngineMisbehaved
+    before = CASE.cotangent.copy()
+    verdict = Checker(Wrapped(zero_cotangent)).judge(CASE)
+    assert isinstance(verdict.outcome, EngineMisbehaved), verdict.describe()
+    assert np.array_equal(CASE.cotangent, before)          # the case saved is the case drawn
+    folder = regressions.save(verdict.outcome, MflowEngine(), tmp_path)
+    case, _ = regressions.load(folder)
+    assert np.array_equal(case.cotangent, before)
+
+
+def test_an_engine_that_exits_is_a_crash_with_its_exception_type_in_the_signature():
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.verdict import EngineCrash
+    verdict = Checker(Wrapped(exits)).judge(CASE)
+    assert isinstance(verdict.outcome, EngineCrash) and "SystemExit" in verdict.errors["engine"]
+    other = Checker(Wrapped(lambda *a: 1 / 0)).judge(CASE)
+    assert regressions.signature(verdict.outcome) != regressions.signature(other.outcome)
+
+
+def test_an_engine_that_answers_object_arrays_still_gets_its_report(tmp_path):
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.verdict import ShapeOrDtypeMismatch
+    verdict = Checker(Wrapped(object_answer)).judge(CASE)
+    assert isinstance(verdict.outcome, ShapeOrDtypeMismatch), verdict.describe()
+    folder = regressions.save(verdict.outcome, MflowEngine(), tmp_path)
+    assert (folder / "engine_grad_x0.txt").exists() and regressions.load(folder)
+
+
+def test_an_engine_that_hangs_is_stopped_and_named(monkeypatch):
+    import time
+
+    from mflow.oracles import checker as checker_module
+    from mflow.oracles.verdict import EngineHang
+    monkeypatch.setitem(checker_module.TIME_LIMIT, "base", 0.5)
+
+    def hang(leaves, cotangent, grads):
+        time.sleep(30)
+    verdict = checker_module.Checker(Wrapped(hang)).judge(CASE)
+    assert isinstance(verdict.outcome, EngineHang) and "test_guards.py" in verdict.errors["engine"]
+
+
+def test_a_replay_draws_the_same_probes():
+    from mflow.oracles.checker import Checker
+    big = Case(Program(((5, 5),), (Step("tanh", (0,)),)),
+               (np.random.default_rng(0).uniform(-1, 1, (5, 5)),), np.ones((5, 5)))
+    a, b = Checker(MflowEngine()).judge(big), Checker(MflowEngine(), seed=9).judge(big)
+    assert np.array_equal(a.probes[0].directions, b.probes[0].directions)
