@@ -121,11 +121,14 @@ def context(directory, out=None, engine=None):
     run = json.loads(run_file.read_text()) if run_file.exists() else {}
     pairs = [p for p in PAIRS if p in stats.pairs] + sorted(set(stats.pairs) - set(PAIRS))
     kinks = run.get("kinks")
-    if engine or kinks is None:  # the run's own table, unless another engine is asked for
-        engine = load_engine(engine or run.get("engine") or "mflow")
+    if engine:  # asked for by the caller: that engine's table, computed now
+        engine = load_engine(engine)
         kinks, engine_name = kink_table(engine), engine.name
-    else:
-        engine_name = run.get("engine_name", run.get("engine"))
+    else:  # what the run recorded, and only that: a record never names code to import
+        engine_name = str(run.get("engine_name") or run.get("engine") or "the engine")
+        keys = {"op", "kink", "engine", "torch", "jax", "agrees"}
+        kinks = [k for k in kinks if isinstance(k, dict) and keys <= set(k)] \
+            if isinstance(kinks, list) else []
     failures, unsaved = _failures(stats, failed, out)
     return {
         "failures": failures, "unsaved": unsaved,

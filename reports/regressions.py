@@ -197,24 +197,29 @@ def _count(folder):
     (seen / uuid.uuid4().hex).touch()
 
 
+MAX_JSON_BYTES = 4 << 20  # a report.json or program.json of 100,000 steps fits in this
+
+
 def load(folder):
     """(Case, report dict) from a report folder, validated; ReportError names
-    the file and the field when anything is missing or malformed."""
+    the file and the field when anything is missing or malformed. Reads only
+    regular files inside the folder (no symlinks, FIFOs or devices), bounds
+    every size before reading, checks an array's header before allocating it,
+    and executes nothing: a damaged or hostile folder gets a named error."""
     folder = Path(folder)
     path = folder / "report.json"
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ReportError(f"{path}: cannot read the report ({e})") from None
+    report = _json(path)
+    if not isinstance(report, dict):
+        raise ReportError(f"{path}: expected a JSON object, found {type(report).__name__}")
     for field, kind in (("format", int), ("signature", str), ("failure", str),
                         ("inputs", int), ("comparisons", list)):
-        if not isinstance(report.get(field), kind):
+        if not isinstance(report.get(field), kind) or isinstance(report.get(field), bool):
             raise ReportError(f"{path}: field {field!r} is missing or not a {kind.__name__}")
     if report["format"] != FORMAT:
         raise ReportError(f"{path}: format {report['format']} is not {FORMAT}")
     try:
-        program = Program.from_json((folder / "program.json").read_text())
-    except (OSError, ProgramError) as e:
+        program = Program.from_json(_read(folder / "program.json", MAX_JSON_BYTES).decode())
+    except (ProgramError, UnicodeDecodeError) as e:
         raise ReportError(f"{folder / 'program.json'}: {e}") from None
     if len(program.inputs) != report["inputs"]:
         raise ReportError(f"{path}: field 'inputs' says {report['inputs']}, the program has "
@@ -226,12 +231,55 @@ def load(folder):
     return Case(program, tuple(arrays), cotangent), report
 
 
-def _array(path, shape, dtype):
+def _read(path, limit):
+    """The bytes of a regular file of at most `limit` bytes, not through a symlink."""
+    import stat
     try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ReportError(f"{path}: cannot load the array ({e})") from None
-    if a.shape != tuple(shape) or a.dtype != np.dtype(dtype):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise ReportError(f"{path}: cannot open ({e.strerror or e})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ReportError(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise ReportError(f"{path}: {info.st_size:,} bytes, more than the {limit:,} "
+                              "this file can need")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)
+
+
+def _json(path):
+    try:
+        # (Infinity is allowed: an infinite |error| is recorded as such; the program
+        # and its values are validated apart, in Program.from_json)
+        return json.loads(_read(path, MAX_JSON_BYTES).decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        kind = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ReportError(f"{path}: cannot read the report ({kind})") from None
+
+
+def _array(path, shape, dtype):
+    import io
+    want = np.dtype(dtype)
+    data = _read(path, int(np.prod(shape)) * want.itemsize + 4096)
+    try:
+        f = io.BytesIO(data)
+        version = np.lib.format.read_magic(f)
+        header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)(f)
+        found_shape, fortran, found_dtype = header
+        if tuple(found_shape) != tuple(shape) or found_dtype != want:
+            raise ReportError(f"{path}: expected shape {tuple(shape)} and dtype {dtype}, "
+                              f"found {tuple(found_shape)} and {found_dtype}")
+        a = np.load(io.BytesIO(data), allow_pickle=False)
+    except ReportError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any damage in a .npy file is named, not raised raw
+        raise ReportError(f"{path}: cannot load the array ({type(e).__name__}: {e})") from None
+    if a.shape != tuple(shape) or a.dtype != want:
         raise ReportError(f"{path}: expected shape {tuple(shape)} and dtype {dtype}, "
                           f"found {a.shape} and {a.dtype}")
     return a
@@ -243,7 +291,8 @@ def reports(directory=DEFAULT_DIR):
     if not directory.exists():
         return []
     return sorted(p for p in directory.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and p.name != ARCHIVE)
+                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+                  and p.name != ARCHIVE)
 
 
 def _reproducer(case):

@@ -25,6 +25,12 @@ def load(directory):
     return stats, failed
 
 
+def printable(text):
+    """Text from a record, safe to print: control characters escaped (a message can
+    come from any engine, and a terminal obeys escape sequences)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
+
+
 def summary_lines(stats, failed, interrupted=False):
     lines = ["", f"fuzzing summary: {stats.checked:,} graphs checked"
              + (" (stopped early: interrupted)" if interrupted else "")]
@@ -54,9 +60,10 @@ def summary_lines(stats, failed, interrupted=False):
     lines.append(f"failures found: {len(failed)}")
     saved = {f["test"]: f["report"] for f in stats.failures}
     for f in failed:
-        lines.append(f"  {f['test']}: {f['message'].splitlines()[0][:160]}")
+        first = (f["message"].splitlines() or [""])[0]
+        lines.append(printable(f"  {f['test']}: {first[:160]}"))
         if f["test"] in saved:
-            lines.append(f"    saved as {saved[f['test']]}")
+            lines.append(printable(f"    saved as {saved[f['test']]}"))
     return lines
 
 

@@ -4,6 +4,7 @@ Also: reports are written atomically, counted once per signature, and validated
 on load."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_a_report_saves_once_counts_repeats_and_reloads(tanh_failure, tmp_path):
 @pytest.mark.parametrize("damage,message", [
     (lambda d: (d / "report.json").write_text("{"), r"report.json: cannot read"),
     (lambda d: (d / "report.json").write_text(json.dumps({"format": 1})), r"field 'signature'"),
-    (lambda d: (d / "x0.npy").unlink(), r"x0.npy: cannot load"),
+    (lambda d: (d / "x0.npy").unlink(), r"x0.npy: cannot open"),
     (lambda d: np.save(d / "x1.npy", np.zeros((3, 3))), r"x1.npy: expected shape \(2, 2\)"),
     (lambda d: (d / "program.json").write_text('{"inputs": [[2, 2]], "steps": [{"op": "x"}]}'),
      r"program.json: .*unknown operation"),
@@ -84,6 +85,67 @@ def test_a_damaged_report_names_the_file_and_field(tanh_failure, tmp_path, damag
     with pytest.raises(regressions.ReportError, match=message):
         regressions.load(folder)
     shutil.rmtree(folder)
+
+
+def _npy_header(shape):
+    """A valid .npy header claiming `shape`, with no data: 144 bytes that once asked for
+    74.5 GiB."""
+    import io
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False,
+                                             "shape": shape})
+    return np.lib.format.magic(1, 0) + f.getvalue()
+
+
+HOSTILE = {
+    "json not an object": lambda d: (d / "report.json").write_text("[]"),
+    "json null": lambda d: (d / "report.json").write_text("null"),
+    "json deep": lambda d: (d / "report.json").write_text("[" * 100_000 + "]" * 100_000),
+    "json Infinity": lambda d: (d / "report.json").write_text('{"format": Infinity}'),
+    "json inputs Infinity": lambda d: _edit(d, inputs=float("inf")),
+    "json not utf-8": lambda d: (d / "report.json").write_bytes(b'{"format": "\xff\xfe"}'),
+    "json huge": lambda d: (d / "report.json").write_bytes(b" " * (5 << 20)),
+    "format bool": lambda d: _edit(d, format=True),
+    "inputs text": lambda d: _edit(d, inputs="a"),
+    "report FIFO": lambda d: ((d / "report.json").unlink(), os.mkfifo(d / "report.json")),
+    "report symlink": lambda d: ((d / "report.json").unlink(),
+                                 (d / "report.json").symlink_to("/etc/passwd")),
+    "npy symlink": lambda d: ((d / "x0.npy").unlink(), (d / "x0.npy").symlink_to(d / "x1.npy")),
+    "npy directory": lambda d: ((d / "x0.npy").unlink(), (d / "x0.npy").mkdir()),
+    "npy huge header": lambda d: (d / "x0.npy").write_bytes(_npy_header((100_000, 100_000))),
+    "npy header only": lambda d: (d / "x0.npy").write_bytes(_npy_header((2, 2))),
+    "npy truncated": lambda d: (d / "x0.npy").write_bytes((d / "x0.npy").read_bytes()[:20]),
+    "npy pickled": lambda d: np.save(d / "x0.npy", np.array([[None, 1], [2, 3]], object),
+                                     allow_pickle=True),
+    "npy garbage": lambda d: (d / "x0.npy").write_bytes(os.urandom(200)),
+    "program slice 1e9": lambda d: (d / "program.json").write_text(
+        '{"inputs": [[2, 2], [2, 2]], "dtype": "float64", "steps": [{"op": "getitem", '
+        '"args": [0], "attrs": {"rows": {"slice": [0, 1000000000, null]}}}]}'),
+    "program deep": lambda d: (d / "program.json").write_text("[" * 50_000),
+    "program not utf-8": lambda d: (d / "program.json").write_bytes(b"\xff" * 10),
+}
+
+
+def _edit(folder, **fields):
+    report = json.loads((folder / "report.json").read_text())
+    report.update(fields)
+    (folder / "report.json").write_text(json.dumps(report))
+
+
+@pytest.mark.parametrize("damage", sorted(HOSTILE))
+def test_a_hostile_report_gets_a_named_error_never_a_hang_or_a_huge_allocation(
+        tanh_failure, tmp_path, damage):
+    import resource
+    with next(b for b in CATALOGUE if b.name == "tanh_not_squared").planted():
+        folder = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+    HOSTILE[damage](folder)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        case, _ = regressions.load(folder)   # a damage that leaves a valid report may load
+    except regressions.ReportError as e:
+        assert str(e).startswith(str(folder)) and "\n" not in str(e)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200
 
 
 KILLED_WRITER = """
