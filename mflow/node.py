@@ -49,6 +49,9 @@ class Node:
     def __init__(self, value, requires_grad=False, name=None):
         self.value = as_matrix(value)
         self.grad = None
+        if not isinstance(requires_grad, (bool, np.bool_)):  # "no" would be True
+            raise TypeError(f"Node: requires_grad must be True or False; "
+                            f"got {type(requires_grad).__name__} {requires_grad!r}")
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.op = None      # the Op that made this node; None for a leaf
@@ -64,7 +67,7 @@ class Node:
 
     @tensor.setter
     def tensor(self, v):
-        self.value = v
+        self.value = as_matrix(v, "tensor")  # the same checks as a new Node's value
 
     @property
     def shape(self):
@@ -155,8 +158,10 @@ def _binary(op, reflected=False):
     # the op by name, looked up per call, so that a patched table entry is seen everywhere
     def method(self, other):
         if type(other) is not Node:
-            other = lift(other, self)
+            given, other = other, lift(other, self)
             if other is None:
+                if isinstance(given, int):
+                    raise ValueError(_too_large(op, given))
                 return NotImplemented
         return apply(op, other, self) if reflected else apply(op, self, other)
     return method
@@ -176,10 +181,17 @@ def lift(x, like=None):
     if isinstance(x, Node):
         return x
     if isinstance(x, (int, float)):
-        return _leaf(np.array([[x]], dtype=np.float64 if like is None else like.value.dtype))
+        try:
+            return _leaf(np.array([[x]], dtype=np.float64 if like is None else like.value.dtype))
+        except OverflowError:  # an int beyond float64: the caller names the operation
+            return None
     if isinstance(x, (np.ndarray, np.generic, list, tuple)):
         return Node(x)
     return None
+
+
+def _too_large(op, number):
+    return f"{op}: the number, an int of {len(str(abs(number)))} digits, is too large for a float"
 
 
 def _leaf(value):
@@ -194,6 +206,8 @@ def _lift_all(op, operands):
     like = next((x for x in operands if isinstance(x, Node)), None)
     nodes = tuple(lift(x, like) for x in operands)
     for x, n in zip(operands, nodes):
+        if n is None and isinstance(x, int):
+            raise ValueError(_too_large(op.name, x))
         if n is None:
             raise TypeError(f"{op.name}: operands must be Nodes, arrays or numbers; "
                             f"got {type(x).__name__}")

@@ -103,7 +103,8 @@ defop("neg", 1, shapes.same, rounding="exact", forward=np.negative, vjp=lambda g
 defop("pow", 1, shapes.pow, attrs={"p": 2}, drawn={"p": (2, 3, -1, 0.5, 1.5, -2.5)},
       domain=_pow_domain,
       forward=lambda x, p: x ** p,
-      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1),))
+      # d(x⁰)/dx = 0 everywhere, x = 0 included (as torch): not 0 · 0⁻¹ = NaN
+      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1) if p != 0 else np.zeros_like(g * x),))
 defop("relu", 1, shapes.same, kinks=(0.0,),
       convention="relu'(0) = 0 in mflow, torch and JAX",
       forward=lambda x: np.maximum(x, 0),

@@ -97,6 +97,11 @@ def scalar_of_square(x):
 def pow(x, p):
     if isinstance(p, bool) or not isinstance(p, (int, float)):
         raise ShapeError(f"the exponent must be a Python number; got {type(p).__name__}")
+    try:
+        float(p)
+    except OverflowError:
+        raise ShapeError(f"the exponent, an int of {len(str(abs(p)))} digits, is too large "
+                         "for a float") from None
     return x
 
 
@@ -129,6 +134,7 @@ def normalise_index(key, shape):
 def _axis_index(k, n, what):
     if isinstance(k, slice):
         start, stop, step = k.indices(n)
+        step = max(-n, min(step, n))  # a step beyond the axis selects one element: keep it small
         if step > 0:
             if not range(start, stop, step):
                 raise ShapeError(f"slice {k} selects no {what}s of {n}")

@@ -61,3 +61,35 @@ def test_bad_input_raises_named_error(make, error, message):
 
 def test_shape_error_is_a_value_error():
     assert issubclass(ShapeError, ValueError)
+
+
+# --- junk calls found from outside: each a documented error naming the operation ----
+
+def test_numbers_beyond_float_are_named_errors():
+    x = mflow.Node(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(ValueError, match="add: the number, an int of 401 digits"):
+        x + 10 ** 400
+    with pytest.raises(ValueError, match="mul: the number"):
+        10 ** 400 * x
+    with pytest.raises(ShapeError, match="pow: the exponent, an int of 401 digits"):
+        x ** 10 ** 400
+
+
+def test_a_huge_slice_step_selects_one_element():
+    x = mflow.Node(np.arange(4.0).reshape(2, 2))
+    assert np.array_equal(x[0:2:10 ** 30, [0]].value, [[0.0]])
+    assert x[0:100].shape == (2, 2)                       # a stop past the end clips, as numpy
+
+
+def test_requires_grad_must_be_a_bool_and_tensor_is_checked_as_value():
+    with pytest.raises(TypeError, match="requires_grad must be True or False"):
+        mflow.Node(1.0, requires_grad="no")
+    x = mflow.Node(np.ones((2, 2)))
+    with pytest.raises(ShapeError, match="tensor: values are 2-D"):
+        x.tensor = np.ones((2, 2, 2))
+
+
+def test_the_derivative_of_x_to_the_zero_is_zero_at_zero_as_in_torch():
+    x = mflow.Node(np.zeros((1, 2)), requires_grad=True)
+    (x ** 0).backward(np.ones((1, 2)))
+    assert np.array_equal(x.grad, [[0.0, 0.0]])
