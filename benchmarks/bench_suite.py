@@ -146,7 +146,7 @@ def xdist_speedup(examples):
     for label, extra in (("one process", ["-p", "no:xdist"]),
                          ("pytest -n 2", ["-n", "2", "--dist", "worksteal"])):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_fuzz.py", "--shards",
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "--mflow-fuzz", "--mflow-shards",
                         "8", *extra], cwd=root, env=env, check=True, capture_output=True)
         times[label] = time.perf_counter() - t
     return times

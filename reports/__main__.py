@@ -1,5 +1,10 @@
-"""python -m mflow.reports list | retire [--dir DIR] [--dry-run] [--signature SIG ...]
+"""The suite's command, for those who don't write pytest (python -m mflow, or mflow-suite):
 
+fuzz    a campaign on an engine: pytest --mflow-fuzz with the fuzz profile, progress,
+        and at the end the summary and the comparison report in --report DIR
+          python -m mflow fuzz --engine my_pkg.adapter:engine --examples 500 --jobs auto
+gate    replay every saved report (--reports DIR) against the engine
+report  the comparison report again, from a campaign's folder
 list    every saved regression report with its status against the current
         engine: FAILING (the bug is still there), fixed, a guard (a case the
         references once disagreed on: "guard ok" or "guard: references disagree",
@@ -8,8 +13,12 @@ retire  move the fixed ones (or only those named by --signature) into DIR/archiv
         where the gate no longer replays them but the record is kept; guards are
         never retired; --dry-run says what would move
 
-Exit status: 0 when nothing is FAILING or unreadable, 1 otherwise.
+Exit status (fuzz and gate are pytest runs, and say so as pytest does): 0 all
+passed; 1 an engine failure was found (fuzz), is still there (gate), or a report
+is FAILING or unreadable (list, retire); 2 interrupted; 4 usage error; 5 nothing
+to run; 6 with --strict, no engine failure but the references disagreed on a case.
 """
+
 
 import argparse
 import os
@@ -37,19 +46,42 @@ def status(folder, checker):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m mflow.reports",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["list", "retire"])
-    ap.add_argument("--dir", default=os.environ.get("MFLOW_REPORTS_DIR",
-                                                    str(regressions.DEFAULT_DIR)),
-                    help="the reports folder (default reports/regressions, or MFLOW_REPORTS_DIR)")
+    ap = argparse.ArgumentParser(prog="python -m mflow", description=__doc__.splitlines()[0],
+                                 epilog=__doc__.split("\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["fuzz", "gate", "report", "list", "retire"])
+    ap.add_argument("directory", nargs="?", help="report: the campaign's folder")
+    ap.add_argument("--engine", default=os.environ.get("MFLOW_ENGINE", "mflow"),
+                    help="the engine under test, module[:attribute] (default mflow)")
+    ap.add_argument("--reports", "--dir", dest="dir",
+                    default=os.environ.get("MFLOW_REPORTS_DIR", "reports/regressions"),
+                    help="the saved reports' folder (default reports/regressions, or "
+                         "MFLOW_REPORTS_DIR)")
+    ap.add_argument("--examples", type=int, default=1000, help="fuzz: examples per test item")
+    ap.add_argument("--jobs", default="auto", help="fuzz, gate: processes (pytest-xdist -n)")
+    ap.add_argument("--report", default="reports/latest",
+                    help="fuzz: the campaign's folder (summary, comparison report)")
+    ap.add_argument("--shards", type=int, default=8, help="fuzz: items for the random graphs")
+    ap.add_argument("--strict", action="store_true",
+                    help="fuzz, gate: exit status 6 when the references disagreed")
     ap.add_argument("--dry-run", action="store_true", help="retire: only say what would move")
     ap.add_argument("--signature", nargs="*", default=None,
                     help="retire: only these reports (fixed ones among them)")
-    args = ap.parse_args(argv)
+    args, extra = ap.parse_known_args(argv)
+    if args.command in ("fuzz", "gate"):
+        return _pytest(args, extra)
+    if extra:
+        ap.error(f"unrecognised arguments: {' '.join(extra)}")
+    if args.command == "report":
+        from .comparison import main as report_main
+        return report_main([args.directory or args.report])
     from mflow.oracles.checker import Checker
-    from mflow.oracles.engine import MflowEngine
-    checker = Checker(MflowEngine())
+    from mflow.oracles.engine import EngineError, load_engine
+    try:
+        checker = Checker(load_engine(args.engine))
+    except EngineError as e:
+        print(e, file=sys.stderr)
+        return 4
     folders = regressions.reports(args.dir)
     if not folders:
         print(f"no regression reports in {args.dir}")
@@ -73,6 +105,21 @@ def main(argv=None):
             shutil.move(str(folder), str(archive / folder.name))
             print(f"           retired to {archive / folder.name}")
     return 1 if bad else 0
+
+
+def _pytest(args, extra):
+    """fuzz and gate: the plugin's tests, in this process; pytest's exit status."""
+    import pytest
+    os.environ.setdefault("MFLOW_PROFILE", "fuzz" if args.command == "fuzz" else "ci")
+    os.environ["MFLOW_FUZZ_EXAMPLES"] = str(args.examples)
+    argv = [f"--mflow-{args.command}", "--mflow-engine", args.engine, "--mflow-reports", args.dir]
+    if args.jobs not in ("0", "1"):
+        argv += ["-n", args.jobs] + (["--dist", "worksteal"] if args.command == "fuzz" else [])
+    if args.command == "fuzz":
+        argv += ["--mflow-shards", str(args.shards), "--mflow-campaign", args.report]
+    if args.strict:
+        argv.append("--mflow-strict")
+    return int(pytest.main(argv + extra))
 
 
 if __name__ == "__main__":

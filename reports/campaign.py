@@ -1,12 +1,12 @@
-"""A fuzzing campaign's bookkeeping: a pytest plugin (tests/conftest.py loads it).
+"""A fuzzing campaign's bookkeeping, for the pytest plugin (plugin.py):
 
-    pytest -n auto tests/test_fuzz.py --campaign DIR [--progress SECONDS]
+    pytest -n auto --mflow-fuzz --mflow-campaign DIR [--mflow-progress SECONDS]
 
 Every process that checks graphs (each xdist worker, or the one process) writes
 what its checker saw to DIR/stats-<worker>.json every few seconds and at once
 when it saves a failure, atomically: a run stopped at any moment keeps what it
 found. The controlling process prints a progress line (graphs checked,
-failures, rate) every --progress seconds and, at the end, after Ctrl-C as well,
+failures, rate) every --mflow-progress seconds and, at the end, after Ctrl-C as well,
 merges the files and writes the comparison report (DIR/index.html and
 DIR/summary.md, see reports/comparison.py) and prints the summary.
 """
@@ -25,23 +25,15 @@ from mflow.reports.stats import Stats
 FLUSH_SECONDS = 2.0
 
 
-def pytest_addoption(parser):
-    group = parser.getgroup("mflow campaign")
-    group.addoption("--campaign", default=os.environ.get("MFLOW_CAMPAIGN_DIR"), metavar="DIR",
-                    help="record this run in DIR (stats, progress, the comparison report at "
-                         "the end); default MFLOW_CAMPAIGN_DIR, or none")
-    group.addoption("--progress", type=float, default=10.0, metavar="SECONDS",
-                    help="with --campaign, print progress every SECONDS (default 10; 0: never)")
-
-
-def pytest_configure(config):
-    directory = config.getoption("--campaign")
+def start_campaign(config):
+    """The Campaign of this run (registered as a plugin), or None without --mflow-campaign."""
+    directory = config.getoption("--mflow-campaign")
     if not directory:
-        config.mflow_campaign = None
-        return
+        return None
     worker = getattr(config, "workerinput", {}).get("workerid")
-    config.mflow_campaign = Campaign(Path(directory), worker, config)
-    config.pluginmanager.register(config.mflow_campaign, "mflow-campaign")
+    campaign = Campaign(Path(directory), worker, config)
+    config.pluginmanager.register(campaign, "mflow-campaign")
+    return campaign
 
 
 class Campaign:
@@ -50,7 +42,7 @@ class Campaign:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.stats, self.last_flush = None, 0.0
         self.failed_tests, self.started = [], time.time()
-        self.progress_every, self.last_progress = config.getoption("--progress"), time.time()
+        self.progress_every, self.last_progress = config.getoption("--mflow-progress"), time.time()
         self._thread, self._stop = None, threading.Event()
         if worker is None:  # the controller (or the one process): a new campaign
             for old in self.directory.glob("stats-*.json"):
@@ -140,11 +132,12 @@ class Campaign:
     def _run(self, exitstatus):
         from .regressions import _versions
         now = time.time()
-        engine = getattr(self.config, "engine", None)
+        from .plugin import ENGINE
+        engine = self.config.stash.get(ENGINE, None)
         return {"started": _iso(self.started), "finished": _iso(now),
                 "seconds": now - self.started, "interrupted": exitstatus == 2,
                 "exitstatus": int(exitstatus), "command": " ".join(sys.argv),
-                "engine": self.config.getoption("--engine", default="mflow"),
+                "engine": self.config.getoption("--mflow-engine", default="mflow"),
                 "engine_name": getattr(engine, "name", None),
                 "versions": _versions(),
                 # the engine's derivative at each kink, so the report can be rebuilt anywhere

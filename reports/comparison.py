@@ -163,13 +163,13 @@ def write_report(directory, out=None, engine=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mflow.reports.comparison", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("directory", help="the campaign's folder (pytest --campaign DIR)")
+    parser.add_argument("directory", help="the campaign's folder (pytest --mflow-campaign DIR)")
     parser.add_argument("--out", help="where to write index.html and summary.md (default DIR)")
     parser.add_argument("--engine", help="the engine for the kink table (default: the run's)")
     args = parser.parse_args(argv)
     if not any(Path(args.directory).glob("stats-*.json")):
         parser.error(f"{args.directory} holds no stats-*.json: run a campaign into it first "
-                     "(pytest --campaign DIR, or tox -e fuzz)")
+                     "(pytest --mflow-campaign DIR, python -m mflow fuzz, or tox -e fuzz)")
     for path in write_report(args.directory, args.out, args.engine):
         print(path)
     return 0

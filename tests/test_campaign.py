@@ -19,9 +19,9 @@ def test_ctrl_c_keeps_everything_and_writes_the_report(tmp_path):
     campaign = tmp_path / "campaign"
     env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES="1000000")
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
-               "tests/test_fuzz.py", "-k", "test_random_graphs", "--shards", "2",
-               "--campaign", str(campaign), "--progress", "1",
-               "--reports", str(tmp_path / "regressions")]
+               "--mflow-fuzz", "-k", "test_random_graphs", "--mflow-shards", "2",
+               "--mflow-campaign", str(campaign), "--mflow-progress", "1",
+               "--mflow-reports", str(tmp_path / "regressions")]
     # its own session, like a terminal's foreground job: Ctrl-C reaches every process
     run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -88,10 +88,10 @@ def test_sigkill_at_random_moments_leaves_only_complete_records(tmp_path):
                MFLOW_PLANTED_BUG="fanout_overwrites")
     for k in range(10):
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-                   "tests/test_fuzz.py", "-k", "test_operation",
-                   "--engine", "tests.planted_bugs:PlantedEngine",
-                   "--campaign", str(tmp_path / f"run{k}"), "--progress", "0.2",
-                   "--reports", str(reports)]
+                   "--mflow-fuzz", "-k", "test_operation",
+                   "--mflow-engine", "tests.planted_bugs:PlantedEngine",
+                   "--mflow-campaign", str(tmp_path / f"run{k}"), "--mflow-progress", "0.2",
+                   "--mflow-reports", str(reports)]
         run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:

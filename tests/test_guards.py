@@ -20,8 +20,7 @@ from mflow.oracles.verdict import (
     same_failure,
 )
 from mflow.reports import regressions
-
-from tests.conftest import SavingChecker
+from mflow.reports.plugin import SavingChecker
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = Case(Program(((2, 2),), (Step("tanh", (0,)),)), (np.eye(2),), np.ones((2, 2)))
@@ -70,8 +69,8 @@ def test_a_strict_run_ends_with_status_6_when_the_references_disagreed(tmp_path,
     test = tmp_path / "test_warns.py"
     test.write_text("import warnings\nfrom mflow.oracles.verdict import ReferenceDisagreement\n"
                     "def test_it():\n    warnings.warn(ReferenceDisagreement('x'))\n")
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
-            str(test), "--rootdir", str(tmp_path)] + (["--strict-references"] if strict else [])
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            str(test), "--rootdir", str(tmp_path)] + (["--mflow-strict"] if strict else [])
     run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == status, run.stdout + run.stderr
 

@@ -8,9 +8,8 @@ from hypothesis import strategies as st
 from mflow.oracles.engine import EngineError, load_engine, supported
 from mflow.oracles.finite_differences import finite_differences
 from mflow.oracles.jax_backend import JaxOracle, plain_vjp
+from mflow.reports.fuzzing import BINARY, UNARY
 from mflow.strategies import cases
-
-from tests.test_fuzz import BINARY, UNARY
 
 FAST = JaxOracle()
 

@@ -38,16 +38,16 @@ def shrunk_failure(bug, checker, max_examples=3000):
 
 
 @pytest.fixture(scope="module")
-def mflow_checker(engine):
-    if engine.name != "mflow":
-        pytest.skip("the planted bugs are planted in mflow; --engine names another engine")
+def plain_checker(mflow_engine):
+    if mflow_engine.name != "mflow":
+        pytest.skip("the planted bugs are planted in mflow; --mflow-engine names another engine")
     return Checker(MflowEngine())
 
 
 @pytest.mark.parametrize("bug", [b for b in CATALOGUE if b.name not in AT_KINK],
                          ids=lambda b: b.name)
-def test_planted_bug_is_caught_and_shrunk(bug, mflow_checker):
-    case = shrunk_failure(bug, mflow_checker)
+def test_planted_bug_is_caught_and_shrunk(bug, plain_checker):
+    case = shrunk_failure(bug, plain_checker)
     steps = [s for s in case.program.steps if s.op != "const"]
     assert len(steps) <= 2, f"{bug.name} shrank only to {case.program}"
     if bug.op:
@@ -56,11 +56,11 @@ def test_planted_bug_is_caught_and_shrunk(bug, mflow_checker):
 
 
 @pytest.mark.parametrize("bug", [b for b in CATALOGUE if b.name in AT_KINK], ids=lambda b: b.name)
-def test_kink_bug_is_caught_by_the_convention_test(bug, mflow_checker):
+def test_kink_bug_is_caught_by_the_convention_test(bug, plain_checker):
     with bug.planted():
         assert kink_disagreements(MflowEngine())
     assert not kink_disagreements(MflowEngine())
 
 
-def test_the_correct_engine_passes_the_convention_test(engine):
-    assert kink_disagreements(engine) == []
+def test_the_correct_engine_passes_the_convention_test(mflow_engine):
+    assert kink_disagreements(mflow_engine) == []

@@ -42,9 +42,9 @@ def report(tmp_path_factory):
     env = dict(os.environ, MFLOW_PROFILE="ci", MFLOW_PLANTED_BUG="tanh_not_squared")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "tests/test_fuzz.py", "-k", "test_operation and (tanh or relu or matmul)",
-         "--engine", "tests.planted_bugs:PlantedEngine", "--campaign", str(where),
-         "--reports", str(where / "regressions")],
+         "--mflow-fuzz", "-k", "test_operation and not float32 and (tanh or relu or matmul)",
+         "--mflow-engine", "tests.planted_bugs:PlantedEngine", "--mflow-campaign", str(where),
+         "--mflow-reports", str(where / "regressions")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr  # tanh fails, the rest passes
     assert "1 failed, 2 passed" in done.stdout, done.stdout

@@ -1,0 +1,282 @@
+"""The pytest plugin: installing the package is enough (entry point `pytest11`).
+
+A user's ordinary `pytest` run is untouched: the plugin only adds options, and
+its fixtures and parameters all start with `mflow_`. Asked for, it brings its
+own tests:
+
+    pytest --mflow-fuzz  [--mflow-engine my_pkg.adapter:engine] [-n auto]
+    pytest --mflow-gate  [--mflow-reports DIR]
+
+--mflow-fuzz collects the shipped fuzz tests (mflow/reports/fuzzing.py),
+--mflow-gate the gate (mflow/reports/gate.py: every saved report replayed);
+with paths of your own on the command line, both run beside them.
+
+Options (each also an environment variable, for tox and CI):
+  --mflow-engine SPEC    the engine under test, module[:attribute] (MFLOW_ENGINE; mflow)
+  --mflow-reports DIR    where failures are saved and what the gate replays
+                         (MFLOW_REPORTS_DIR; <rootdir>/reports/regressions)
+  --mflow-shards N       items the random-graph test is split into (MFLOW_SHARDS; 4)
+  --mflow-strict         exit status 6 when the references disagreed (MFLOW_STRICT=1)
+  --mflow-campaign DIR   record the run: stats, progress, the report (MFLOW_CAMPAIGN_DIR)
+  --mflow-progress S     with a campaign, print progress every S seconds (10)
+Hypothesis profiles "mflow-dev", "mflow-ci" and "mflow-fuzz" are registered; MFLOW_PROFILE
+(dev, ci or fuzz) loads one, and --mflow-fuzz / --mflow-gate load mflow-dev otherwise.
+
+Exit status: 0 all passed; 1 a test failed (an engine bug was found, or the gate
+replayed one that is still there); 2 interrupted; 4 usage error (a bad
+--mflow-engine); 5 no tests collected; 6 (strict only) no engine failure, but
+the references disagreed on some case, which was saved as a guard.
+
+Light to import: no torch, JAX or Hypothesis strategies until a test needs them.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = {"fuzz": HERE / "fuzzing.py", "gate": HERE / "gate.py"}
+REFERENCES_DISAGREED = 6  # the exit status of a strict run whose references disagreed
+MAX_GUARDS_SAVED = 3      # guards reduced and saved per process (each costs ~100s of checks)
+
+ENGINE = pytest.StashKey()         # the adapter under test
+CAMPAIGN = pytest.StashKey()       # the Campaign recording this run, or None
+DISAGREED = pytest.StashKey()      # node ids whose references disagreed
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mflow", "gradient checking with mflow's suite")
+    env = os.environ.get
+    group.addoption("--mflow-fuzz", action="store_true",
+                    help="collect the suite's fuzz tests (random graphs on the engine)")
+    group.addoption("--mflow-gate", action="store_true",
+                    help="collect the regression gate (every saved report replayed)")
+    group.addoption("--mflow-engine", default=env("MFLOW_ENGINE", "mflow"), metavar="SPEC",
+                    help="the engine under test: module[:attribute] of an adapter "
+                         "(mflow.oracles.engine); default mflow, or MFLOW_ENGINE")
+    group.addoption("--mflow-reports", default=env("MFLOW_REPORTS_DIR"), metavar="DIR",
+                    help="where failures are saved, and what the gate replays (default "
+                         "<rootdir>/reports/regressions, or MFLOW_REPORTS_DIR)")
+    group.addoption("--mflow-shards", type=int, default=int(env("MFLOW_SHARDS", "4")),
+                    metavar="N", help="items the random-graph test is split into, so that "
+                                      "-n auto spreads it (default 4, or MFLOW_SHARDS)")
+    group.addoption("--mflow-strict", action="store_true",
+                    default=env("MFLOW_STRICT", "") not in ("", "0"),
+                    help="end with exit status 6 when the references disagreed on some case "
+                         "(a finding about the suite, never the engine); or MFLOW_STRICT=1")
+    group.addoption("--mflow-campaign", default=env("MFLOW_CAMPAIGN_DIR"), metavar="DIR",
+                    help="record this run in DIR: stats, progress, the comparison report")
+    group.addoption("--mflow-progress", type=float, default=10.0, metavar="SECONDS",
+                    help="with --mflow-campaign, print progress every SECONDS (0: never)")
+
+
+def _active(config):
+    return config.getoption("--mflow-fuzz") or config.getoption("--mflow-gate")
+
+
+def pytest_configure(config):
+    config.stash[DISAGREED] = []
+    _register_profiles(config)
+    if _active(config):
+        # one thread per worker, before torch or XLA start: the graphs are small, and
+        # threads would only fight -n auto's workers for the cores
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                              "intra_op_parallelism_threads=1")
+        shipped = [str(SHIPPED[k]) for k in ("fuzz", "gate") if config.getoption(f"--mflow-{k}")]
+        explicit = config.args_source == pytest.Config.ArgsSource.ARGS and any(
+            Path(a.split("::")[0]).exists() for a in config.args)
+        config.args[:] = (list(config.args) if explicit else []) + shipped
+    from .campaign import start_campaign
+    config.stash[CAMPAIGN] = start_campaign(config)
+
+
+def _register_profiles(config):
+    try:
+        from hypothesis import HealthCheck, settings
+        from hypothesis.database import DirectoryBasedExampleDatabase
+    except ImportError:  # mflow installed without its test extras: fine until asked for
+        if _active(config):
+            raise pytest.UsageError("the suite needs its test extras: pip install "
+                                    "'mflow[test]'") from None
+        return
+    default = settings.get_profile("default")
+    slow_is_fine = [HealthCheck.too_slow, HealthCheck.filter_too_much,
+                    HealthCheck.data_too_large]
+    profiles = {
+        "dev": dict(max_examples=25, deadline=None, suppress_health_check=slow_is_fine),
+        "ci": dict(max_examples=60, derandomize=True, deadline=None, database=None,
+                   print_blob=True, suppress_health_check=slow_is_fine),
+        "fuzz": dict(max_examples=int(os.environ.get("MFLOW_FUZZ_EXAMPLES", "1000")),
+                     deadline=None, print_blob=True, suppress_health_check=slow_is_fine,
+                     database=DirectoryBasedExampleDatabase(
+                         str(config.rootpath / ".hypothesis" / "examples"))),
+    }
+    for name, kw in profiles.items():  # each from Hypothesis's default: none inherits another's
+        settings.register_profile(f"mflow-{name}", parent=default, **kw)
+    chosen = os.environ.get("MFLOW_PROFILE")
+    if chosen is not None and chosen not in profiles:
+        raise pytest.UsageError(f"MFLOW_PROFILE={chosen!r} is not a profile; "
+                                f"choose one of {', '.join(profiles)}")
+    if chosen or _active(config):
+        settings.load_profile(f"mflow-{chosen or 'dev'}")
+
+
+def reports_dir(config):
+    return Path(config.getoption("--mflow-reports")
+                or config.rootpath / "reports" / "regressions")
+
+
+def engine_of(config):
+    """The adapter under test, loaded once per process (a bad spec: a usage error)."""
+    if ENGINE not in config.stash:
+        from mflow.oracles.engine import EngineError, load_engine
+        try:
+            config.stash[ENGINE] = load_engine(config.getoption("--mflow-engine"))
+        except EngineError as e:
+            raise pytest.UsageError(str(e)) from None
+    return config.stash[ENGINE]
+
+
+def pytest_generate_tests(metafunc):
+    """`mflow_op` runs over the engine's operations, `mflow_shard` over the shards,
+    `mflow_report` over the saved reports."""
+    config, names = metafunc.config, metafunc.fixturenames
+    if "mflow_op" in names:
+        from mflow.oracles.engine import supported
+        metafunc.parametrize("mflow_op", supported(engine_of(config)))
+    if "mflow_shard" in names:
+        metafunc.parametrize("mflow_shard", range(config.getoption("--mflow-shards")))
+    if "mflow_report" in names:
+        from .regressions import reports
+        folders = reports(reports_dir(config))
+        metafunc.parametrize("mflow_report", folders, ids=[f.name for f in folders])
+
+
+@pytest.fixture(autouse=True)
+def _mflow_seed_per_shard(request):
+    """A derandomised profile (ci) seeds a test by its code alone, so every shard drew
+    the same graphs (240 checks, 59 distinct): each shard gets its own fixed seed."""
+    from hypothesis import settings
+    if "mflow_shard" not in request.fixturenames or not settings.default.derandomize:
+        yield
+        return
+    test = request.function
+    test._hypothesis_internal_use_seed = 0x5EED0000 + request.getfixturevalue("mflow_shard")
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_seed = None
+
+
+@pytest.fixture(scope="session")
+def mflow_engine(request):
+    return engine_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def mflow_engine_ops(mflow_engine):
+    from mflow.oracles.engine import supported
+    return supported(mflow_engine)
+
+
+@pytest.fixture(scope="session")
+def mflow_checker(request, mflow_engine):
+    """Checks a case, saves its failure, counts it; `.checker` is the plain Checker."""
+    from mflow.oracles.checker import Checker
+    return SavingChecker(Checker(mflow_engine), mflow_engine, reports_dir(request.config),
+                         request.config.stash[CAMPAIGN])
+
+
+def pytest_warning_recorded(warning_message, when, nodeid, location):
+    from mflow.oracles.verdict import ReferenceDisagreement
+    if issubclass(warning_message.category, ReferenceDisagreement):
+        _disagreements.append(nodeid)
+
+
+_disagreements = []  # the hook has no config; one session per process
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    if _disagreements and exitstatus == 0 and session.config.getoption("--mflow-strict"):
+        session.exitstatus = REFERENCES_DISAGREED
+
+
+class SavingChecker:
+    """The checker, saving a regression report when Hypothesis replays the final,
+    shrunk failing example (and only then: not every step of the shrinking),
+    counting every case, and telling the campaign (if any) what it saw."""
+
+    def __init__(self, checker, engine, directory, campaign=None):
+        from .stats import Stats
+        self.checker, self.engine, self.directory = checker, engine, directory
+        self.stats, self.campaign = Stats(), campaign
+        self.guards_saved = 0
+
+    def check(self, case):
+        from mflow.oracles.verdict import accuses_engine
+        saved = None
+        verdict = self.checker.judge(case)
+        self.stats.add(verdict)  # every case counts, whatever its outcome
+        try:
+            if verdict.outcome is None:
+                return verdict
+            failure = verdict.outcome
+            if not accuses_engine(failure):
+                saved = self._guard(failure)
+                return verdict
+            if _final_example():
+                saved = self._save(failure)
+                failure.add_note(f"saved as the regression report {saved}")
+            raise failure
+        finally:
+            if self.campaign is not None:
+                self.campaign.checked(self.stats, saved)
+
+    def _save(self, failure):
+        from .regressions import reduce_and_save
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+        saved = reduce_and_save(failure, self.checker, self.engine, self.directory,
+                                " ".join(filter(None, [test, _reproduce_line()])))
+        self.stats.failures.append({"test": test, "kind": type(failure).__name__,
+                                    "report": str(saved)})
+        return saved
+
+    def _guard(self, failure):
+        """The references disagree: not the engine's fault, so the test goes on.
+        Reduced and saved as a guard (a few per process), and warned."""
+        from mflow.oracles.verdict import ReferenceDisagreement
+        saved = None
+        if self.guards_saved < MAX_GUARDS_SAVED:
+            self.guards_saved += 1
+            saved = self._save(failure)
+        warnings.warn(ReferenceDisagreement(
+            f"the references disagree (not your engine){f'; saved as {saved}' if saved else ''}:"
+            f" {str(failure).splitlines()[-1].strip()[:300]}"), stacklevel=2)
+        return saved
+
+
+def _reproduce_line():
+    """The @reproduce_failure decorator that replays the current Hypothesis example
+    (Hypothesis internals, pinned in constraints.txt; tests/test_hypothesis_internals.py)."""
+    try:
+        from hypothesis import __version__
+        from hypothesis.control import current_build_context
+        from hypothesis.core import encode_failure
+        blob = encode_failure(current_build_context().data.choices)
+        return f"@reproduce_failure({__version__!r}, {blob!r})"
+    except Exception:  # noqa: BLE001 - outside Hypothesis, or its internals moved
+        return ""
+
+
+def _final_example():
+    from hypothesis.control import current_build_context
+    from hypothesis.errors import InvalidArgument
+    try:
+        return current_build_context().is_final
+    except InvalidArgument:  # not under Hypothesis: a single check is final
+        return True

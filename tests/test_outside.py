@@ -1,0 +1,76 @@
+"""The suite outside this repository: a throw-away project with its own adapter
+and none of this repo's tests, where only the installed package is importable.
+A bug planted in that adapter is found by the plugin and by the command, saved
+into that project's own reports folder, and gated there."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ADAPTER = '''
+import os
+
+from mflow.oracles.engine import MflowEngine
+
+
+class Adapter(MflowEngine):
+    """mflow under another name; with MY_BUG=1, neg forgets its sign."""
+    name = "my-engine"
+
+    def __init__(self):
+        super().__init__()
+        if os.environ.get("MY_BUG") == "1":
+            self.ops = dict(self.ops, neg=lambda x: x * 1.0)
+
+
+engine = Adapter()
+'''
+
+USERS_OWN_TEST = '''
+def test_mine():
+    assert 1 + 1 == 2
+'''
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "my_adapter.py").write_text(ADAPTER)
+    (tmp_path / "test_mine.py").write_text(USERS_OWN_TEST)
+    return tmp_path
+
+
+def run(project, *args, bug=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MFLOW_")}
+    env.update(PYTHONPATH=str(project), MY_BUG="1" if bug else "0", MFLOW_PROFILE="dev")
+    return subprocess.run([sys.executable, "-m", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_the_plugin_and_the_command_work_in_another_project(project):
+    # an ordinary pytest run there: untouched, only the user's test
+    plain = run(project, "pytest", "-q", "-p", "no:cacheprovider")
+    assert plain.returncode == 0 and "1 passed" in plain.stdout, plain.stdout + plain.stderr
+
+    # the plugin: the planted bug is found and saved in that project's reports folder
+    fuzz = run(project, "pytest", "-q", "-p", "no:cacheprovider", "--mflow-fuzz",
+               "--mflow-engine", "my_adapter:engine", "-k", "test_operation and neg and not float32")
+    assert fuzz.returncode == 1, fuzz.stdout + fuzz.stderr
+    saved = sorted((project / "reports" / "regressions").iterdir())
+    assert saved and all(p.name.startswith("ForwardMismatch-neg") for p in saved), saved
+
+    # the command: the gate replays it there, failing while the bug is in, passing once fixed
+    gate = run(project, "mflow", "gate", "--engine", "my_adapter:engine", "--jobs", "1")
+    assert gate.returncode == 1 and "1 failed" in gate.stdout, gate.stdout + gate.stderr
+    fixed = run(project, "mflow", "gate", "--engine", "my_adapter:engine", "--jobs", "1",
+                bug=False)
+    assert fixed.returncode == 0 and "1 passed" in fixed.stdout, fixed.stdout + fixed.stderr
+
+    # and the command's campaign: summary and comparison report in the folder asked for
+    campaign = run(project, "mflow", "fuzz", "--engine", "my_adapter:engine", "--examples", "20",
+                   "--jobs", "1", "--report", "latest", "-k", "test_operation and neg and not float32")
+    assert campaign.returncode == 1, campaign.stdout + campaign.stderr
+    assert "fuzzing summary" in campaign.stdout
+    assert (project / "latest" / "index.html").exists()
+    assert "my-engine" in (project / "latest" / "summary.md").read_text()
