@@ -34,6 +34,9 @@ def test_mine():
 '''
 
 
+NEG = "test_operation and neg and not float32"  # the fuzz items of the planted bug
+
+
 @pytest.fixture
 def project(tmp_path):
     (tmp_path / "my_adapter.py").write_text(ADAPTER)
@@ -55,7 +58,7 @@ def test_the_plugin_and_the_command_work_in_another_project(project):
 
     # the plugin: the planted bug is found and saved in that project's reports folder
     fuzz = run(project, "pytest", "-q", "-p", "no:cacheprovider", "--mflow-fuzz",
-               "--mflow-engine", "my_adapter:engine", "-k", "test_operation and neg and not float32")
+               "--mflow-engine", "my_adapter:engine", "-k", NEG)
     assert fuzz.returncode == 1, fuzz.stdout + fuzz.stderr
     saved = sorted((project / "reports" / "regressions").iterdir())
     assert saved and all(p.name.startswith("ForwardMismatch-neg") for p in saved), saved
@@ -69,7 +72,7 @@ def test_the_plugin_and_the_command_work_in_another_project(project):
 
     # and the command's campaign: summary and comparison report in the folder asked for
     campaign = run(project, "mflow", "fuzz", "--engine", "my_adapter:engine", "--examples", "20",
-                   "--jobs", "1", "--report", "latest", "-k", "test_operation and neg and not float32")
+                   "--jobs", "1", "--report", "latest", "-k", NEG)
     assert campaign.returncode == 1, campaign.stdout + campaign.stderr
     assert "fuzzing summary" in campaign.stdout
     assert (project / "latest" / "index.html").exists()
