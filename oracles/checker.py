@@ -22,6 +22,7 @@ from .engine import run_engine
 from .finite_differences import finite_differences, forward_values
 from .tolerance import ad_tolerance, as_dtype, measure, refine
 from .verdict import (
+    ORACLES,
     Comparison,
     EngineCrash,
     EngineHang,
@@ -37,7 +38,6 @@ from .verdict import (
     relative,
 )
 
-ORACLES = ("torch", "jax", "fd")
 # The engine's time limit per case: generous (mflow takes ~0.2 ms on a graph of 20
 # steps), growing with the graph, so that a backward pass that re-walks shared
 # sub-graphs (exponential in the depth) is a finding, not a hung worker.

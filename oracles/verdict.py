@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+ORACLES = ("torch", "jax", "fd")  # the references a check can use
+
 
 class Failure(AssertionError):
     """A case the suite does not accept. `verdict` has every comparison."""

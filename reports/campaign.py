@@ -25,13 +25,15 @@ from mflow.reports.stats import Stats
 FLUSH_SECONDS = 2.0
 
 
-def start_campaign(config):
-    """The Campaign of this run (registered as a plugin), or None without --mflow-campaign."""
+def start_campaign(config, engine):
+    """The Campaign of this run (registered as a plugin), or None without --mflow-campaign.
+    `engine()`: the engine under test, for the kink table recorded at the end."""
     directory = config.getoption("--mflow-campaign")
     if not directory:
         return None
     worker = getattr(config, "workerinput", {}).get("workerid")
     campaign = Campaign(Path(directory), worker, config)
+    campaign.engine = engine
     config.pluginmanager.register(campaign, "mflow-campaign")
     return campaign
 
@@ -132,8 +134,10 @@ class Campaign:
     def _run(self, exitstatus):
         from .regressions import _versions
         now = time.time()
-        from .plugin import ENGINE
-        engine = self.config.stash.get(ENGINE, None)
+        try:
+            engine = self.engine()
+        except Exception:  # noqa: BLE001 - a bad adapter was a usage error already
+            engine = None
         return {"started": _iso(self.started), "finished": _iso(now),
                 "seconds": now - self.started, "interrupted": exitstatus == 2,
                 "exitstatus": int(exitstatus), "command": " ".join(sys.argv),

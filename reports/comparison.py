@@ -1,7 +1,7 @@
 """The oracle comparison report of a campaign: a self-contained HTML page (its
 pictures inlined) and a Markdown summary, from what the campaign recorded.
 
-    python -m mflow.reports.comparison DIR [--out OUT] [--engine SPEC]
+    python -m mflow.reports.comparison DIR [--out OUT]
 
 DIR holds stats-*.json, failures.json and run.json (reports/campaign.py writes
 them); the page goes to OUT/index.html and the summary to OUT/summary.md (OUT
@@ -110,10 +110,9 @@ def _failures(stats, failed, out):
     return entries, unsaved
 
 
-def context(directory, out=None, engine=None):
-    """Everything the templates show, from the campaign recorded in `directory`."""
-    from mflow.oracles.engine import load_engine
-    from mflow.oracles.kinks import kink_table
+def context(directory, out=None):
+    """Everything the templates show, from the campaign recorded in `directory`, and
+    only that: no engine or oracle runs while a report is built."""
     directory = Path(directory)
     out = Path(out or directory)
     stats, failed = load(directory)
@@ -121,14 +120,11 @@ def context(directory, out=None, engine=None):
     run = json.loads(run_file.read_text()) if run_file.exists() else {}
     pairs = [p for p in PAIRS if p in stats.pairs] + sorted(set(stats.pairs) - set(PAIRS))
     kinks = run.get("kinks")
-    if engine:  # asked for by the caller: that engine's table, computed now
-        engine = load_engine(engine)
-        kinks, engine_name = kink_table(engine), engine.name
-    else:  # what the run recorded, and only that: a record never names code to import
-        engine_name = str(run.get("engine_name") or run.get("engine") or "the engine")
-        keys = {"op", "kink", "engine", "torch", "jax", "agrees"}
-        kinks = [k for k in kinks if isinstance(k, dict) and keys <= set(k)] \
-            if isinstance(kinks, list) else []
+    # what the run recorded, and only that: a record never names code to import
+    engine_name = str(run.get("engine_name") or run.get("engine") or "the engine")
+    keys = {"op", "kink", "engine", "torch", "jax", "agrees"}
+    kinks = [k for k in kinks if isinstance(k, dict) and keys <= set(k)] \
+        if isinstance(kinks, list) else []
     failures, unsaved = _failures(stats, failed, out)
     return {
         "failures": failures, "unsaved": unsaved,
@@ -142,14 +138,14 @@ def context(directory, out=None, engine=None):
     }
 
 
-def write_report(directory, out=None, engine=None):
+def write_report(directory, out=None):
     """Write OUT/index.html and OUT/summary.md (atomically); returns both paths."""
     out = Path(out or directory)
     out.mkdir(parents=True, exist_ok=True)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["g"] = lambda x, digits=3: f"{x:.{digits}g}"
-    data = context(directory, out, engine)
+    data = context(directory, out)
     paths = []
     for template, name in (("report.html", "index.html"), ("summary.md", "summary.md")):
         path = out / name
@@ -165,12 +161,11 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", help="the campaign's folder (pytest --mflow-campaign DIR)")
     parser.add_argument("--out", help="where to write index.html and summary.md (default DIR)")
-    parser.add_argument("--engine", help="the engine for the kink table (default: the run's)")
     args = parser.parse_args(argv)
     if not any(Path(args.directory).glob("stats-*.json")):
         parser.error(f"{args.directory} holds no stats-*.json: run a campaign into it first "
                      "(pytest --mflow-campaign DIR, python -m mflow fuzz, or tox -e fuzz)")
-    for path in write_report(args.directory, args.out, args.engine):
+    for path in write_report(args.directory, args.out):
         print(path)
     return 0
 

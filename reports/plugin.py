@@ -91,7 +91,7 @@ def pytest_configure(config):
             Path(a.split("::")[0]).exists() for a in config.args)
         config.args[:] = (list(config.args) if explicit else []) + shipped
     from .campaign import start_campaign
-    config.stash[CAMPAIGN] = start_campaign(config)
+    config.stash[CAMPAIGN] = start_campaign(config, lambda: engine_of(config))
 
 
 def _register_profiles(config):
@@ -238,7 +238,7 @@ class SavingChecker:
                 self.campaign.checked(self.stats, saved)
 
     def _save(self, failure):
-        from .regressions import reduce_and_save
+        from .reduce import reduce_and_save
         test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
         saved = reduce_and_save(failure, self.checker, self.engine, self.directory,
                                 " ".join(filter(None, [test, _reproduce_line()])))

@@ -200,3 +200,40 @@ def reduce(case, still_fails, max_checks=500, *, stats=None):
                      values_simplified=sum(int(np.count_nonzero(a != b)) for a, b in
                                            zip(_arrays(structural), _arrays(simplest))))
     return simplest
+
+
+# --- reduce, blame, save: what a failing fuzz test does with its failure ----------
+
+def reduce_and_save(failure, checker, engine, directory, reproduction=""):
+    """Make the failing case smaller with the graph-aware reducer (keeping only
+    changes that fail the same way), then save it; returns the folder."""
+    from mflow.oracles.verdict import same_failure
+
+    found = {"failure": failure}
+
+    def still_fails(case):  # the same failure, not any: a reducer that kept any drifted
+        again = checker.judge(case).outcome  # to another problem than the one found
+        if same_failure(failure, again):
+            found["failure"] = again
+            return True
+        return False
+    before = len(failure.verdict.case.program)
+    reduction = {}
+    smaller = reduce(failure.verdict.case, still_fails, stats=reduction)
+    final = found["failure"] if smaller is not failure.verdict.case else failure
+    sizes = {"size_before_reduction": before, "size_after_reduction": len(smaller.program),
+             "values_simplified": reduction["values_simplified"],
+             "reduction_checks": reduction["checks"]}
+    return blame_and_save(final, engine, directory, reproduction, extra=sizes)
+
+
+def blame_and_save(failure, engine, directory, reproduction="", extra=None):
+    """Blame the first step whose rule fails alone (an engine bug only), then save."""
+    from mflow.oracles.local import local_disagreement
+    from mflow.oracles.verdict import EngineBug
+
+    from .regressions import save
+    blamed = None
+    if isinstance(failure, EngineBug):
+        blamed = local_disagreement(engine, failure.verdict.case) or {}
+    return save(failure, engine, directory, reproduction, extra=extra, blamed=blamed)

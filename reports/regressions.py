@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from mflow.oracles.program import Case, Program, ProgramError
 
-DEFAULT_DIR = Path(__file__).resolve().parent / "regressions"
+DEFAULT_DIR = Path("reports") / "regressions"  # relative to where the suite runs
 ARCHIVE = "archive"
 FORMAT = 1
 
@@ -69,17 +69,17 @@ def _versions():
     return out
 
 
-def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=None):
+def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=None,
+         blamed=None):
     """Save the failure's case once; a second find of the same signature is
-    counted. Returns the report's folder. `blamed`: the blame, if already known."""
-    from mflow.oracles.local import local_disagreement
+    counted. Returns the report's folder. Runs nothing: `blamed` is the blame the
+    caller found (reports.reduce.blame_and_save), {} if every step's rule agreed
+    alone, None if none was looked for. (`engine`: kept for callers; unused.)"""
     from mflow.oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    if blamed is None and isinstance(failure, EngineBug):
-        blamed = local_disagreement(engine, case)
     name = signature(failure, blamed)
     final = directory / name
     if final.exists():
@@ -113,7 +113,8 @@ def save(failure, engine, directory=DEFAULT_DIR, reproduction="", extra=None, bl
             "errors": v.errors,
             "blame": blamed or ("every step's rule agrees alone: the fault is in how "
                                 "contributions combine (accumulation, fan-out)"
-                                if isinstance(failure, EngineBug) else None),
+                                if isinstance(failure, EngineBug) and blamed is not None
+                                else None),
             "answers": answers,
             "steps": len(case.program),
             "inputs": len(case.inputs),
@@ -159,31 +160,6 @@ def _save_answers(folder, results, probes):
                 (folder / f"{name}.txt").write_text(f"not saved as .npy ({e}):\n{a!r}"[:100_000])
                 saved[who].append(f"{name}.txt")
     return saved
-
-
-def reduce_and_save(failure, checker, engine, directory=DEFAULT_DIR, reproduction=""):
-    """Make the failing case smaller with the graph-aware reducer (keeping only
-    changes that fail the same way), then save it; returns the folder."""
-    from mflow.oracles.verdict import same_failure
-
-    from .reduce import reduce
-
-    found = {"failure": failure}
-
-    def still_fails(case):  # the same failure, not any: a reducer that kept any drifted
-        again = checker.judge(case).outcome  # to another problem than the one found
-        if same_failure(failure, again):
-            found["failure"] = again
-            return True
-        return False
-    before = len(failure.verdict.case.program)
-    reduction = {}
-    smaller = reduce(failure.verdict.case, still_fails, stats=reduction)
-    final = found["failure"] if smaller is not failure.verdict.case else failure
-    sizes = {"size_before_reduction": before, "size_after_reduction": len(smaller.program),
-             "values_simplified": reduction["values_simplified"],
-             "reduction_checks": reduction["checks"]}
-    return save(final, engine, directory, reproduction, extra=sizes)
 
 
 def is_guard(report):

@@ -2,7 +2,7 @@
 across workers (and machines) by adding counts."""
 
 import numpy as np
-from mflow.oracles.checker import ORACLES
+from mflow.oracles.verdict import ORACLES
 
 # Disagreement histograms: log10(|error| / tolerance) in bins of a quarter decade
 # from 1e-12 to 1e4, one more bin each side (below, exact agreement included; above).

@@ -5,6 +5,7 @@ on load."""
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +14,12 @@ from mflow.oracles.engine import MflowEngine
 from mflow.oracles.program import Case, Program, Step
 from mflow.oracles.verdict import GradientMismatch
 from mflow.reports import regressions
+from mflow.reports.reduce import blame_and_save
 
 from tests.planted_bugs import CATALOGUE
 
-SAVED = regressions.reports()
+ROOT = Path(__file__).resolve().parents[1]
+SAVED = regressions.reports(ROOT / "reports" / "regressions")  # this project's corpus
 
 
 def test_the_gate_has_a_corpus():
@@ -38,8 +41,8 @@ def tanh_failure():
 
 def test_a_report_saves_once_counts_repeats_and_reloads(tanh_failure, tmp_path):
     with next(b for b in CATALOGUE if b.name == "tanh_not_squared").planted():
-        first = regressions.save(tanh_failure, MflowEngine(), tmp_path)
-        again = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+        first = blame_and_save(tanh_failure, MflowEngine(), tmp_path)
+        again = blame_and_save(tanh_failure, MflowEngine(), tmp_path)
     assert first == again and len(list((first / "seen").iterdir())) == 1
     case, report = regressions.load(first)
     assert case.program == tanh_failure.verdict.case.program
@@ -64,7 +67,7 @@ def test_a_report_saves_once_counts_repeats_and_reloads(tanh_failure, tmp_path):
 ])
 def test_a_damaged_report_names_the_file_and_field(tanh_failure, tmp_path, damage, message):
     with next(b for b in CATALOGUE if b.name == "tanh_not_squared").planted():
-        folder = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+        folder = blame_and_save(tanh_failure, MflowEngine(), tmp_path)
     damage(folder)
     with pytest.raises(regressions.ReportError, match=message):
         regressions.load(folder)
@@ -121,7 +124,7 @@ def test_a_hostile_report_gets_a_named_error_never_a_hang_or_a_huge_allocation(
         tanh_failure, tmp_path, damage):
     import resource
     with next(b for b in CATALOGUE if b.name == "tanh_not_squared").planted():
-        folder = regressions.save(tanh_failure, MflowEngine(), tmp_path)
+        folder = blame_and_save(tanh_failure, MflowEngine(), tmp_path)
     HOSTILE[damage](folder)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
