@@ -106,9 +106,10 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             "guard": not isinstance(failure, EngineBug),
             "engine": v.engine_name,
             "message": str(failure).split("\nFalsifying example")[0],
-            "comparisons": [{"what": c.what, "pair": list(c.pair), "abs_err": c.abs_err,
-                             "rel_err": c.rel_err, "worst": list(map(str, c.worst)),
-                             "tolerance": c.tolerance, "reason": c.reason}
+            # numbers as Python floats: a float32 one would be written as a string
+            "comparisons": [{"what": c.what, "pair": list(c.pair), "abs_err": float(c.abs_err),
+                             "rel_err": float(c.rel_err), "worst": list(map(str, c.worst)),
+                             "tolerance": float(c.tolerance), "reason": c.reason}
                             for c in v.failures],
             "errors": v.errors,
             "blame": blamed or ("every step's rule agrees alone: the fault is in how "
@@ -124,7 +125,7 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             **(extra or {}),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
-        (tmp / "reproduce.py").write_text(_reproducer(case))
+        (tmp / "reproduce.py").write_text(_reproducer(case, _tolerances(v)))
         (tmp / "seen").mkdir()
         try:
             os.rename(tmp, final)  # atomic: the report appears whole or not at all
@@ -271,7 +272,17 @@ def reports(directory=DEFAULT_DIR):
                   and p.name != ARCHIVE)
 
 
-def _reproducer(case):
+def _tolerances(verdict):
+    """The norm-wise tolerance per array the verdict used in the case's dtype, for
+    reproduce.py (none where the check stopped before computing one)."""
+    from mflow.oracles.verdict import array_names
+    dtype = verdict.case.program.dtype
+    return {name: float(verdict.tolerances[i, dtype][0])
+            for i, name in enumerate(array_names(verdict.case))
+            if (i, dtype) in verdict.tolerances}
+
+
+def _reproducer(case, tolerances):
     return f'''"""Replays one saved failure with numpy and mflow only: run it from this folder."""
 import pathlib
 
@@ -282,24 +293,32 @@ import mflow
 here = pathlib.Path(__file__).resolve().parent
 inputs = [np.load(here / f"x{{i}}.npy") for i in range({len(case.inputs)})]
 cotangent = np.load(here / "cotangent.npy")
+# the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
+tolerances = {tolerances!r}
 
 {case.program.to_python(imports=False)}
 output.backward(cotangent)
 leaves = [{", ".join(f"x{i}" for i in range(len(case.inputs)))}]
-worst = 0.0
-expected = here / "expected_forward.npy"
-if expected.exists():
-    err = np.abs(output.value - np.load(expected)).max()
-    print(f"forward: max |mflow - reference| = {{err:.3g}}")
-    worst = max(worst, err)
+mismatch = False
+
+
+def compare(name, got, path):
+    global mismatch
+    if not path.exists() or name not in tolerances:
+        print(f"{{name}}: no saved reference or tolerance")
+        return
+    want = np.load(path)
+    diff = np.asarray(got, np.float64) - want if got.shape == want.shape else np.inf
+    err = float(np.sqrt(np.sum(np.square(diff))))
+    ok = err <= tolerances[name]
+    mismatch |= not ok
+    print(f"{{name}}: |mflow - reference| = {{err:.3g}}, tolerance {{tolerances[name]:.3g}}"
+          f"{{'' if ok else '  MISMATCH'}}")
+
+
+compare("forward", output.value, here / "expected_forward.npy")
 for i, leaf in enumerate(leaves):
     got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
-    path = here / f"expected_grad_x{{i}}.npy"
-    if path.exists():
-        want = np.load(path)
-        err = np.abs(got - want).max() if got.shape == want.shape else float("inf")
-        print(f"gradient of x{{i}}: max |mflow - reference| = {{err:.3g}}")
-        worst = max(worst, err)
-# a rough screen; the suite's own verdict uses the tolerances of oracles/verdict.py
-print("MISMATCH" if worst > 1e-6 else "agrees with the saved references (within 1e-6)")
+    compare(f"gradient of x{{i}}", got, here / f"expected_grad_x{{i}}.npy")
+print("MISMATCH" if mismatch else "agrees with the saved references, within the verdict's tolerances")
 '''

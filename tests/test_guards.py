@@ -165,3 +165,27 @@ def test_a_replay_draws_the_same_probes():
                (np.random.default_rng(0).uniform(-1, 1, (5, 5)),), np.ones((5, 5)))
     a, b = Checker(MflowEngine()).judge(big), Checker(MflowEngine(), seed=9).judge(big)
     assert np.array_equal(a.probes[0].directions, b.probes[0].directions)
+
+
+def test_a_float32_failure_saves_numbers_and_its_report_renders(tmp_path):
+    """Tolerances computed in float32 were written as strings, and the comparison report
+    then ended with "Unknown format code 'g'"."""
+    import json
+
+    from mflow.oracles.checker import Checker
+    from mflow.reports.comparison import write_report
+    from mflow.reports.stats import Stats
+    case32 = Case(Program(((2, 2),), (Step("tanh", (0,)),), "float32"),
+                  (np.eye(2, dtype=np.float32) / 2,), np.ones((2, 2), np.float32))
+    verdict = Checker(Wrapped(lambda leaves, c, grads: [g * 2 for g in grads])).judge(case32)
+    assert verdict.outcome is not None, verdict.describe()
+    folder = regressions.save(verdict.outcome, MflowEngine(), tmp_path / "regressions")
+    report = json.loads((folder / "report.json").read_text())
+    assert all(isinstance(c["tolerance"], float) for c in report["comparisons"])
+    stats = Stats()
+    stats.add(verdict)
+    stats.failures.append({"test": "t", "kind": type(verdict.outcome).__name__,
+                           "report": str(folder)})
+    (tmp_path / "stats-main.json").write_text(json.dumps(stats.to_dict()))
+    html, markdown = write_report(tmp_path)
+    assert "GradientMismatch" in markdown.read_text()

@@ -179,3 +179,14 @@ def test_reports_survive_sigkill_at_random_moments(tmp_path):
     assert folders
     for folder in folders:
         regressions.load(folder)
+
+
+@pytest.mark.parametrize("folder", SAVED, ids=[f.name for f in SAVED])
+def test_each_reproducer_agrees_with_the_gate(folder):
+    """reproduce.py judges by the verdict's own tolerances: a flat 1e-6 once printed
+    MISMATCH for two reports the gate passes."""
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, str(folder / "reproduce.py")], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "MISMATCH" not in run.stdout, run.stdout + run.stderr
