@@ -320,5 +320,6 @@ compare("forward", output.value, here / "expected_forward.npy")
 for i, leaf in enumerate(leaves):
     got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
     compare(f"gradient of x{{i}}", got, here / f"expected_grad_x{{i}}.npy")
-print("MISMATCH" if mismatch else "agrees with the saved references, within the verdict's tolerances")
+print("MISMATCH" if mismatch else
+      "agrees with the saved references, within the verdict's tolerances")
 '''
