@@ -1,6 +1,6 @@
-"""Oracles: the references an engine's answers are checked against.
+"""Oracles: the references an engine's answers are checked against, and the check.
 
-`torch_ops` holds PyTorch's counterpart of every mflow operation. JAX and
-central finite differences, and the interpreter that runs a whole program on
-each backend, arrive with the fuzzing suite.
+`program.py` (the plain-data program and its interpreter), `engine.py` (the adapter
+protocol), the backends (`torch_backend.py`, `jax_backend.py`, `numpy_backend.py`,
+`finite_differences.py`), then `verdict.py`, `tolerance.py` and `checker.py`.
 """

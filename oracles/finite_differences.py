@@ -3,7 +3,7 @@ the gradient, with an error bound for every estimate.
 
 Each probe is a direction v in one input: a unit vector per element for small
 inputs (the full gradient), or a few signed random directions for large ones
-(DESIGN.md: ⟨∇φ, v⟩ costs two evaluations). All probes of all inputs, at steps
+(⟨∇φ, v⟩ costs two evaluations, the full gradient 2N). All probes of all inputs, at steps
 ±h, ±rh, ±r²h, ±r³h and ±r⁴h (r the golden ratio, see below), are stacked along
 a leading axis and evaluated in one batched numpy pass, always in float64.
 

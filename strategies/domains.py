@@ -6,7 +6,6 @@ what the names mean, so strategies and tests agree on it.
 """
 
 import numpy as np
-from hypothesis import strategies as st
 
 KINK_MARGIN = 0.05  # fresh inputs of a kinked operation stay this far from the kink
 MAX_MAGNITUDE = 1e4  # larger intermediate values are not used: they only make overflow
@@ -68,19 +67,13 @@ SEEDS = 2 ** 32  # a matrix's seed is drawn from range(SEEDS)
 
 
 def from_seed(domain, shape, seed, kinks=()):
-    """The matrix `values(shape, domain, kinks)` draws for `seed`."""
-    return sample(domain, shape, np.random.default_rng(seed), kinks)
-
-
-def values(shape, domain="real", kinks=()):
-    """A fresh matrix in `domain`, from one drawn seed.
+    """The matrix in `domain` that a drawn `seed` stands for (strategies.graphs draws
+    the seed with its own span label, then calls this).
 
     Values never shrink towards simple numbers here, on purpose: simple values
     (zeros, equal elements, symmetric matrices) hide wrong rules (x ** p and
     x ** (p - 1) agree at 0 and 1, a transposed gradient is right on a symmetric
     matrix), so shrinking towards them made Hypothesis keep extra steps to get
     generic values back. Structure shrinks; the seed shrinks to 0, a fixed generic
-    matrix. (Every element differs: arrays()' default fill would make most equal.)
-    `strategies.graphs` draws the seed itself and calls `from_seed`: the same
-    matrices, without a mapped strategy's cost per draw."""
-    return st.integers(0, SEEDS - 1).map(lambda seed: from_seed(domain, shape, seed, kinks))
+    matrix, every element different."""
+    return sample(domain, shape, np.random.default_rng(seed), kinks)

@@ -26,7 +26,7 @@ chains over few inputs, of steps of two or three draws. (A fresh input asked for
 where the inputs have run out still reads its shape and seed, unused, so that
 deleting a step which frees an input leaves the draws after it aligned.) Values
 come from one seed per matrix and do not shrink (see
-`strategies.domains.values`).
+`strategies.domains.from_seed`).
 
 What it costs. Hypothesis spends tens of microseconds on each draw, more than
 the drawing itself, so a step draws little: the stop flag inside the
@@ -71,7 +71,7 @@ def _choose(draw, options):
     return options[draw(_ints(0, len(options) - 1))]
 
 
-# Seeds get a span label of their own, as `strategies.domains.values` gives them:
+# Seeds get a span label of their own:
 # Hypothesis's mutator copies a span over another of the same label, so a seed
 # goes over a seed (two equal matrices) rather than into an operand's place, where
 # it misaligns the draws that follow and the example is mostly wasted.
@@ -79,7 +79,7 @@ _SEED_LABEL = 0x5EED_5EED_5EED
 
 
 def _matrix(draw, shape, domain="real", kinks=()):
-    """A fresh matrix from one drawn seed: `strategies.domains.values` without
+    """A fresh matrix from one drawn seed (`strategies.domains.from_seed`), without
     the cost of a mapped strategy."""
     return from_seed(domain, shape, draw(_ints(0, SEEDS - 1), label=_SEED_LABEL), kinks)
 
