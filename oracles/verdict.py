@@ -51,6 +51,12 @@ class EngineMisbehaved(EngineBug):
     """The engine changed the arrays it was given (the inputs or the cotangent) in place."""
 
 
+class NotReproducible(EngineBug):
+    """The same case checked twice gave different verdicts: the engine's answers
+    depend on what it computed before (a gradient buffer never zeroed, a cache
+    keyed by id()). Saved at once, unreduced: reducing needs a reproducible failure."""
+
+
 class ReferenceProblem(Failure):
     """References disagree among themselves, or one raised: not the engine's fault.
     Saved as a *guard* (a case the suite itself once got wrong), never counted

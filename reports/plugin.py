@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = {"fuzz": HERE / "fuzzing.py", "gate": HERE / "gate.py"}
 REFERENCES_DISAGREED = 6  # the exit status of a strict run whose references disagreed
 MAX_GUARDS_SAVED = 3      # guards reduced and saved per process (each costs ~100s of checks)
+RECHECK_EVERY = 50        # a passing case is checked again now and then (history dependence)
 
 ENGINE = pytest.StashKey()         # the adapter under test
 CAMPAIGN = pytest.StashKey()       # the Campaign recording this run, or None
@@ -223,9 +224,15 @@ class SavingChecker:
         verdict = self.checker.judge(case)
         self.stats.add(verdict)  # every case counts, whatever its outcome
         try:
-            if verdict.outcome is None:
-                return verdict
             failure = verdict.outcome
+            if failure is None or accuses_engine(failure):
+                again = self._again(verdict)
+                if again is not None:
+                    saved = self._save(again, reduce=False)
+                    again.add_note(f"saved as the regression report {saved}")
+                    raise again
+            if failure is None:
+                return verdict
             if not accuses_engine(failure):
                 saved = self._guard(failure)
                 return verdict
@@ -237,11 +244,32 @@ class SavingChecker:
             if self.campaign is not None:
                 self.campaign.checked(self.stats, saved)
 
-    def _save(self, failure):
+    def _again(self, verdict):
+        """Every failing case, and every RECHECK_EVERY-th passing one, checked again:
+        a NotReproducible failure if the verdict changed, else None."""
+        from mflow.oracles.verdict import NotReproducible, same_failure
+        if verdict.outcome is None:
+            self.passed = getattr(self, "passed", 0) + 1
+            if self.passed % RECHECK_EVERY:
+                return None
+        second = self.checker.judge(verdict.case)
+        first = verdict.outcome
+        if (first is None and second.outcome is None) or (
+                first is not None and same_failure(first, second.outcome)):
+            return None
+        name = lambda o: "passed" if o is None else type(o).__name__  # noqa: E731
+        failed = second if first is None else verdict
+        return NotReproducible(
+            f"the same case, checked twice: {name(first)}, then {name(second.outcome)} (the "
+            f"engine's answers depend on history)\n{failed.describe()}", failed)
+
+    def _save(self, failure, reduce=True):
         from .reduce import reduce_and_save
+        from .regressions import save
         test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-        saved = reduce_and_save(failure, self.checker, self.engine, self.directory,
-                                " ".join(filter(None, [test, _reproduce_line()])))
+        line = " ".join(filter(None, [test, _reproduce_line()]))
+        saved = (reduce_and_save(failure, self.checker, self.engine, self.directory, line)
+                 if reduce else save(failure, self.engine, self.directory, line))
         self.stats.failures.append({"test": test, "kind": type(failure).__name__,
                                     "report": str(saved)})
         return saved

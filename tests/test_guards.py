@@ -189,3 +189,33 @@ def test_a_float32_failure_saves_numbers_and_its_report_renders(tmp_path):
     (tmp_path / "stats-main.json").write_text(json.dumps(stats.to_dict()))
     html, markdown = write_report(tmp_path)
     assert "GradientMismatch" in markdown.read_text()
+
+
+class Moody(Wrapped):
+    """Right on odd calls, gradients doubled on even ones: answers that depend on history."""
+    def __init__(self):
+        self.calls = 0
+        super().__init__(self.hook_)
+
+    def hook_(self, leaves, cotangent, grads):
+        self.calls += 1
+        return grads if self.calls % 2 else [2 * g for g in grads]
+
+
+def test_an_engine_whose_answers_depend_on_history_is_its_own_finding(tmp_path):
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.verdict import NotReproducible
+    engine = Moody()
+    saving = SavingChecker(Checker(engine), engine, tmp_path)
+    found = None
+    for _ in range(200):  # passing cases are checked again every RECHECK_EVERY-th time
+        try:
+            saving.check(CASE)
+        except NotReproducible as e:
+            found = e
+            break
+        except Exception:  # noqa: BLE001 - an ordinary failure on an even call
+            continue
+    assert found is not None and "depend on history" in str(found)
+    (folder,) = regressions.reports(tmp_path)
+    assert folder.name.startswith("NotReproducible")
