@@ -47,8 +47,8 @@ class Campaign:
         self.progress_every, self.last_progress = config.getoption("--mflow-progress"), time.time()
         self._thread, self._stop = None, threading.Event()
         if worker is None:  # the controller (or the one process): a new campaign
-            for old in self.directory.glob("stats-*.json"):
-                old.unlink()
+            self._lock = _lock(self.directory)
+            _keep_previous(self.directory)
 
     # -- in every process that checks graphs
     def checked(self, stats, saved=None):
@@ -174,6 +174,38 @@ def _kinks(engine):
         return kink_table(engine) if engine is not None else None
     except Exception:  # noqa: BLE001 - the report recomputes it and shows the error there
         return None
+
+
+RECORDS = ("stats-*.json", "failures.json", "run.json", "index.html", "summary.md")
+
+
+def _lock(directory):
+    """Hold DIR/.lock for this run: two campaigns recording into one folder would mix
+    their records. The lock goes with the process, however it ends."""
+    import fcntl
+    f = open(directory / ".lock", "w")  # noqa: SIM115 - held open for the whole run
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        import pytest
+        raise pytest.UsageError(f"another campaign is recording into {directory}; "
+                                "wait for it, or choose another --mflow-campaign") from None
+    return f
+
+
+def _keep_previous(directory):
+    """The last run's records move to DIR/previous/ (replacing the run before it), so
+    a new run that dies at once loses nothing: the last good records stay there."""
+    import shutil
+    old = [f for pattern in RECORDS for f in directory.glob(pattern)]
+    if not old:
+        return
+    previous = directory / "previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir()
+    for f in old:
+        os.replace(f, previous / f.name)
 
 
 def _distributed(config):

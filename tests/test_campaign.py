@@ -113,3 +113,24 @@ def test_sigkill_at_random_moments_leaves_only_complete_records(tmp_path):
     assert runs
     html, _ = write_report(runs[-1])
     assert "graphs checked" in html.read_text()
+
+
+def test_a_new_campaign_keeps_the_last_records_and_locks_its_folder(tmp_path):
+    """The last run's records move to previous/ (never deleted); a second campaign
+    cannot record into a folder a running one holds."""
+    import fcntl
+
+    import pytest as _pytest
+    from mflow.reports.campaign import _keep_previous, _lock
+    (tmp_path / "stats-main.json").write_text("{}")
+    (tmp_path / "run.json").write_text("{}")
+    _keep_previous(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "previous").iterdir()) == ["run.json",
+                                                                        "stats-main.json"]
+    held = _lock(tmp_path)
+    try:
+        with _pytest.raises(_pytest.UsageError, match="another campaign"):
+            _lock(tmp_path)
+    finally:
+        fcntl.flock(held, fcntl.LOCK_UN)
+        held.close()
