@@ -11,21 +11,17 @@ contributions (accumulation at fan-out, broadcasting undone in the wrong place).
 import numpy as np
 import torch
 
-from .program import Case, Program, Step
+from .program import Case, Program, Step, interpret
+from .tolerance import as_dtype
 from .torch_backend import TORCH_OPS
 
 
 def intermediates(case):
     """Every value of the case in torch (float64) and the cotangent reaching it."""
     p = case.program
-    values = []
-    for x in case.inputs:
-        values.append(torch.tensor(np.asarray(x, np.float64), requires_grad=True))
-    for step in p.steps:
-        if step.op == "const":
-            values.append(torch.tensor(np.asarray(step.attrs["value"], np.float64)))
-        else:
-            values.append(TORCH_OPS[step.op](*[values[a] for a in step.args], **step.attrs))
+    values = interpret(as_dtype(p, "float64"), TORCH_OPS,
+                       lambda x: torch.tensor(np.asarray(x, np.float64), requires_grad=True),
+                       lambda a: torch.tensor(np.asarray(a, np.float64)), case.inputs)
     for v in values:
         if v.requires_grad:
             v.retain_grad()
