@@ -14,6 +14,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -21,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mflow.oracles.program import Program, Step, interpret  # noqa: E402
 from mflow.oracles.torch_backend import TORCH_OPS  # noqa: E402
 
 import mflow  # noqa: E402
@@ -56,24 +58,25 @@ def random_program(rng, n_ops=10, max_side=8):
             continue
         if max(shape) > max_side:
             continue
-        program.append((name, args, attrs))
+        program.append(Step(name, tuple(args), attrs))
         shapes.append(shape)
     inputs = [rng.uniform(-1, 1, s) for s in shapes[:3]]
-    return program, inputs, rng.uniform(-1, 1, shapes[-1])
+    return Program(tuple(shapes[:3]), tuple(program)), inputs, rng.uniform(-1, 1, shapes[-1])
+
+
+MFLOW_OPS = {name: partial(mflow.apply, name) for name in OPS}
 
 
 def run_mflow(program, inputs, cotangent):
-    nodes = [mflow.Node(x, requires_grad=True) for x in inputs]
-    for name, args, attrs in program:
-        nodes.append(mflow.apply(name, *[nodes[a] for a in args], **attrs))
+    nodes = interpret(program, MFLOW_OPS, lambda x: mflow.Node(x, requires_grad=True),
+                      mflow.Node, inputs)
     nodes[-1].backward(cotangent)
     return [x.grad for x in nodes[:3]]
 
 
 def run_torch(program, inputs, cotangent):
-    nodes = [torch.tensor(x, requires_grad=True) for x in inputs]
-    for name, args, attrs in program:
-        nodes.append(TORCH_OPS[name](*[nodes[a] for a in args], **attrs))
+    nodes = interpret(program, TORCH_OPS, lambda x: torch.tensor(x, requires_grad=True),
+                      torch.tensor, inputs)
     nodes[-1].backward(torch.from_numpy(cotangent))
     return [x.grad for x in nodes[:3]]
 
