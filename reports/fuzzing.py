@@ -2,7 +2,8 @@
 engine under test, every answer cross-checked against torch, JAX and finite
 differences (mflow.oracles.checker). Fixtures and parameters: plugin.py."""
 
-from hypothesis import given
+import numpy as np
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from mflow.strategies import cases
 
@@ -61,3 +62,65 @@ def test_deep_chains(mflow_checker, mflow_engine_ops, data):
 def test_float32_graphs(mflow_checker, mflow_engine_ops, data):
     mflow_checker.check(data.draw(
         cases(ops=mflow_engine_ops, max_steps=8, dtype="float32"), label="case"))
+
+
+# --- rare large cases: where a small-graph fuzzer is blind ------------------------
+# Sides never exceeded 8 and chains 24 steps, so a matmul that dropped the tail of an
+# inner dimension above 8 passed 9,900 graphs, and a backward that recurses (depth
+# ~1,000) or re-walks shared sub-graphs per path (2^depth) was never reached. A few
+# cases per run go there; the engine's time limit (checker.TIME_LIMIT) makes an
+# exponential backward a finding.
+CHAIN = ("tanh", "sin", "neg", "add", "mul")
+
+
+def _chain(seed, length):
+    """x0 (1x3), then `length` steps, each on the last value: unary, or with x0."""
+    from mflow.oracles.program import Program, Step
+    rng = np.random.default_rng(seed)
+    steps = []
+    for k in range(length):
+        op = CHAIN[rng.integers(len(CHAIN))]
+        last = k  # value k: x0 is value 0, step j is value j + 1
+        steps.append(Step(op, (last, 0) if op in ("add", "mul") else (last,)))
+    return Program(((1, 3),), tuple(steps))
+
+
+def _doublings(n):
+    """x0, then n times y = y + y: one input reached by 2^n paths."""
+    from mflow.oracles.program import Program, Step
+    return Program(((2, 2),), tuple(Step("add", (k, k)) for k in range(n)))
+
+
+@st.composite
+def rare_large_cases(draw, engine_ops):
+    from mflow.oracles.program import Case
+    kind = draw(st.sampled_from(["chain", "fan-out"]))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    if kind == "chain":
+        program = _chain(seed, 2000)
+        x = rng.uniform(0.2, 0.6, (1, 3))  # |x| < 1: the products stay bounded
+    else:
+        program = _doublings(20)
+        x = rng.uniform(-1, 1, (2, 2))
+    return Case(program, (x,), rng.uniform(-1, 1, program.output_shape))
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 20))
+@given(data=st.data())
+def test_operation_at_large_sides(mflow_checker, mflow_op, data):
+    """Each operation with sides up to 64 (a matmul that dropped the inner dimension
+    beyond 8 passed every graph of sides up to 8)."""
+    side = data.draw(st.integers(9, 64), label="side")
+    mflow_checker.check(data.draw(cases(ops=[mflow_op], max_steps=2, max_side=side),
+                                  label="case"))
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 20))
+@given(data=st.data())
+def test_rare_large_cases(mflow_checker, mflow_engine_ops, data):
+    """Chains of 2,000 steps, 20 fan-out doublings."""
+    case = data.draw(rare_large_cases(mflow_engine_ops), label="case")
+    if not set(case.program.ops()) <= set(mflow_engine_ops):
+        return  # the engine lacks an operation this built case needs
+    mflow_checker.check(case)
