@@ -77,7 +77,11 @@ def _active(config):
     return config.getoption("--mflow-fuzz") or config.getoption("--mflow-gate")
 
 
+_session_config = []  # the config, for hooks that get none (one session per process)
+
+
 def pytest_configure(config):
+    _session_config[:] = [config]
     config.stash[DISAGREED] = []
     _register_profiles(config)
     if _active(config):
@@ -201,8 +205,26 @@ def pytest_warning_recorded(warning_message, when, nodeid, location):
 _disagreements = []  # the hook has no config; one session per process
 
 
+def pytest_sessionstart(session):
+    """A case left in flight by a run that died (one process: a segfault took pytest
+    down) is saved before anything else."""
+    config = session.config
+    if _active(config) and not hasattr(config, "workerinput"):
+        for path in sorted((reports_dir(config) / ".inflight").glob("*.npz")):
+            folder = save_inflight(reports_dir(config), path.stem, "a previous run died")
+            if folder is not None:
+                print(f"mflow: a previous run died while checking a case: saved as {folder}")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
+    if _active(session.config):  # a finished process leaves nothing in flight
+        path = _inflight_path(reports_dir(session.config))
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()  # the last process to finish removes the folder
+        except OSError:
+            pass
     if _disagreements and exitstatus == 0 and session.config.getoption("--mflow-strict"):
         session.exitstatus = REFERENCES_DISAGREED
 
@@ -221,6 +243,7 @@ class SavingChecker:
     def check(self, case):
         from mflow.oracles.verdict import accuses_engine
         saved = None
+        _write_inflight(self.directory, case)  # if the engine kills this process, it is saved
         verdict = self.checker.judge(case)
         self.stats.add(verdict)  # every case counts, whatever its outcome
         try:
@@ -286,6 +309,60 @@ class SavingChecker:
             f"the references disagree (not your engine){f'; saved as {saved}' if saved else ''}:"
             f" {str(failure).splitlines()[-1].strip()[:300]}"), stacklevel=2)
         return saved
+
+
+# --- a case in flight: an engine that kills its process still leaves a finding ------
+
+def _inflight_path(directory, worker=None):
+    worker = worker or os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return Path(directory) / ".inflight" / f"{worker}.npz"
+
+
+def _write_inflight(directory, case):
+    """The case about to be checked, on disk (one small .npz, replaced atomically)."""
+    import numpy as np
+    path = _inflight_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, program=np.array(case.program.to_json()), cotangent=case.cotangent,
+                 **{f"x{i}": x for i, x in enumerate(case.inputs)})
+    os.replace(tmp, path)
+
+
+def save_inflight(directory, worker, how):
+    """Save the case a dead process was checking as an EngineCrash report; the folder,
+    or None if there was none (or it cannot be read)."""
+    import numpy as np
+    from mflow.oracles.program import Case, Program
+    from mflow.oracles.verdict import EngineCrash, Verdict
+
+    from .regressions import save
+    path = _inflight_path(directory, worker)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            program = Program.from_json(str(z["program"]))
+            case = Case(program, tuple(z[f"x{i}"] for i in range(len(program.inputs))),
+                        z["cotangent"])
+    except Exception:  # noqa: BLE001 - nothing in flight, or a half-written file
+        return None
+    verdict = Verdict(case, "the engine under test")
+    verdict.errors["engine"] = f"ProcessDied: {how}"
+    folder = save(EngineCrash(f"the engine's process died ({how}) while checking this case\n"
+                              f"{verdict.describe()}", verdict), None, directory)
+    path.unlink(missing_ok=True)
+    return folder
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    """pytest-xdist: a worker died (a segfault, os._exit): save what it was checking."""
+    worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
+    config = _session_config[0] if _session_config else None
+    if worker and config is not None and _active(config):
+        folder = save_inflight(reports_dir(config), worker, f"worker {worker} crashed")
+        if folder is not None:
+            report.longrepr = f"{report.longrepr}\nthe case it was checking: saved as {folder}"
 
 
 def _reproduce_line():

@@ -60,7 +60,8 @@ def test_the_plugin_and_the_command_work_in_another_project(project):
     fuzz = run(project, "pytest", "-q", "-p", "no:cacheprovider", "--mflow-fuzz",
                "--mflow-engine", "my_adapter:engine", "-k", NEG)
     assert fuzz.returncode == 1, fuzz.stdout + fuzz.stderr
-    saved = sorted((project / "reports" / "regressions").iterdir())
+    saved = sorted(p for p in (project / "reports" / "regressions").iterdir()
+                   if not p.name.startswith("."))
     assert saved and all(p.name.startswith("ForwardMismatch-neg") for p in saved), saved
 
     # the command: the gate replays it there, failing while the bug is in, passing once fixed
@@ -77,3 +78,44 @@ def test_the_plugin_and_the_command_work_in_another_project(project):
     assert "fuzzing summary" in campaign.stdout
     assert (project / "latest" / "index.html").exists()
     assert "my-engine" in (project / "latest" / "summary.md").read_text()
+
+
+KILLER = '''
+import os
+
+from mflow.oracles.engine import MflowEngine
+
+
+class Killer(MflowEngine):
+    """Dies (os._exit, as a segfault would) on any graph holding a tanh."""
+    name = "killer"
+
+    def __init__(self):
+        super().__init__()
+        tanh = self.ops["tanh"]
+
+        def dying(x):
+            os._exit(7)
+        self.ops = dict(self.ops, tanh=dying)
+
+
+engine = Killer()
+'''
+
+
+@pytest.mark.parametrize("jobs", [["-n", "2"], ["-p", "no:xdist"]])
+def test_an_engine_that_kills_its_process_leaves_a_saved_finding(tmp_path, jobs):
+    (tmp_path / "killer.py").write_text(KILLER)
+    args = ("pytest", "-q", "-p", "no:cacheprovider", "--mflow-fuzz", "--mflow-engine",
+            "killer:engine", "-k", "test_operation and tanh and not float32 and not large",
+            *jobs)
+    first = run(tmp_path, *args)
+    assert first.returncode != 0, first.stdout + first.stderr
+    if jobs[0] == "-p":  # one process: the run died with it; the next run saves the case
+        again = run(tmp_path, *args)
+        assert "a previous run died while checking a case" in again.stdout, again.stdout
+    else:
+        assert "the case it was checking: saved as" in first.stdout, first.stdout
+    saved = [p.name for p in (tmp_path / "reports" / "regressions").iterdir()
+             if not p.name.startswith(".")]
+    assert saved and all(name.startswith("EngineCrash-tanh") for name in saved), saved

@@ -42,7 +42,8 @@ def report(tmp_path_factory):
     env = dict(os.environ, MFLOW_PROFILE="ci", MFLOW_PLANTED_BUG="tanh_not_squared")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "--mflow-fuzz", "-k", "test_operation and not float32 and not large and (tanh or relu or matmul)",
+         "--mflow-fuzz", "-k",
+         "test_operation and not float32 and not large and (tanh or relu or matmul)",
          "--mflow-engine", "tests.planted_bugs:PlantedEngine", "--mflow-campaign", str(where),
          "--mflow-reports", str(where / "regressions")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
