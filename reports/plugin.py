@@ -213,7 +213,8 @@ def pytest_sessionstart(session):
         for path in sorted((reports_dir(config) / ".inflight").glob("*.case")):
             folder = save_inflight(reports_dir(config), path.stem, "a previous run died")
             if folder is not None:
-                print(f"mflow: a previous run died while checking a case: saved as {folder}")
+                print(f"mflow: a previous run died while checking a case: saved as {folder}",
+                      flush=True)  # the engine may kill this run too, before pytest flushes
 
 
 @pytest.hookimpl(trylast=True)
