@@ -219,3 +219,39 @@ def test_an_engine_whose_answers_depend_on_history_is_its_own_finding(tmp_path):
     assert found is not None and "depend on history" in str(found)
     (folder,) = regressions.reports(tmp_path)
     assert folder.name.startswith("NotReproducible")
+
+
+class Rewalker(Wrapped):
+    """MatrixFlow's backward: recursion along every path, shared sub-graphs walked
+    again per path (2^n walks for n doublings)."""
+    def __init__(self):
+        super().__init__(None)
+
+    def gradients(self, output, leaves, cotangent):
+        grads = {id(x): np.zeros_like(x.value) for x in leaves}
+
+        def walk(node, g):
+            if node.op is None:
+                if id(node) in grads:
+                    grads[id(node)] = grads[id(node)] + g
+                return
+            parts = node.op.vjp(g, node.value, *[p.value for p in node.parents], **node.attrs)
+            for parent, part in zip(node.parents, parts):
+                walk(parent, part)
+        walk(output, np.asarray(cotangent))
+        return [grads[id(x)] for x in leaves]
+
+
+def test_an_exponential_backward_is_a_finding_not_a_hung_worker(monkeypatch):
+    from mflow.oracles import checker as checker_module
+    from mflow.oracles.verdict import EngineHang
+    from mflow.reports.fuzzing import _doublings
+    small = _doublings(3)       # 8 paths: right, and quick
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 2))
+    engine = Rewalker()
+    ok = checker_module.Checker(engine).judge(Case(small, (x,), np.ones((2, 2))))
+    assert ok.outcome is None, ok.describe()
+    monkeypatch.setitem(checker_module.TIME_LIMIT, "base", 1.0)
+    deep = _doublings(22)       # 4 million paths
+    verdict = checker_module.Checker(engine).judge(Case(deep, (x,), np.ones((2, 2))))
+    assert isinstance(verdict.outcome, EngineHang), verdict.describe()
