@@ -378,7 +378,11 @@ def save_inflight(directory, worker, how):
         case = _read_inflight(path)
     except Exception:  # noqa: BLE001 - nothing in flight, or a half-written file
         return None
-    verdict = Verdict(case, "the engine under test")
+    try:  # the report names the engine that died, whatever it is
+        name = engine_of(_session_config[0]).name
+    except Exception:  # noqa: BLE001 - no config, or an adapter that does not load
+        name = "the engine under test"
+    verdict = Verdict(case, name)
     verdict.errors["engine"] = f"ProcessDied: {how}"
     folder = save(EngineCrash(f"the engine's process died ({how}) while checking this case\n"
                               f"{verdict.describe()}", verdict), None, directory)
