@@ -3,12 +3,14 @@ every failure is a false alarm (mflow is the engine under test).
 
     python benchmarks/false_alarms.py [--graphs 1000000] [--float32 200000]
                                       [--chunk 5000] [--seed 0] [--out FILE]
+    python benchmarks/false_alarms.py --merge A.json B.json ... [--out FILE]
 
 Writes its figures (graphs checked, false alarms with their cases, the
 rule-of-three 95 % bound on the false-alarm rate, the largest |error| /
 tolerance per oracle pair, finite-difference probes left out per operation)
 to benchmarks/results/false_alarms.md after every chunk, so an interrupted run
-keeps what it measured. Run one process per core with different --seed.
+keeps what it measured (and FILE.json, its counts). Run one process per core
+with different --seed; --merge adds up the .json files of such runs.
 """
 
 import argparse
@@ -47,6 +49,7 @@ def chunk(checker, stats, alarms, n, dtype, chunk_seed):
 
 def write(out, figures):
     lines = [f"# False-alarm campaign ({figures['command']})", "",
+             figures.get("note") or
              f"Started {figures['started']}; {figures['seconds']:.0f} s so far.", ""]
     for mix, (stats, alarms) in figures["mixes"].items():
         n = stats.checked
@@ -78,7 +81,10 @@ def main():
     ap.add_argument("--chunk", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--merge", type=Path, nargs="+", help="add up these runs' .json files")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     checker, t = Checker(MflowEngine()), time.time()
     mixes = {"fuzz mix (float64 and float32)": ("mixed", args.graphs, Stats(), []),
              "float32 only": ("float32", args.float32, Stats(), [])}
@@ -97,6 +103,21 @@ def main():
         (args.out.with_suffix(".json")).write_text(json.dumps(
             {m: {"stats": s.to_dict(), "alarms": a} for m, (_, _, s, a) in mixes.items()}))
     print(args.out.read_text())
+
+
+def merge(paths, out):
+    mixes = {}
+    for path in paths:
+        for mix, record in json.loads(path.read_text()).items():
+            stats, alarms = mixes.setdefault(mix, (Stats(), []))
+            stats.merge(Stats.from_dict(record["stats"]))
+            alarms += record["alarms"]
+    total = sum(s.checked for s, _ in mixes.values())
+    write(out, {"command": "merged", "mixes": mixes, "note":
+                f"The runs {', '.join(p.name for p in paths)} added up: {total:,} graphs, "
+                f"{sum(len(a) for _, a in mixes.values())} false alarm(s); rule-of-three 95 % "
+                f"bound over all of them: {3 / max(total, 1):.2g} per graph."})
+    print(out.read_text())
 
 
 if __name__ == "__main__":

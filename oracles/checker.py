@@ -82,19 +82,18 @@ class Checker:
         # the engine gets copies, so that what it does to them cannot change the case
         inputs = [np.array(x, dtype) for x in case.inputs]
         cotangent = np.array(case.cotangent, dtype)
+        watch = _time_limit(TIME_LIMIT["base"] + TIME_LIMIT["per_step"] * len(program))
         try:
-            with _time_limit(TIME_LIMIT["base"] + TIME_LIMIT["per_step"] * len(program)), \
-                    warnings.catch_warnings(record=True) as warned:
+            with watch, warnings.catch_warnings(record=True) as warned:
                 warnings.simplefilter("always")
                 verdict.results["engine"] = run_engine(self.engine, program, inputs, cotangent)
             verdict.warnings = [f"{w.category.__name__}: {w.message}" for w in warned]
+        except KeyboardInterrupt as e:
+            if watch.interrupted or not watch.armed:  # a Ctrl-C: the user stops the run
+                raise
+            return self._crashed(verdict, e)  # the engine raised it with no Ctrl-C
         except (Exception, SystemExit) as e:  # noqa: BLE001 - an engine that exits is a finding
-            verdict.errors["engine"] = f"{type(e).__name__}: {e}"
-            kind = EngineHang if isinstance(e, _Hung) else EngineCrash
-            crash = kind(f"the engine raised {type(e).__name__}: {e}\n"
-                         f"{verdict.describe()}", verdict)
-            crash.__cause__ = e
-            return crash
+            return self._crashed(verdict, e)
         changed = [f"x{i}" for i, (x, y) in enumerate(zip(inputs, case.inputs))
                    if not np.array_equal(x, y, equal_nan=True)]
         if not np.array_equal(cotangent, case.cotangent, equal_nan=True):
@@ -151,6 +150,15 @@ class Checker:
         if verdict.failures:
             return GradientMismatch(f"gradients differ:\n{verdict.describe()}", verdict)
         return None
+
+    @staticmethod
+    def _crashed(verdict, e):
+        verdict.errors["engine"] = f"{type(e).__name__}: {e}"
+        kind = EngineHang if isinstance(e, _Hung) else EngineCrash
+        crash = kind(f"the engine raised {type(e).__name__}: {e}\n{verdict.describe()}",
+                     verdict)
+        crash.__cause__ = e
+        return crash
 
     def _references(self, case, verdict):
         program = case.program
@@ -238,12 +246,16 @@ class _Hung(Exception):
 
 
 class _time_limit:
-    """SIGALRM after `seconds` (main thread of a POSIX process only; elsewhere no limit)."""
+    """SIGALRM after `seconds` (main thread of a POSIX process only; elsewhere no
+    limit). It also tells a real Ctrl-C from a KeyboardInterrupt the engine raised
+    itself: SIGINT, while watched, is noted (`interrupted`) before it is handled
+    as it would have been."""
 
     def __init__(self, seconds):
         self.seconds = seconds
         self.armed = hasattr(signal, "setitimer") and \
             threading.current_thread() is threading.main_thread()
+        self.interrupted = False
 
     def __enter__(self):
         if self.armed:
@@ -251,6 +263,12 @@ class _time_limit:
                 where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "?"
                 raise _Hung(f"no answer after {self.seconds:.0f} s (stopped in {where})")
             self.previous = signal.signal(signal.SIGALRM, hung)
+            self.previous_int = signal.getsignal(signal.SIGINT)
+            if callable(self.previous_int):
+                def interrupted(signum, frame):
+                    self.interrupted = True
+                    self.previous_int(signum, frame)
+                signal.signal(signal.SIGINT, interrupted)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
         return self
 
@@ -258,6 +276,8 @@ class _time_limit:
         if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous)
+            if callable(self.previous_int):
+                signal.signal(signal.SIGINT, self.previous_int)
         return False
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from mflow.reports import atomic_write
 from mflow.reports.stats import Stats
 
 FLUSH_SECONDS = 2.0
@@ -46,6 +47,7 @@ class Campaign:
         self.failed_tests, self.started = [], time.time()
         self.progress_every, self.last_progress = config.getoption("--mflow-progress"), time.time()
         self._thread, self._stop = None, threading.Event()
+        self.write_error = None  # the last failed write of a record (a full disk), if any
         if worker is None:  # the controller (or the one process): a new campaign
             self._lock = _lock(self.directory)
             _keep_previous(self.directory)
@@ -66,7 +68,13 @@ class Campaign:
             return
         self.last_flush = time.time()
         name = f"stats-{self.worker or 'main'}.json"
-        _atomic_write(self.directory / name, json.dumps(self.stats.to_dict()))
+        try:
+            atomic_write(self.directory / name, json.dumps(self.stats.to_dict()))
+        except OSError as e:  # a full disk must not stop the checking: say so, once
+            if self.write_error is None:
+                print(f"mflow: campaign records NOT written to {self.directory}: {e}",
+                      file=sys.stderr, flush=True)
+            self.write_error = str(e)
 
     # -- in the controller
     def merged(self):
@@ -115,11 +123,21 @@ class Campaign:
             self._thread.join()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            _atomic_write(self.directory / "failures.json", json.dumps(self.failed_tests))
-            _atomic_write(self.directory / "run.json", json.dumps(self._run(exitstatus)))
-            for line in summary_lines(self.merged(), self.failed_tests,
-                                      interrupted=exitstatus == 2):
+            for name, record in (("failures.json", self.failed_tests),
+                                 ("run.json", self._run(exitstatus))):
+                try:
+                    atomic_write(self.directory / name, json.dumps(record))
+                except OSError as e:
+                    self.write_error = f"{name}: {e}"
+            stats = self.merged()
+            if self.stats is not None and stats.checked < self.stats.checked:
+                stats = self.stats  # this process's own count, when its file could not be written
+            for line in summary_lines(stats, self.failed_tests, interrupted=exitstatus == 2):
                 terminal.write_line(line)
+            if self.write_error:
+                terminal.write_line(f"campaign records NOT all written to {self.directory} "
+                                    f"(the summary above is complete): {self.write_error}",
+                                    red=True, bold=True)
             try:
                 html, markdown = write_report(self.directory)
             except Exception as e:  # noqa: BLE001 - the summary above stands; say what broke
@@ -151,6 +169,23 @@ class Campaign:
     def pytest_sessionstart(self, session):
         if self.worker is None and _distributed(self.config):
             self.start_progress()  # the workers check graphs; the controller only watches
+        if self.worker is None and threading.current_thread() is threading.main_thread():
+            self._presses = 0
+            self._default_int = signal.signal(signal.SIGINT, self._ctrl_c)
+
+    def _ctrl_c(self, signum, frame):
+        """The first Ctrl-C stops the run; the second, while it winds down, does not cut
+        the summary and the report short (a third gives up on them)."""
+        self._presses += 1
+        if self._presses == 2:
+            print("\nmflow: stopping; the summary and the report are being written "
+                  "(Ctrl-C once more abandons them)", file=sys.stderr, flush=True)
+            return
+        raise KeyboardInterrupt
+
+    def pytest_unconfigure(self, config):
+        if getattr(self, "_default_int", None) is not None:
+            signal.signal(signal.SIGINT, self._default_int)
 
     def pytest_runtest_logreport(self, report):
         if self.worker is None and report.failed:
@@ -211,12 +246,6 @@ def _keep_previous(directory):
 def _distributed(config):
     return getattr(config.option, "numprocesses", None) not in (None, 0) \
         and getattr(config.option, "dist", "no") != "no"
-
-
-def _atomic_write(path, text):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _clock(seconds):

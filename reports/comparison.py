@@ -23,7 +23,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mflow.reports.stats import HIST_LO, HIST_STEP, hist_bin
 
-from . import plots
+from . import atomic_write, plots
 from .summary import load
 
 PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch")
@@ -149,9 +149,7 @@ def write_report(directory, out=None):
     paths = []
     for template, name in (("report.html", "index.html"), ("summary.md", "summary.md")):
         path = out / name
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_text(env.get_template(template).render(**data))
-        os.replace(tmp, path)
+        atomic_write(path, env.get_template(template).render(**data))
         paths.append(path)
     return tuple(paths)
 

@@ -31,6 +31,7 @@ Light to import: no torch, JAX or Hypothesis strategies until a test needs them.
 """
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -220,15 +221,19 @@ def pytest_sessionstart(session):
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     if _active(session.config):  # a finished process leaves nothing in flight
-        path = _inflight_path(reports_dir(session.config))
-        f = _inflight_files.pop(path, None)
-        if f is not None:
-            f.close()
-        path.unlink(missing_ok=True)
-        try:
-            path.parent.rmdir()  # the last process to finish removes the folder
-        except OSError:
-            pass
+        paths = {_inflight_path(reports_dir(session.config)), *_inflight_files}
+        for path in paths:  # this session's, and those of checkers that tests made
+            f = _inflight_files.pop(path, None)
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:  # a full disk: what is buffered cannot go out, nor is needed
+                    pass
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # the last process to finish removes the folder
+            except OSError:
+                pass
     if _disagreements and exitstatus == 0 and session.config.getoption("--mflow-strict"):
         session.exitstatus = REFERENCES_DISAGREED
 
@@ -247,7 +252,13 @@ class SavingChecker:
     def check(self, case):
         from mflow.oracles.verdict import accuses_engine
         saved = None
-        _write_inflight(self.directory, case)  # if the engine kills this process, it is saved
+        try:
+            _write_inflight(self.directory, case)  # if the engine kills this process, it is saved
+        except OSError as e:  # a full disk: check on, without that safety net; say so once
+            if not getattr(self, "inflight_error", None):
+                print(f"mflow: the case in flight cannot be kept on disk ({e}); a crash of "
+                      "the engine's process will not be saved", file=sys.stderr, flush=True)
+            self.inflight_error = str(e)
         verdict = self.checker.judge(case)
         self.stats.add(verdict)  # every case counts, whatever its outcome
         try:
@@ -256,7 +267,8 @@ class SavingChecker:
                 again = self._again(verdict)
                 if again is not None:
                     saved = self._save(again, reduce=False)
-                    again.add_note(f"saved as the regression report {saved}")
+                    if saved is not None:
+                        again.add_note(f"saved as the regression report {saved}")
                     raise again
             if failure is None:
                 return verdict
@@ -265,7 +277,8 @@ class SavingChecker:
                 return verdict
             if _final_example():
                 saved = self._save(failure)
-                failure.add_note(f"saved as the regression report {saved}")
+                if saved is not None:
+                    failure.add_note(f"saved as the regression report {saved}")
             raise failure
         finally:
             if self.campaign is not None:
@@ -295,8 +308,15 @@ class SavingChecker:
         from .regressions import save
         test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
         line = " ".join(filter(None, [test, _reproduce_line()]))
-        saved = (reduce_and_save(failure, self.checker, self.engine, self.directory, line)
-                 if reduce else save(failure, self.engine, self.directory, line))
+        try:
+            saved = (reduce_and_save(failure, self.checker, self.engine, self.directory, line)
+                     if reduce else save(failure, self.engine, self.directory, line))
+        except OSError as e:  # a full disk: the finding stands, printed, only its report is lost
+            failure.add_note(f"the regression report could NOT be saved in {self.directory}: "
+                             f"{e}")
+            self.stats.failures.append({"test": test, "kind": type(failure).__name__,
+                                        "report": f"NOT saved ({e})"})
+            return None
         self.stats.failures.append({"test": test, "kind": type(failure).__name__,
                                     "report": str(saved)})
         return saved

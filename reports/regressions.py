@@ -46,16 +46,47 @@ class ReportError(ValueError):
 
 
 def signature(failure, blamed=None):
-    """What makes two failures the same bug: the kind, the pair that disagreed,
-    the blamed operation and the shrunk program's operations."""
+    """What makes two failures the same bug, named after it, not after the case:
+    - a rule wrong alone (blamed): the kind, the rule, what of it is wrong (its
+      forward, which operand's gradient, the exception it raised) and its variant
+      (drawn attributes, broadcasting, one value used twice): the same bug found in
+      many graphs is one report, two bugs in one rule are two;
+    - every rule right alone (blamed == {}): the kind, "combine", and which
+      operations read a value that more than one place uses (fan-out);
+    - otherwise (a reference problem, nothing looked for): the kind, the pair that
+      disagreed, the operations present and the exception raised."""
     v = failure.verdict
-    failed = v.failures[0] if v.failures else None
-    ops = v.case.program.ops()
-    op = (blamed or {}).get("op") or (ops[-1] if ops else "case")
-    raised = (v.errors.get("engine") or "").split(":", 1)[0]  # two crashes in one op differ
-    parts = [type(failure).__name__, "-".join(failed.pair) if failed else "", op, ",".join(ops)]
-    parts += [raised] if raised else []
-    return f"{parts[0]}-{op}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:10]}"
+    kind = type(failure).__name__
+    raised = (v.errors.get("engine") or "").split(":", 1)[0]
+    if blamed:
+        op = blamed["op"]
+        parts = [kind, op, blamed.get("what", ""), json.dumps(blamed.get("variant"),
+                                                              sort_keys=True), raised]
+    elif blamed is not None:
+        op = "combine"
+        parts = [kind, op, ",".join(_fanout_readers(v.case.program)), raised]
+    else:
+        failed = v.failures[0] if v.failures else None
+        ops = v.case.program.ops()
+        op = ops[-1] if ops else "case"
+        parts = [kind, "-".join(failed.pair) if failed else "", ",".join(sorted(set(ops))),
+                 raised]
+    return f"{kind}-{op}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:10]}"
+
+
+def _fanout_readers(program):
+    """The operations that read a value used more than once (the places where
+    gradients must be summed), sorted; "same operand" marks one step reading it twice."""
+    uses = {}
+    for step in program.steps:
+        for a in step.args:
+            uses[a] = uses.get(a, 0) + 1
+    readers = set()
+    for step in program.steps:
+        if any(uses[a] > 1 for a in step.args):
+            twice = len(set(step.args)) < len(step.args)
+            readers.add(step.op + (" same operand" if twice else ""))
+    return sorted(readers) or ["none"]
 
 
 def _versions():

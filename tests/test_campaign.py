@@ -1,5 +1,6 @@
-"""A long fuzzing run shows its progress and can be stopped with Ctrl-C: what it
-found is kept and the comparison report is still written."""
+"""A long fuzzing run shows its progress and can be stopped with Ctrl-C (twice):
+what it found is kept and the comparison report is still written; on a full disk
+it checks on and says what it could not write."""
 
 import json
 import os
@@ -16,6 +17,8 @@ PROGRESS = re.compile(r"\[campaign [\d:]+\] ([\d,]+) graphs checked, (\d+) failu
 
 
 def test_ctrl_c_keeps_everything_and_writes_the_report(tmp_path):
+    """Pressed twice, as an impatient user does: the second press does not cut the
+    summary or the report short."""
     campaign = tmp_path / "campaign"
     env = dict(os.environ, MFLOW_PROFILE="fuzz", MFLOW_FUZZ_EXAMPLES="1000000")
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
@@ -38,6 +41,9 @@ def test_ctrl_c_keeps_everything_and_writes_the_report(tmp_path):
             assert time.time() < deadline, "no progress line with 30 graphs in 240 s:\n" + \
                 "".join(lines)
         os.killpg(run.pid, signal.SIGINT)
+        time.sleep(0.5)
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGINT)
         rest, _ = run.communicate(timeout=180)
     finally:
         if run.poll() is None:
@@ -134,3 +140,92 @@ def test_a_new_campaign_keeps_the_last_records_and_locks_its_folder(tmp_path):
     finally:
         fcntl.flock(held, fcntl.LOCK_UN)
         held.close()
+
+
+# --- a full disk: the checking goes on, the summary says what was not written ----------
+
+def _no_space(*args, **kwargs):
+    import errno
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_record_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import pytest
+    from mflow.reports import atomic_write
+
+    def half_then_full(self, text, *a, **k):
+        open(self, "w").write(text[:3])  # noqa: SIM115 - a write cut short by the full disk
+        _no_space()
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "run.json", "{}" * 100)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_finding_whose_report_cannot_be_saved_still_fails_and_says_so(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.engine import MflowEngine
+    from mflow.oracles.program import Case, Program, Step
+    from mflow.oracles.verdict import GradientMismatch
+    from mflow.reports import reduce
+    from mflow.reports.plugin import SavingChecker
+
+    from tests.planted_bugs import BUGS
+    monkeypatch.setattr(reduce, "reduce_and_save", _no_space)
+    case = Case(Program(((2, 2),), (Step("tanh", (0,)),)), (np.eye(2) * 0.5,), np.ones((2, 2)))
+    saving = SavingChecker(Checker(MflowEngine()), MflowEngine(), tmp_path)
+    monkeypatch.setattr("mflow.reports.plugin._final_example", lambda: True)
+    with BUGS["tanh_not_squared"].planted(), pytest.raises(GradientMismatch) as found:
+        saving.check(case)
+    assert any("could NOT be saved" in n and "No space" in n for n in found.value.__notes__)
+    assert saving.stats.failures[0]["report"].startswith("NOT saved")
+    assert saving.stats.checked == 1
+
+
+FILL = """
+import os, sys
+fd = os.open(os.path.join(sys.argv[1], "filler"), os.O_WRONLY | os.O_CREAT)
+try:
+    while True:
+        os.write(fd, b"x" * 512)
+except OSError:
+    os.close(fd)
+"""
+
+
+def test_a_run_on_a_full_disk_ends_with_a_summary_and_no_stray_files(tmp_path):
+    """A real full file system (a 2 MiB tmpfs, filled): the run checks on, fails on the
+    planted bug it finds, and prints a summary that names what could not be written."""
+    import pytest
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no tmpfs to fill (mount needs root here): {mounted.stderr.strip()}")
+    try:
+        for sub in ("campaign", "regressions/.inflight"):
+            (disk / sub).mkdir(parents=True)
+        subprocess.run([sys.executable, "-c", FILL, str(disk)], check=True)
+        env = dict(os.environ, MFLOW_PROFILE="ci", MFLOW_PLANTED_BUG="tanh_not_squared",
+                   PYTHONPATH=str(ROOT))
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mflow-fuzz",
+             "-k", "test_operation and tanh and not float32 and not large",
+             "--mflow-engine", "tests.planted_bugs:PlantedEngine",
+             "--mflow-campaign", str(disk / "campaign"),
+             "--mflow-reports", str(disk / "regressions")],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        output = run.stdout + run.stderr
+        assert run.returncode == 1, output                 # the bug is still found
+        assert "GradientMismatch" in output, output
+        assert "fuzzing summary:" in output and "graphs checked" in output, output
+        assert "could NOT be saved" in output and "No space left" in output, output
+        assert "campaign records NOT" in output, output
+        stray = [p for p in disk.rglob("*") if p.is_file() and p.name != ".lock" and (
+                 p.name.startswith(".") or p.suffix == ".tmp" or ".inflight" in p.parts)]
+        assert stray == [], stray
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

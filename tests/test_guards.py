@@ -137,6 +137,30 @@ def test_an_engine_that_exits_is_a_crash_with_its_exception_type_in_the_signatur
     assert regressions.signature(verdict.outcome) != regressions.signature(other.outcome)
 
 
+def raises_keyboard_interrupt(leaves, cotangent, grads):
+    raise KeyboardInterrupt
+
+
+def sends_ctrl_c(leaves, cotangent, grads):
+    import signal
+    os.kill(os.getpid(), signal.SIGINT)  # as a user's Ctrl-C arrives, during the engine call
+    return grads
+
+
+def test_a_keyboard_interrupt_the_engine_raises_is_a_crash_and_a_ctrl_c_stops_the_run():
+    import signal
+
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.verdict import EngineCrash
+    handler = signal.getsignal(signal.SIGINT)
+    verdict = Checker(Wrapped(raises_keyboard_interrupt)).judge(CASE)
+    assert isinstance(verdict.outcome, EngineCrash), verdict.describe()
+    assert verdict.errors["engine"].startswith("KeyboardInterrupt")
+    with pytest.raises(KeyboardInterrupt):
+        Checker(Wrapped(sends_ctrl_c)).judge(CASE)
+    assert signal.getsignal(signal.SIGINT) is handler  # put back as it was
+
+
 def test_an_engine_that_answers_object_arrays_still_gets_its_report(tmp_path):
     from mflow.oracles.checker import Checker
     from mflow.oracles.verdict import ShapeOrDtypeMismatch

@@ -57,6 +57,47 @@ def test_a_report_saves_once_counts_repeats_and_reloads(tanh_failure, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary folder left behind
 
 
+def _saved(bug_names, program, seed, tmp_path):
+    """Check a case on mflow with the named bugs planted; blame and save its failure."""
+    import contextlib
+    rng = np.random.default_rng(seed)
+    case = Case(program, tuple(rng.uniform(-1, 1, s) for s in program.inputs),
+                rng.uniform(-1, 1, program.output_shape))
+    with contextlib.ExitStack() as stack:
+        for name in bug_names:
+            stack.enter_context(next(b for b in CATALOGUE if b.name == name).planted())
+        failure = Checker(MflowEngine()).judge(case).outcome
+        assert failure is not None, program
+        folder = blame_and_save(failure, MflowEngine(), tmp_path)
+    return folder, regressions.load(folder)[1]
+
+
+def test_one_bug_found_in_different_graphs_is_one_report(tmp_path):
+    graphs = [Program(((2, 2), (2, 2)), (Step("matmul", (0, 1)), Step("tanh", (2,)),
+                                         Step("add", (3, 0)))),
+              Program(((3, 2),), (Step("sin", (0,)), Step("tanh", (1,)), Step("sum", (2,)))),
+              Program(((1, 4), (1, 4)), (Step("mul", (0, 1)), Step("tanh", (2,))))]
+    folders = {_saved(["tanh_not_squared"], p, k, tmp_path)[0] for k, p in enumerate(graphs)}
+    assert len(folders) == 1, folders
+    assert len(list(next(iter(folders)).joinpath("seen").iterdir())) == 2  # repeats counted
+
+
+def test_two_bugs_in_one_rule_are_two_reports(tmp_path):
+    """A broadcasting bug and an x + x bug, both in one engine's add, once got one
+    signature (the second stayed hidden until the first was fixed). The one-step
+    re-check keeps x + x as one value used twice, so the x + x bug is blamed on add."""
+    bugs = ["broadcast_not_reduced", "fanout_overwrites"]
+    broadcast, b = _saved(bugs, Program(((2, 3), (1, 3)), (Step("add", (0, 1)),)), 0, tmp_path)
+    twice, t = _saved(bugs, Program(((2, 3),), (Step("add", (0, 0)),)), 1, tmp_path)
+    across, a = _saved(bugs, Program(((2, 3),), (Step("sin", (0,)), Step("cos", (0,)),
+                                                 Step("add", (1, 2)))), 2, tmp_path)
+    assert len({broadcast, twice, across}) == 3
+    assert b["blame"]["variant"]["broadcast"] == ["full", "row"]
+    assert t["blame"]["op"] == "add" and t["blame"]["variant"]["same operand"] == [0, 0]
+    assert "every step's rule agrees alone" in a["blame"]  # fan-out across steps: combine
+    assert "-combine-" in across.name
+
+
 @pytest.mark.parametrize("damage,message", [
     (lambda d: (d / "report.json").write_text("{"), r"report.json: cannot read"),
     (lambda d: (d / "report.json").write_text(json.dumps({"format": 1})), r"field 'signature'"),
