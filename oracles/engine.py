@@ -1,19 +1,44 @@
 """The engine under test, behind a small adapter protocol.
 
-An adapter is any object (or module) with:
+An adapter is any object (or module) with
 
     name       a short name for reports
     ops        {operation name: function(*operands, **attrs)} on the engine's values,
                for the operations it supports (names and attrs as in mflow.ops.OPS)
-    leaf(array)                       an input that gradients are taken with respect to
-    constant(array)                   a value that needs no gradient
-    gradients(output, leaves, cotangent) -> one numpy array per leaf: the VJP of
-                                      `cotangent` (zeros for a leaf the output ignores)
     to_numpy(value) -> numpy array
 
-The suite then draws only the operations in `ops`. mflow's own adapter below
-is the default; `load_engine("package.module:attr")` loads another, named on
-the command line (`pytest --engine ...`) or in MFLOW_ENGINE.
+and one of two ways to differentiate:
+
+    graph form (engines that build a graph, as mflow, torch, MyGrad, tinygrad):
+      leaf(array)        an input that gradients are taken with respect to
+      constant(array)    a value that needs no gradient
+      gradients(output, leaves, cotangent) -> one array per leaf: the VJP of
+                         `cotangent` (zeros for a leaf the output ignores)
+    functional form (engines that differentiate functions, as JAX, HIPS autograd):
+      vjp(fn, inputs, cotangent) -> (output, one array per input): fn(*xs) builds the
+                         program from the engine's values with `ops`; inputs are numpy
+                         arrays; constants are `constant(array)` if defined, else arrays
+
+The suite calls, per case: (graph form) leaf for each input, in order, then
+constant and the ops in program order, then gradients once, then to_numpy on
+the output and each gradient; (functional form) vjp once, which calls fn
+(any number of times), then to_numpy. Each case starts afresh: nothing is
+reused between cases.
+
+Optional capabilities, each with its default:
+
+    version      "" (recorded in reports; say the library's version)
+    dtypes       ("float64", "float32"): the dtypes it computes in
+    attrs        {}: per operation, the attribute values it supports, e.g.
+                 {"sum": {"axis": [None]}, "conv2d": {"padding": ["valid"]}}
+    conventions  {}: per kinked operation, its derivative at each kink where it
+                 differs from torch and JAX, e.g. {"relu": {0.0: 0.5}}; the kink test
+                 reports a declared convention as such, not as a failure
+
+The suite then draws only the operations in `ops`, with those attribute values
+and dtypes. mflow's own adapter below is the default; `load_engine("pkg.module:attr")`
+loads another, named on the command line (`--mflow-engine ...`) or in MFLOW_ENGINE;
+ready adapters for other libraries are in mflow.oracles.adapters.
 """
 
 import importlib
@@ -27,7 +52,9 @@ from mflow.ops import OPS
 
 from .program import interpret
 
-REQUIRED = ("name", "ops", "leaf", "constant", "gradients", "to_numpy")
+REQUIRED = ("name", "ops", "to_numpy")
+GRAPH_FORM = ("leaf", "constant", "gradients")
+DTYPES = ("float64", "float32")
 
 
 class EngineError(Exception):
@@ -66,10 +93,66 @@ class MflowEngine:
 
 def run_engine(engine, program, inputs, cotangent):
     """Forward and VJP of a program on an adapter; numpy arrays out."""
-    values = interpret(program, engine.ops, engine.leaf, engine.constant, inputs)
-    leaves, out = values[:len(inputs)], values[-1]
-    grads = engine.gradients(out, leaves, cotangent)
-    return Result(np.asarray(engine.to_numpy(out)), [np.asarray(g) for g in grads])
+    if hasattr(engine, "vjp"):  # the functional form
+        constant = getattr(engine, "constant", lambda a: a)
+
+        def fn(*xs):
+            return interpret(program, engine.ops, lambda x: x, constant, xs)[-1]
+        out, grads = engine.vjp(fn, list(inputs), cotangent)
+    else:
+        values = interpret(program, engine.ops, engine.leaf, engine.constant, inputs)
+        leaves, out = values[:len(inputs)], values[-1]
+        grads = engine.gradients(out, leaves, cotangent)
+    return Result(np.asarray(engine.to_numpy(out)),
+                  [np.asarray(engine.to_numpy(g)) if not isinstance(g, np.ndarray) else g
+                   for g in grads])
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter declares (see the module's docstring), defaults filled in."""
+    dtypes: tuple = DTYPES
+    attrs: dict = None
+    conventions: dict = None
+    version: str = ""
+    functional: bool = False
+
+
+def capabilities(engine):
+    return Capabilities(tuple(getattr(engine, "dtypes", DTYPES)),
+                        dict(getattr(engine, "attrs", {}) or {}),
+                        dict(getattr(engine, "conventions", {}) or {}),
+                        str(getattr(engine, "version", "") or ""), hasattr(engine, "vjp"))
+
+
+def check_adapter(engine, spec):
+    """EngineError naming what is wrong with an adapter's declarations, if anything."""
+    missing = [n for n in REQUIRED if not hasattr(engine, n)]
+    if not hasattr(engine, "vjp"):
+        missing += [n for n in GRAPH_FORM if not hasattr(engine, n)]
+    if missing:
+        raise EngineError(f"--engine {spec!r}: the adapter lacks {', '.join(missing)}; "
+                          f"an adapter needs {', '.join(REQUIRED)} and either vjp or "
+                          f"{', '.join(GRAPH_FORM)} (see mflow/oracles/engine.py)")
+    unknown = sorted(set(engine.ops) - set(OPS))
+    if unknown:
+        raise EngineError(f"--engine {spec!r}: ops {unknown} are not operations the suite "
+                          f"knows; names are those of mflow.ops.OPS: {', '.join(sorted(OPS))}")
+    caps = capabilities(engine)
+    if not caps.dtypes or not set(caps.dtypes) <= set(DTYPES):
+        raise EngineError(f"--engine {spec!r}: dtypes {caps.dtypes!r}: a non-empty subset of "
+                          f"{DTYPES}")
+    for name, allowed in caps.attrs.items():
+        drawn = OPS[name].drawn if name in OPS else {}
+        if name not in engine.ops or not isinstance(allowed, dict) or any(
+                drawn.get(k) is None or not set(v) <= set(drawn[k]) for k, v in allowed.items()):
+            raise EngineError(f"--engine {spec!r}: attrs[{name!r}] = {allowed!r}: name one of "
+                              f"its operations and a subset of the values drawn: {drawn}")
+    for name, at in caps.conventions.items():
+        kinks = OPS[name].kinks if name in OPS else ()
+        if not isinstance(at, dict) or not set(at) <= set(kinks):
+            raise EngineError(f"--engine {spec!r}: conventions[{name!r}] = {at!r}: "
+                              f"{{kink: derivative}} for kinks {kinks} of a kinked operation")
 
 
 def load_engine(spec):
@@ -91,15 +174,18 @@ def load_engine(spec):
         engine = getattr(module, "engine", module)
     if isinstance(engine, type):
         engine = engine()
-    missing = [n for n in REQUIRED if not hasattr(engine, n)]
-    if missing:
-        raise EngineError(f"--engine {spec!r}: the adapter lacks {', '.join(missing)}; "
-                          f"an adapter needs {', '.join(REQUIRED)} (see oracles/engine.py)")
-    unknown = sorted(set(engine.ops) - set(OPS))
-    if unknown:
-        raise EngineError(f"--engine {spec!r}: ops {unknown} are not operations the suite "
-                          f"knows; names are those of mflow.ops.OPS: {', '.join(sorted(OPS))}")
+    check_adapter(engine, spec)
+    try:
+        engine.spec = spec  # how to rebuild it: reports record this
+    except AttributeError:  # a module or a frozen object: the spec is known all the same
+        pass
     return engine
+
+
+def spec_of(engine):
+    """The `module:attribute` that rebuilds `engine` ("mflow" for mflow's own)."""
+    return getattr(engine, "spec", None) or ("mflow" if isinstance(engine, MflowEngine) else
+                                             f"{type(engine).__module__}:{type(engine).__name__}")
 
 
 def supported(engine, wanted=None):

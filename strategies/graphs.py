@@ -126,21 +126,51 @@ def _check_ops(ops):
     return [o for o in ORDER if o in ops]
 
 
+def _check_attrs(ops, attrs):
+    """Each operation's variants, restricted to the attribute values in `attrs`
+    ({op: {attribute: allowed values}}, an adapter's declared support)."""
+    attrs = attrs or {}
+    for name, allowed in attrs.items():
+        drawn = OPS[name].drawn if name in OPS else None
+        bad = (drawn is None or not isinstance(allowed, dict)
+               or any(drawn.get(k) is None or not set(v) <= set(drawn[k])
+                      for k, v in allowed.items()))
+        if bad:
+            raise InvalidArgument(
+                f"attrs[{name!r}]={allowed!r}: an operation's drawn attributes and a subset "
+                f"of their values are expected ({name}: {drawn})")
+    variants = {name: [v for v in _VARIANTS[name] if all(
+        v[1].get(k) in set(vals) for k, vals in attrs.get(name, {}).items())] for name in ops}
+    kept = [name for name in ops if variants[name]]
+    if not kept:
+        raise InvalidArgument(f"attrs={attrs!r} leaves no variant of {ops}")
+    return tuple(kept), {name: variants[name] for name in kept}
+
+
 def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtype="float64",
-          constants=True):
+          constants=True, attrs=None):
     """Cases (program, inputs, cotangent) over `ops` (default: every operation).
 
     min_steps / max_steps bound the operations drawn (a step no later one uses is
-    then joined to the output by out + sum(step): two more steps), max_inputs the
-    inputs, max_side every matrix's sides; dtype is "float64", "float32" or "mixed" (either, per
-    case). Invalid arguments raise InvalidArgument naming them."""
-    ops = _check_ops(ops)
+    then joined to the output by out + sum(step): two more steps, with the
+    operations at hand), max_inputs the inputs, max_side every matrix's sides; dtype
+    is "float64", "float32" or "mixed" (either, per case); attrs restricts attribute
+    values ({"sum": {"axis": [None]}}). Invalid arguments raise InvalidArgument."""
+    ops, variants = _check_attrs(_check_ops(ops), attrs)
     _check_bounds("min_steps", min_steps, "max_steps", max_steps, 1)
     _check_bounds("max_inputs", max_inputs, "max_inputs", max_inputs, 1)
     _check_bounds("max_side", max_side, "max_side", max_side, 1)
     if dtype not in ("float64", "float32", "mixed"):
         raise InvalidArgument(f"dtype={dtype!r} must be 'float64', 'float32' or 'mixed'")
-    return _cases(tuple(ops), min_steps, max_steps, max_inputs, max_side, dtype, bool(constants))
+    return _cases(ops, _Frozen(variants), min_steps, max_steps, max_inputs, max_side, dtype,
+                  bool(constants))
+
+
+class _Frozen(dict):
+    """The variants per operation, hashable so that equal arguments share a strategy."""
+
+    def __hash__(self):
+        return hash(tuple((k, len(v)) for k, v in self.items()))
 
 
 def programs(**kwargs):
@@ -224,14 +254,18 @@ class _Graph:
     def add(self, kind, payload, value):
         self.nodes.append((kind, payload, value))
         self.shapes.append(value.shape)
-        self.domains.append({"real": True})
+        self.domains.append({("real", ()): True})
         self.inputs += kind == "input"
         return len(self.nodes) - 1
 
-    def accepts(self, i, domain):
-        ok = self.domains[i].get(domain)
+    def accepts(self, i, domain, kinks=()):
+        """May node i be an operand in `domain`, clear of `kinks`? Computed values too:
+        two inputs drawn equal made relu(x1 - x0) exactly relu(0), where engines'
+        conventions differ (autograd's relu'(0) is 1/2)."""
+        key = (domain, kinks)
+        ok = self.domains[i].get(key)
         if ok is None:
-            ok = self.domains[i][domain] = accepts(domain, self.nodes[i][2])
+            ok = self.domains[i][key] = accepts(domain, self.nodes[i][2], kinks)
         return ok
 
     def program(self, dtype):
@@ -257,7 +291,7 @@ class _Graph:
 
 
 @st.composite
-def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constants):
+def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants):
     if dtype == "mixed":
         dtype = _choose(draw, ["float64", "float32"])
     g = _Graph()
@@ -266,7 +300,8 @@ def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constan
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1
         # one span per step, the stop flag inside it: Hypothesis deletes steps whole
-        token = _STATE.set((g, ops, max_inputs, max_side, constants, steps >= min_steps))
+        token = _STATE.set((g, ops, variants, max_inputs, max_side, constants,
+                            steps >= min_steps))
         try:
             added = draw(_STEP_SPAN)
         finally:
@@ -275,26 +310,38 @@ def _cases(draw, ops, min_steps, max_steps, max_inputs, max_side, dtype, constan
             break
         steps += added
     if not any(kind == "step" for kind, _, _ in g.nodes):
-        _step(draw, g, "neg", max_inputs, max_side, constants)  # always at least one step
-    _join_unused(g)
+        first = "neg" if "neg" in ops else next(
+            (o for o in ops if OPS[o].arity == 1 and o != "getitem"), ops[0])
+        _step(draw, g, first, variants, max_inputs, max_side, constants)  # at least one step
+    _join_unused(g, variants)
     program, inputs = g.program(dtype)
     cotangent = _matrix(draw, program.output_shape)
     np_dtype = np.dtype(dtype)
     return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
 
 
-def _join_unused(g):
+JOINS = (("sum", "mean"), ("add", "sub", "mul"))  # a full reduction, then a combination
+
+
+def _join_unused(g, variants):
     """Add every step no later step uses into the output, as out + sum(v): a graph
     whose gradients reach all its steps (without this, most drawn steps were
-    dead ends that no gradient checks). Not drawn: deleting a step's span during
-    shrinking removes its join too."""
+    dead ends that no gradient checks). With the engine's operations only (mean
+    for sum, sub or mul for add; none: no join). Not drawn: deleting a step's span
+    during shrinking removes its join too."""
+    reduce_ = next((o for o in JOINS[0] if any(a["axis"] is None for _, a in
+                                               variants.get(o, ()))), None)
+    combine = next((o for o in JOINS[1] if o in variants), None)
+    if reduce_ is None or combine is None:
+        return
     used = {a for kind, payload, _ in g.nodes if kind == "step" for a in payload[1]}
     out = len(g.nodes) - 1
     for i, (kind, _, v) in enumerate(g.nodes[:-1]):
         if kind == "step" and i not in used:
-            total = v.sum(keepdims=True)
-            s = g.add("step", ("sum", (i,), {"axis": None}), total)
-            out = g.add("step", ("add", (out, s), {}), g.nodes[out][2] + total)
+            total = NUMPY_OPS[reduce_](v, axis=None)
+            s = g.add("step", (reduce_, (i,), {"axis": None}), total)
+            out = g.add("step", (combine, (out, s), {}),
+                        NUMPY_OPS[combine](g.nodes[out][2], total))
 
 
 # The graph being drawn reaches the step strategy through a context variable, so
@@ -310,22 +357,22 @@ def _step_span(draw):
     get shorter, and otherwise towards the simplest operations. A value means the
     same operation wherever the span stands, and the span reads the same draws
     after it, so deleting one span leaves the others aligned."""
-    g, ops, max_inputs, max_side, constants, may_stop = _STATE.get()
+    g, ops, variants, max_inputs, max_side, constants, may_stop = _STATE.get()
     per, may, may_not = _heads(ops)
     k = draw(may if may_stop else may_not)
     if not 1 <= k <= per * len(ops):
         return None
-    return int(_step(draw, g, ops[(k - 1) // per], max_inputs, max_side, constants))
+    return int(_step(draw, g, ops[(k - 1) // per], variants, max_inputs, max_side, constants))
 
 
 _STEP_SPAN = _step_span()
 _STEP_SPAN = getattr(_STEP_SPAN, "wrapped_strategy", _STEP_SPAN)  # as in _ints
 
 
-def _step(draw, g, name, max_inputs, max_side, constants):
+def _step(draw, g, name, variants, max_inputs, max_side, constants):
     """Draw the operands of one operation; add it if its value is usable."""
     op = OPS[name]
-    variants = _VARIANTS[name]
+    variants = variants[name]
     arity, attrs = variants[0] if len(variants) == 1 else _choose(draw, variants)
     key = tuple(sorted(attrs.items()))
     domains = op.domains(arity, attrs)
@@ -336,7 +383,7 @@ def _step(draw, g, name, max_inputs, max_side, constants):
         before = tuple(c[1] for c in chosen)
         fits = _fitting(name, key, before, j == arity - 1, max_side)
         candidates = [i for i in range(len(g.nodes) - 1, -1, -1)
-                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain)]
+                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain, op.kinks)]
         # One draw (see the module's docstring): 0 the newest value that fits, 1 a
         # fresh input, 2 a fresh constant, then the older values, newest first;
         # without a value that fits, 0 a fresh input and 1 a fresh constant. A fresh

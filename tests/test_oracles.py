@@ -61,7 +61,7 @@ class NoOps:
 @pytest.mark.parametrize("spec,message", [
     ("no_such_module_xyz", r"cannot import 'no_such_module_xyz'"),
     ("mflow.oracles.engine:Nope", r"has no 'Nope'"),
-    ("numpy", r"the adapter lacks name, ops, leaf, constant, gradients"),
+    ("numpy", r"the adapter lacks name, ops, to_numpy, leaf, constant, gradients"),
 ])
 def test_bad_engines_are_named(spec, message):
     with pytest.raises(EngineError, match=message):

@@ -54,7 +54,36 @@ def test_invalid_programs_name_the_step(make, message):
     ({"ops": []}, r"empty"),
     ({"dtype": "int8"}, r"dtype='int8'"),
     ({"max_inputs": 0}, r"max_inputs=0"),
+    ({"attrs": {"sum": {"axis": [2]}}}, r"attrs\['sum'\]"),
+    ({"attrs": {"nope": {}}}, r"attrs\['nope'\]"),
+    ({"ops": ["sum"], "attrs": {"sum": {"axis": []}}}, r"leaves no variant"),
 ])
 def test_invalid_strategy_arguments(kwargs, message):
     with pytest.raises(InvalidArgument, match=message):
         cases(**kwargs)
+
+
+@given(cases(ops=["relu", "sub", "tanh", "sum"], attrs={"sum": {"axis": [0]}}))
+def test_drawn_graphs_use_only_what_the_engine_declares(case):
+    """An adapter lists its operations and attribute values: nothing else is drawn, not
+    even the join steps (out + sum(v)), which use its own operations or none."""
+    for step in case.program.steps:
+        assert step.op in ("const", "relu", "sub", "tanh", "sum"), step
+        assert step.op != "sum" or step.attrs["axis"] == 0, step
+
+
+@given(cases(ops=["tanh", "mul", "mean", "exp"]))
+def test_joins_use_the_engines_own_reduction_and_combination(case):
+    assert {s.op for s in case.program.steps} <= {"const", "tanh", "mul", "mean", "exp"}
+
+
+@given(cases(ops=["sub", "relu", "mul"], max_inputs=2))
+def test_computed_operands_of_a_kink_stay_off_it(case):
+    """relu(x1 - x0) with x1 drawn equal to x0 was exactly relu(0), where conventions
+    differ: computed operands are kept KINK_MARGIN away, as fresh inputs are."""
+    from mflow.oracles.finite_differences import forward_values
+    from mflow.strategies.domains import KINK_MARGIN
+    values = forward_values(case.program, case.inputs)
+    for k, step in enumerate(case.program.steps):
+        if step.op == "relu":
+            assert np.min(np.abs(values[step.args[0]])) >= KINK_MARGIN, (k, case)
