@@ -145,9 +145,10 @@ def check_adapter(engine, spec):
     for name, allowed in caps.attrs.items():
         drawn = OPS[name].drawn if name in OPS else {}
         if name not in engine.ops or not isinstance(allowed, dict) or any(
-                drawn.get(k) is None or not set(v) <= set(drawn[k]) for k, v in allowed.items()):
+                drawn.get(k) is None or not v or not set(v) <= set(drawn[k])
+                for k, v in allowed.items()):
             raise EngineError(f"--engine {spec!r}: attrs[{name!r}] = {allowed!r}: name one of "
-                              f"its operations and a subset of the values drawn: {drawn}")
+                              f"its operations and a non-empty subset of the values drawn: {drawn}")
     for name, at in caps.conventions.items():
         kinks = OPS[name].kinks if name in OPS else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):

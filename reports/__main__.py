@@ -5,10 +5,12 @@ fuzz    a campaign on an engine: pytest --mflow-fuzz with the fuzz profile, prog
           python -m mflow fuzz --engine my_pkg.adapter:engine --examples 500 --jobs auto
 gate    replay every saved report (--reports DIR) against the engine
 report  the comparison report again, from a campaign's folder
-list    every saved regression report with its status against the current
-        engine: FAILING (the bug is still there), fixed, a guard (a case the
-        references once disagreed on: "guard ok" or "guard: references disagree",
-        never the engine's fault), or unreadable (a damaged report: named, skipped)
+list    every saved regression report with its status, replayed on the engine it
+        was made on (--engine: only that engine's reports): FAILING (the bug is
+        still there), fixed, a guard (a case the references once disagreed on:
+        "guard ok" or "guard: references disagree", never the engine's fault),
+        unreadable (a damaged report: named, skipped) or "no engine" (its adapter
+        does not load here)
 retire  move the fixed ones (or only those named by --signature) into DIR/archive,
         where the gate no longer replays them but the record is kept; guards are
         never retired; --dry-run says what would move
@@ -29,13 +31,23 @@ from pathlib import Path
 from . import regressions
 
 
-def status(folder, checker):
-    """(state, report or None, detail) of one saved report."""
+def status(folder, checker_for, engine=None):
+    """(state, report or None, detail) of one saved report, replayed on the engine it
+    was made on (`checker_for(spec)`: a Checker, or an EngineError). With `engine`
+    named, another engine's report is "other engine" and not replayed."""
+    from mflow.oracles.engine import EngineError
     from mflow.oracles.verdict import accuses_engine
     try:
         case, report = regressions.load(folder)
     except regressions.ReportError as e:
         return "unreadable", None, str(e)
+    spec = regressions.recorded_engine(report) or engine or "mflow"
+    if engine is not None and not regressions.same_engine(spec, engine):
+        return "other engine", report, spec
+    try:
+        checker = checker_for(spec)
+    except EngineError as e:
+        return "no engine", report, str(e)
     outcome = checker.judge(case).outcome
     if regressions.is_guard(report):
         if outcome is None or not accuses_engine(outcome):
@@ -51,8 +63,10 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["fuzz", "gate", "report", "list", "retire"])
     ap.add_argument("directory", nargs="?", help="report: the campaign's folder")
-    ap.add_argument("--engine", default=os.environ.get("MFLOW_ENGINE", "mflow"),
-                    help="the engine under test, module[:attribute] (default mflow)")
+    ap.add_argument("--engine", default=os.environ.get("MFLOW_ENGINE"),
+                    help="the engine under test, module[:attribute] (fuzz, gate: default "
+                         "mflow; list, retire: default each report's own engine, named: only "
+                         "that engine's reports)")
     ap.add_argument("--reports", "--dir", dest="dir",
                     default=os.environ.get("MFLOW_REPORTS_DIR", "reports/regressions"),
                     help="the saved reports' folder (default reports/regressions, or "
@@ -77,23 +91,40 @@ def main(argv=None):
         return report_main([args.directory or args.report])
     from mflow.oracles.checker import Checker
     from mflow.oracles.engine import EngineError, load_engine
-    try:
-        checker = Checker(load_engine(args.engine))
-    except EngineError as e:
-        print(e, file=sys.stderr)
-        return 4
+    checkers = {}
+
+    def checker_for(spec):  # one Checker per engine; a spec that fails to load, once
+        if spec not in checkers:
+            try:
+                checkers[spec] = Checker(load_engine(spec))
+            except EngineError as e:
+                checkers[spec] = e
+        if isinstance(checkers[spec], EngineError):
+            raise checkers[spec]
+        return checkers[spec]
+    if args.engine is not None:
+        try:
+            checker_for(args.engine)
+        except EngineError as e:
+            print(e, file=sys.stderr)
+            return 4
     folders = regressions.reports(args.dir)
     if not folders:
         print(f"no regression reports in {args.dir}")
     bad = 0
     for folder in folders:
-        state, report, now = status(folder, checker)
-        bad += state in ("FAILING", "unreadable")
+        state, report, now = status(folder, checker_for, args.engine)
+        bad += state in ("FAILING", "unreadable", "no engine")
+        if state == "other engine":
+            print(f"{state:10s} {folder.name}  (made on {now}: not replayed here)")
+            continue
         if report is None:
             print(f"{state:10s} {folder.name}  ({now})")
             continue
         seen = len(list((Path(folder) / "seen").glob("*")))
-        print(f"{state:10s} {folder.name}  ({report['failure']}, {report.get('steps')} steps, "
+        on = regressions.recorded_engine(report) or args.engine or "mflow"
+        print(f"{state:10s} {folder.name}  ({report['failure']} on {on}, "
+              f"{report.get('steps')} steps, "
               f"found {1 + seen}x, saved {report.get('date', '?')}){' now ' + now if now else ''}")
         chosen = args.signature is None or folder.name in args.signature
         if args.command == "retire" and state == "fixed" and chosen:
@@ -112,7 +143,8 @@ def _pytest(args, extra):
     import pytest
     os.environ.setdefault("MFLOW_PROFILE", "fuzz" if args.command == "fuzz" else "ci")
     os.environ["MFLOW_FUZZ_EXAMPLES"] = str(args.examples)
-    argv = [f"--mflow-{args.command}", "--mflow-engine", args.engine, "--mflow-reports", args.dir]
+    argv = [f"--mflow-{args.command}", "--mflow-engine", args.engine or "mflow",
+            "--mflow-reports", args.dir]
     if args.jobs not in ("0", "1"):
         argv += ["-n", args.jobs] + (["--dist", "worksteal"] if args.command == "fuzz" else [])
     if args.command == "fuzz":

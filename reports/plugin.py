@@ -118,8 +118,11 @@ def _register_profiles(config):
                    print_blob=True, suppress_health_check=slow_is_fine),
         "fuzz": dict(max_examples=int(os.environ.get("MFLOW_FUZZ_EXAMPLES", "1000")),
                      deadline=None, print_blob=True, suppress_health_check=slow_is_fine,
-                     database=DirectoryBasedExampleDatabase(
-                         str(config.rootpath / ".hypothesis" / "examples"))),
+                     # one database per engine: one engine's found examples are not
+                     # replayed first on another
+                     database=DirectoryBasedExampleDatabase(str(
+                         config.rootpath / ".hypothesis" / "mflow-examples" /
+                         _safe(config.getoption("--mflow-engine"))))),
     }
     for name, kw in profiles.items():  # each from Hypothesis's default: none inherits another's
         settings.register_profile(f"mflow-{name}", parent=default, **kw)
@@ -129,6 +132,12 @@ def _register_profiles(config):
                                 f"choose one of {', '.join(profiles)}")
     if chosen or _active(config):
         settings.load_profile(f"mflow-{chosen or 'dev'}")
+
+
+def _safe(spec):
+    """A folder name for an engine spec."""
+    import re
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec or "mflow")[:100]
 
 
 def reports_dir(config):
@@ -157,9 +166,42 @@ def pytest_generate_tests(metafunc):
     if "mflow_shard" in names:
         metafunc.parametrize("mflow_shard", range(config.getoption("--mflow-shards")))
     if "mflow_report" in names:
-        from .regressions import reports
-        folders = reports(reports_dir(config))
+        folders = engine_reports(config)
         metafunc.parametrize("mflow_report", folders, ids=[f.name for f in folders])
+
+
+OTHERS = pytest.StashKey()  # {engine spec: reports} the gate leaves to their own engines
+
+
+def engine_reports(config):
+    """The saved reports made on the engine under test (and those that cannot be read,
+    so that the gate names them); another engine's reports are its gate's, not this
+    one's: counted in OTHERS and said in the header."""
+    import json
+
+    from .regressions import recorded_engine, reports, same_engine
+    spec, mine, others = config.getoption("--mflow-engine"), [], {}
+    for folder in reports(reports_dir(config)):
+        try:
+            recorded = recorded_engine(json.loads((folder / "report.json").read_text()))
+        except Exception:  # noqa: BLE001 - unreadable: the gate's load names the damage
+            recorded = spec
+        if recorded is None or same_engine(recorded, spec):
+            mine.append(folder)
+        else:
+            others[recorded] = others.get(recorded, 0) + 1
+    config.stash[OTHERS] = others
+    return mine
+
+
+def pytest_report_header(config):
+    if not config.getoption("--mflow-gate"):
+        return None
+    engine_reports(config)
+    others = config.stash[OTHERS]
+    if others:
+        return ["mflow gate: not replayed here, made on other engines: " + ", ".join(
+            f"{n} of {spec}" for spec, n in sorted(others.items()))]
 
 
 @pytest.fixture(autouse=True)
@@ -404,8 +446,14 @@ def save_inflight(directory, worker, how):
         name = "the engine under test"
     verdict = Verdict(case, name)
     verdict.errors["engine"] = f"ProcessDied: {how}"
+    try:
+        engine, extra = engine_of(_session_config[0]), None
+    except Exception:  # noqa: BLE001 - the spec is recorded all the same
+        engine = None
+        extra = {"engine_spec": _session_config[0].getoption("--mflow-engine")
+                 if _session_config else None}
     folder = save(EngineCrash(f"the engine's process died ({how}) while checking this case\n"
-                              f"{verdict.describe()}", verdict), None, directory)
+                              f"{verdict.describe()}", verdict), engine, directory, extra=extra)
     path.unlink(missing_ok=True)
     return folder
 

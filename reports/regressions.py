@@ -105,7 +105,9 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
     """Save the failure's case once; a second find of the same signature is
     counted. Returns the report's folder. Runs nothing: `blamed` is the blame the
     caller found (reports.reduce.blame_and_save), {} if every step's rule agreed
-    alone, None if none was looked for. (`engine`: kept for callers; unused.)"""
+    alone, None if none was looked for. `engine`: the adapter, whose spec and
+    version are recorded so that the gate, `list` and reproduce.py replay it."""
+    from mflow.oracles.engine import capabilities, spec_of
     from mflow.oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
@@ -136,6 +138,9 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             # stays right there; never held against an engine
             "guard": not isinstance(failure, EngineBug),
             "engine": v.engine_name,
+            # how to rebuild the engine: its adapter's module:attribute, and its version
+            "engine_spec": None if engine is None else spec_of(engine),
+            "engine_version": None if engine is None else capabilities(engine).version,
             "message": str(failure).split("\nFalsifying example")[0],
             # numbers as Python floats: a float32 one would be written as a string
             "comparisons": [{"what": c.what, "pair": list(c.pair), "abs_err": float(c.abs_err),
@@ -156,7 +161,8 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             **(extra or {}),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
-        (tmp / "reproduce.py").write_text(_reproducer(case, _tolerances(v)))
+        spec = report["engine_spec"] or "mflow"
+        (tmp / "reproduce.py").write_text(_reproducer(case, _tolerances(v), spec))
         (tmp / "seen").mkdir()
         try:
             os.rename(tmp, final)  # atomic: the report appears whole or not at all
@@ -197,6 +203,23 @@ def _save_answers(folder, results, probes):
 def is_guard(report):
     """A report of the references disagreeing (reports saved before the field: by kind)."""
     return bool(report.get("guard", report.get("failure") == "ReferenceProblem"))
+
+
+def recorded_engine(report):
+    """The spec of the engine a report was made on (reports saved before specs were
+    recorded: "mflow" if made on mflow, else None, unknown)."""
+    spec = report.get("engine_spec")
+    if isinstance(spec, str) and spec:
+        return spec
+    return "mflow" if report.get("engine") == "mflow" else None
+
+
+def same_engine(a, b):
+    """Whether two specs name one adapter ("pkg.mod" is "pkg.mod:engine")."""
+    def norm(spec):
+        spec = spec or "mflow"
+        return spec if ":" in spec or spec == "mflow" else f"{spec}:engine"
+    return norm(a) == norm(b)
 
 
 def _count(folder):
@@ -313,7 +336,9 @@ def _tolerances(verdict):
             if (i, dtype) in verdict.tolerances}
 
 
-def _reproducer(case, tolerances):
+def _reproducer(case, tolerances, spec="mflow"):
+    if spec != "mflow":
+        return _engine_reproducer(case, tolerances, spec)
     return f'''"""Replays one saved failure with numpy and mflow only: run it from this folder."""
 import pathlib
 
@@ -351,6 +376,65 @@ compare("forward", output.value, here / "expected_forward.npy")
 for i, leaf in enumerate(leaves):
     got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
     compare(f"gradient of x{{i}}", got, here / f"expected_grad_x{{i}}.npy")
+print("MISMATCH" if mismatch else
+      "agrees with the saved references, within the verdict's tolerances")
+'''
+
+
+def _engine_reproducer(case, tolerances, spec):
+    """reproduce.py for a report made on another engine: rebuilds that engine from its
+    adapter's spec and replays the program on it through the protocol."""
+    return f'''"""Replays one saved failure on the engine it was found on ({spec}), through
+its adapter; needs numpy, mflow (the suite) and that engine. Run it from this folder."""
+import pathlib
+import traceback
+
+import numpy as np
+
+from mflow.oracles.engine import load_engine, run_engine
+from mflow.oracles.program import Program
+
+here = pathlib.Path(__file__).resolve().parent
+program = Program.from_json((here / "program.json").read_text())
+inputs = [np.load(here / f"x{{i}}.npy") for i in range({len(case.inputs)})]
+cotangent = np.load(here / "cotangent.npy")
+# the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
+tolerances = {tolerances!r}
+for k, step in enumerate(program.steps):  # value k + number of inputs
+    print(f"v{{k + len(program.inputs)}} = {{step.op}}({{', '.join(f'v{{a}}' for a in step.args)}})"
+          f" {{step.attrs or ''}}")
+engine = load_engine({spec!r})
+try:
+    result = run_engine(engine, program, [x.copy() for x in inputs], cotangent.copy())
+except BaseException:  # noqa: BLE001 - the crash is the finding
+    traceback.print_exc()
+    raise SystemExit("MISMATCH: the engine raised")
+mismatch = False
+
+
+def compare(name, got, path, shape):
+    global mismatch
+    got = np.asarray(got)
+    if got.shape != tuple(shape) or got.dtype != program.np_dtype:
+        mismatch = True
+        print(f"{{name}}: shape {{got.shape}} and dtype {{got.dtype}}, expected {{tuple(shape)}} "
+              f"and {{program.dtype}}  MISMATCH")
+        return
+    if not path.exists() or name not in tolerances:
+        print(f"{{name}}: no saved reference or tolerance")
+        return
+    want = np.load(path)
+    diff = np.asarray(got, np.float64) - want if got.shape == want.shape else np.inf
+    err = float(np.sqrt(np.sum(np.square(diff))))
+    ok = err <= tolerances[name]
+    mismatch |= not ok
+    print(f"{{name}}: |engine - reference| = {{err:.3g}}, tolerance {{tolerances[name]:.3g}}"
+          f"{{'' if ok else '  MISMATCH'}}")
+
+
+compare("forward", result.forward, here / "expected_forward.npy", program.output_shape)
+for i, g in enumerate(result.grads):
+    compare(f"gradient of x{{i}}", g, here / f"expected_grad_x{{i}}.npy", program.inputs[i])
 print("MISMATCH" if mismatch else
       "agrees with the saved references, within the verdict's tolerances")
 '''

@@ -1,0 +1,58 @@
+"""HIPS autograd (functional form): make_vjp of the program written with
+autograd.numpy. autograd has no relu, softmax or conv2d of its own: relu is
+np.maximum(x, 0) (whose derivative at the tie is 1/2: declared below), softmax
+and log_softmax are built on autograd.scipy.special.logsumexp, conv2d on
+autograd.scipy.signal.convolve (which flips the kernel: a true convolution)."""
+
+import autograd
+import autograd.numpy as anp
+from autograd import make_vjp
+from autograd.scipy.signal import convolve
+from autograd.scipy.special import expit, logsumexp
+
+from . import index, reduced, same_padding
+
+
+def _conv2d(image, kernel, stride, padding):
+    if padding == "same":
+        image = anp.pad(image, same_padding(kernel.shape))
+    return convolve(image, kernel[::-1, ::-1], mode="valid")[::stride, ::stride]
+
+
+OPS = {
+    "add": anp.add, "sub": anp.subtract, "mul": anp.multiply, "div": anp.divide,
+    "neg": anp.negative, "pow": lambda x, p: x ** p, "relu": lambda x: anp.maximum(x, 0.0),
+    "exp": anp.exp, "log": anp.log, "tanh": anp.tanh, "sigmoid": expit,
+    "sin": anp.sin, "cos": anp.cos, "matmul": anp.matmul, "transpose": anp.transpose,
+    "sum": reduced(anp.sum), "mean": reduced(anp.mean),
+    "concat": lambda *xs, axis: anp.concatenate(xs, axis=axis),
+    "getitem": lambda x, rows, cols: x[index(rows)][:, index(cols)],
+    "softmax": lambda x, axis: anp.exp(x - logsumexp(x, axis=axis, keepdims=True)),
+    "log_softmax": lambda x, axis: x - logsumexp(x, axis=axis, keepdims=True),
+    "trace": lambda x: anp.reshape(anp.trace(x), (1, 1)),
+    "inv": anp.linalg.inv, "det": lambda x: anp.reshape(anp.linalg.det(x), (1, 1)),
+    "conv2d": _conv2d,
+}
+
+
+class Autograd:
+    name = "autograd"
+    version = getattr(autograd, "__version__", "")
+    ops = OPS
+    conventions = {"relu": {0.0: 0.5}}  # np.maximum splits a tie: half to each side
+
+    def vjp(self, fn, inputs, cotangent):
+        pullback, out = make_vjp(lambda xs: fn(*xs))(tuple(inputs))
+        return out, list(pullback(cotangent))
+
+    def to_numpy(self, value):
+        return anp.asarray(value)
+
+
+try:
+    from importlib.metadata import version as _version
+    Autograd.version = _version("autograd")
+except Exception:  # noqa: BLE001 - a version is only recorded
+    pass
+
+engine = Autograd()

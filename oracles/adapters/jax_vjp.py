@@ -1,0 +1,29 @@
+"""JAX: jax.vjp of the program written with jax.numpy, eagerly (functional form)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..jax_backend import JAX_OPS  # also enables float64 (jax_enable_x64)
+
+
+class JaxVjp:
+    name = "jax"
+    version = jax.__version__
+
+    def __init__(self, ops=None, name=None):
+        self.ops = dict(JAX_OPS if ops is None else ops)
+        self.name = name or self.name
+
+    def constant(self, array):
+        return jnp.asarray(array)
+
+    def vjp(self, fn, inputs, cotangent):
+        out, pullback = jax.vjp(fn, *[jnp.asarray(x) for x in inputs])
+        return out, list(pullback(jnp.asarray(cotangent, out.dtype)))
+
+    def to_numpy(self, value):
+        return np.asarray(value)
+
+
+engine = JaxVjp()

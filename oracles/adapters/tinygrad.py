@@ -1,0 +1,68 @@
+"""tinygrad (graph form) on its CPU device (DEV=CPU needs clang; DEV=PYTHON, an
+interpreter, needs nothing). It has no inv or det (left out); trace is the sum of
+Tensor.diagonal."""
+
+import os
+from importlib.metadata import version
+
+import numpy as np
+
+os.environ.setdefault("DEV", "CPU")
+from tinygrad import Tensor  # noqa: E402 - after the device is chosen
+
+from . import same_padding  # noqa: E402
+
+
+def _reduce(name):
+    def reduce(x, axis):
+        out = getattr(x, name)(axis=axis, keepdim=True)
+        return out.reshape(1, 1) if axis is None else out
+    return reduce
+
+
+def _getitem(x, rows, cols):
+    r, c = (i if isinstance(i, slice) else Tensor(list(i)) for i in (rows, cols))
+    return x[r][:, c]
+
+
+def _conv2d(image, kernel, stride, padding):
+    (top, bottom), (left, right) = same_padding(kernel.shape) if padding == "same" else \
+        ((0, 0), (0, 0))
+    return image[None, None].conv2d(kernel[None, None], stride=stride,
+                                    padding=(left, right, top, bottom))[0, 0]
+
+
+OPS = {
+    "add": Tensor.add, "sub": Tensor.sub, "mul": Tensor.mul, "div": Tensor.div,
+    "neg": Tensor.neg, "pow": lambda x, p: x ** p, "relu": Tensor.relu, "exp": Tensor.exp,
+    "log": Tensor.log, "tanh": Tensor.tanh, "sigmoid": Tensor.sigmoid, "sin": Tensor.sin,
+    "cos": Tensor.cos, "matmul": Tensor.matmul, "transpose": lambda x: x.T,
+    "sum": _reduce("sum"), "mean": _reduce("mean"),
+    "concat": lambda *xs, axis: xs[0].cat(*xs[1:], dim=axis),
+    "getitem": _getitem,
+    "softmax": lambda x, axis: x.softmax(axis), "log_softmax": lambda x, axis: x.log_softmax(axis),
+    "trace": lambda x: x.diagonal().sum().reshape(1, 1),
+    "conv2d": _conv2d,
+}
+
+
+class Tinygrad:
+    name = "tinygrad"
+    version = version("tinygrad")
+    ops = OPS
+
+    def leaf(self, array):
+        return Tensor(np.ascontiguousarray(array))  # gradient() needs no flag
+
+    def constant(self, array):
+        return Tensor(np.ascontiguousarray(array))
+
+    def gradients(self, output, leaves, cotangent):
+        grads = output.gradient(*leaves, gradient=Tensor(np.ascontiguousarray(cotangent)))
+        return [g.numpy() for g in grads]
+
+    def to_numpy(self, value):
+        return value.numpy()
+
+
+engine = Tinygrad()
