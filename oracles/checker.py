@@ -29,6 +29,7 @@ from .verdict import (
     EngineMisbehaved,
     ForwardMismatch,
     GradientMismatch,
+    NumericallyUnsafe,
     ReferenceProblem,
     ShapeOrDtypeMismatch,
     Verdict,
@@ -47,8 +48,10 @@ TIME_LIMIT = dict(base=10.0, per_step=0.05)
 class Checker:
     """Checks cases on one engine against the chosen references."""
 
-    def __init__(self, engine, oracles=ORACLES, seed=0):  # seed: kept for callers; probes
-        # are seeded by each case (case_rng), so that a replay is the same check
+    def __init__(self, engine, oracles=ORACLES, seed=0, fail_on_warnings=False):
+        # seed: kept for callers; probes are seeded by each case (case_rng), so that a
+        # replay is the same check. fail_on_warnings: a right answer the engine warned
+        # about is a NumericallyUnsafe failure (else only counted)
         unknown = set(oracles) - set(ORACLES)
         if unknown or not oracles:
             raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
@@ -58,7 +61,7 @@ class Checker:
         if "jax" in self.oracles:
             from .jax_backend import JaxOracle
             self.jax = JaxOracle()
-        self.seed = seed
+        self.seed, self.fail_on_warnings = seed, fail_on_warnings
 
     def check(self, case):
         """The verdict on one case; raises its Failure when it fails."""
@@ -111,6 +114,9 @@ class Checker:
                 verdict.comparisons.clear()
                 verdict.skipped_probes = verdict.unresolved_probes = 0
                 outcome = self._compare_all(case, verdict)
+        if outcome is None and verdict.warnings and self.fail_on_warnings:
+            return NumericallyUnsafe(f"numerically unsafe: the answers are right, but the "
+                                     f"engine warned\n{verdict.describe()}", verdict)
         return outcome
 
     def _compare_all(self, case, verdict):

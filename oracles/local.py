@@ -56,7 +56,50 @@ def local_disagreement(engine, case, checker=None):
     """The first step whose rule fails alone, as a dict; None if all pass alone.
 
     The one-step case keeps the operands as the engine saw them where that
-    matters: one value used twice in the step is one input used twice."""
+    matters: one value used twice in the step is one input used twice. If every
+    step passes alone, each is checked again with its operands made as the graph
+    made them (their producing steps kept: a transposed view, a slice), where no
+    value is used twice: MyGrad's conv_nd reads a transposed row vector wrongly,
+    right on a fresh copy. Only what remains is "how contributions combine"."""
+    found = _first_failing(engine, case, checker, _alone)
+    return found if found is not None else _first_failing(engine, case, checker, _as_made)
+
+
+def _alone(case, k, values):
+    """Step k alone: its distinct operands as inputs."""
+    step = case.program.steps[k]
+    distinct = list(dict.fromkeys(step.args))
+    return Program(tuple(values[a].shape for a in distinct),
+                   (Step(step.op, tuple(distinct.index(a) for a in step.args), step.attrs),),
+                   case.program.dtype), [values[a] for a in distinct], None
+
+
+def _as_made(case, k, values):
+    """Step k after the steps that made its operands (their operands as inputs); None
+    where it has none, or where a value would be used twice (that is fan-out)."""
+    steps, n_in = case.program.steps, len(case.program.inputs)
+    step = steps[k]
+    made = [a for a in dict.fromkeys(step.args) if a >= n_in and steps[a - n_in].op != "const"]
+    if not made:
+        return None
+    outer = list(dict.fromkeys([b for a in made for b in steps[a - n_in].args]
+                               + [a for a in dict.fromkeys(step.args) if a not in made]))
+    uses = [b for a in made for b in steps[a - n_in].args] + \
+        [a for a in dict.fromkeys(step.args) if a not in made]
+    if len(uses) != len(set(uses)):
+        return None
+    index = {a: j for j, a in enumerate(outer)}
+    new = []
+    for a in made:
+        index[a] = len(outer) + len(new)
+        new.append(Step(steps[a - n_in].op, tuple(index[b] for b in steps[a - n_in].args),
+                        steps[a - n_in].attrs))
+    new.append(Step(step.op, tuple(index[a] for a in step.args), step.attrs))
+    program = Program(tuple(values[a].shape for a in outer), tuple(new), case.program.dtype)
+    return program, [values[a] for a in outer], [steps[a - n_in].op for a in made]
+
+
+def _first_failing(engine, case, checker, build):
     from .checker import Checker
     from .verdict import EngineBug
     checker = checker or Checker(engine, oracles=("torch", "jax"))
@@ -67,25 +110,26 @@ def local_disagreement(engine, case, checker=None):
         i = n_in + k
         if step.op == "const" or cotangents[i] is None:
             continue
-        distinct = list(dict.fromkeys(step.args))
-        operands = [values[a] for a in distinct]
-        alone = Program(tuple(v.shape for v in operands),
-                        (Step(step.op, tuple(distinct.index(a) for a in step.args),
-                              step.attrs),),
-                        case.program.dtype)
-        one = Case(alone, tuple(v.astype(dtype) for v in operands), cotangents[i].astype(dtype))
+        built = build(case, k, values)
+        if built is None:
+            continue
+        program, operands, made_by = built
+        one = Case(program, tuple(v.astype(dtype) for v in operands), cotangents[i].astype(dtype))
         try:
             checker.check(one)
         except EngineBug as e:
             failed = e.verdict.failures
             what = failed[0].what if failed else "raised " + (
                 e.verdict.errors.get("engine") or "").split(":", 1)[0]
-            if what.startswith("gradient of x"):  # the one-step case's input j: an operand
+            if what.startswith("gradient of x") and made_by is None:  # an operand's
+                distinct = list(dict.fromkeys(step.args))
                 what = f"gradient of operand {step.args.index(distinct[int(what[13:])])}"
+            variant = rule_variant(step, [values[a] for a in step.args])
+            if made_by is not None:  # wrong only on operands made as the graph made them
+                variant["operands made by"] = made_by
             return {"step": k, "value": f"v{i}", "op": step.op,
                     "shapes": [list(values[a].shape) for a in step.args],
-                    "failure": type(e).__name__, "what": what,
-                    "variant": rule_variant(step, [values[a] for a in step.args]),
+                    "failure": type(e).__name__, "what": what, "variant": variant,
                     "detail": str(e).splitlines()[2].strip() if len(str(e).splitlines()) > 2
                     else str(e)}
     return None

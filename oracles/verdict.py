@@ -51,6 +51,12 @@ class EngineMisbehaved(EngineBug):
     """The engine changed the arrays it was given (the inputs or the cotangent) in place."""
 
 
+class NumericallyUnsafe(EngineBug):
+    """The engine's answers are right, but it warned computing them (an overflow or
+    an invalid value inside its rules: autograd's tanh VJP g / cosh(x)² at x = 400).
+    Counted and shown always; a failure only when asked for (--mflow-fail-on-warnings)."""
+
+
 class NotReproducible(EngineBug):
     """The same case checked twice gave different verdicts: the engine's answers
     depend on what it computed before (a gradient buffer never zeroed, a cache

@@ -65,6 +65,7 @@ def _operations(stats, pairs):
                 if c is not None and p.startswith("engine")]
         rows.append({"op": op, "graphs": stats.ops[op], "skipped": stats.skipped.get(op, 0),
                      "unresolved": stats.unresolved.get(op, 0),
+                     "warned": stats.warned.get(op, 0),
                      "failed": sum(by_op.get(op, 0) for by_op in stats.failed.values()),
                      "over": max(over, default=0.0), "cells": cells})
     return rows

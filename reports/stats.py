@@ -9,6 +9,7 @@ from mflow.oracles.verdict import ORACLES
 # Fixed bins merge across workers by adding counts and stay small in any campaign.
 HIST_LO, HIST_HI, HIST_STEP = -12.0, 4.0, 0.25
 HIST_BINS = int(round((HIST_HI - HIST_LO) / HIST_STEP)) + 2
+MAX_WARNINGS = 20  # distinct warning texts kept (an engine may word each one differently)
 
 
 def hist_bin(ratio):
@@ -40,6 +41,8 @@ class Stats:
         self.outcomes = {}   # "passed" or the failure kind -> cases
         self.failed = {}     # "engine vs torch" -> op -> graphs whose comparison failed
         self.failures = []   # {"test", "kind", "report"} per saved failure
+        self.warned = {}     # op -> graphs on which the engine warned (numerically unsafe)
+        self.warnings = {}   # what it warned ("RuntimeWarning: overflow ...") -> graphs
 
     def add(self, verdict):
         self.checked += 1
@@ -52,6 +55,13 @@ class Stats:
                 self.skipped[op] = self.skipped.get(op, 0) + verdict.skipped_probes
             if verdict.unresolved_probes:
                 self.unresolved[op] = self.unresolved.get(op, 0) + verdict.unresolved_probes
+        if verdict.warnings:
+            for op in ops:
+                self.warned[op] = self.warned.get(op, 0) + 1
+            for w in sorted(set(verdict.warnings)):
+                w = w[:200]
+                if w in self.warnings or len(self.warnings) < MAX_WARNINGS:
+                    self.warnings[w] = self.warnings.get(w, 0) + 1
         for key in sorted({f"{c.pair[0]} vs {c.pair[1]}" for c in verdict.failures}):
             for op in ops:
                 by_op = self.failed.setdefault(key, {})
@@ -83,7 +93,8 @@ class Stats:
     def to_dict(self):
         return {"checked": self.checked, "ops": self.ops, "oracles": self.oracles,
                 "pairs": self.pairs, "skipped": self.skipped, "unresolved": self.unresolved,
-                "outcomes": self.outcomes, "failed": self.failed, "failures": self.failures}
+                "outcomes": self.outcomes, "failed": self.failed, "failures": self.failures,
+                "warned": self.warned, "warnings": self.warnings}
 
     @classmethod
     def from_dict(cls, d):
@@ -94,6 +105,7 @@ class Stats:
         # records written before these were counted read as none
         s.unresolved, s.outcomes = d.get("unresolved", {}), d.get("outcomes", {})
         s.failed = d.get("failed", {})
+        s.warned, s.warnings = d.get("warned", {}), d.get("warnings", {})
         return s
 
     def merge(self, other):
@@ -101,7 +113,7 @@ class Stats:
         self.checked += other.checked
         for mine, theirs in ((self.ops, other.ops), (self.oracles, other.oracles),
                              (self.skipped, other.skipped), (self.unresolved, other.unresolved),
-                             (self.outcomes, other.outcomes)):
+                             (self.outcomes, other.outcomes), (self.warned, other.warned)):
             for k, n in theirs.items():
                 mine[k] = mine.get(k, 0) + n
         for pair, by_op in other.failed.items():
@@ -115,5 +127,8 @@ class Stats:
                 into["hist"] = [a + b for a, b in zip(into["hist"], cell["hist"])]
                 into["ratio"] = max(into["ratio"], cell["ratio"])
                 into["rel"] = max(into["rel"], cell["rel"])
+        for w, n in other.warnings.items():
+            if w in self.warnings or len(self.warnings) < MAX_WARNINGS:
+                self.warnings[w] = self.warnings.get(w, 0) + n
         self.failures += other.failures
         return self

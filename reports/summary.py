@@ -57,6 +57,12 @@ def summary_lines(stats, failed, interrupted=False):
         lines.append(f"the references disagree (not your engine): "
                      f"{stats.outcomes.get('ReferenceProblem', len(guards)):,} case(s); saved as "
                      f"guards: {', '.join(f['report'] for f in guards) or 'none'}")
+    if stats.warned:
+        lines.append(f"numerically unsafe (the engine warned, its answers right; "
+                     f"--mflow-fail-on-warnings makes it a failure): graphs per operation: "
+                     + ", ".join(f"{op} {n:,}" for op, n in sorted(stats.warned.items())))
+        lines += [printable(f"  {n:,} x {w}") for w, n in
+                  sorted(stats.warnings.items(), key=lambda kv: -kv[1])[:5]]
     lines.append(f"failures found: {len(failed)}")
     saved = {f["test"]: f["report"] for f in stats.failures}
     for f in failed:

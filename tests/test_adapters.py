@@ -1,0 +1,223 @@
+"""The shipped adapters (mflow.oracles.adapters) on the libraries they adapt: each
+loads and passes the protocol's checks; every operation it maps agrees with the
+references on a fixed case; the defects the suite found in those libraries are
+found again (each a real bug, with its minimal program: README, "What the suite
+found in real libraries"); custom rules are checked, and a wrong one is caught.
+
+The libraries are installed by the test environment (tox.ini); a library that is
+missing skips its adapter's tests with the reason, except under
+MFLOW_REQUIRE_ADAPTERS=1 (.ci/run), where it fails."""
+
+import importlib
+import os
+import warnings
+
+import numpy as np
+import pytest
+from mflow.oracles.checker import Checker
+from mflow.oracles.engine import capabilities, check_adapter, load_engine, run_engine
+from mflow.oracles.kinks import kink_table
+from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.verdict import (
+    EngineCrash,
+    GradientMismatch,
+    NumericallyUnsafe,
+    ShapeOrDtypeMismatch,
+)
+
+from mflow.ops import OPS
+
+from .helpers import operands
+
+ADAPTERS = {"torch_eager": "torch", "torch_custom": "torch", "jax_vjp": "jax",
+            "jax_custom": "jax", "autograd": "autograd", "mygrad": "mygrad",
+            "tinygrad": "tinygrad"}
+
+
+def adapter(name):
+    """The adapter's engine, or a skip (a failure under MFLOW_REQUIRE_ADAPTERS=1)."""
+    try:
+        importlib.import_module(ADAPTERS[name])
+    except ImportError as e:
+        if os.environ.get("MFLOW_REQUIRE_ADAPTERS") == "1":
+            raise
+        pytest.skip(f"{ADAPTERS[name]} is not installed ({e})")
+    return load_engine(f"mflow.oracles.adapters.{name}")
+
+
+def one_step_case(name, attrs, dtype, seed=0):
+    """One operation on inputs inside its domain, 3x3 (a 2x2 kernel for conv2d)."""
+    rng = np.random.default_rng(seed)
+    arity = OPS[name].arity or 2
+    shapes = [(3, 3)] * arity if name != "conv2d" else [(4, 5), (2, 2)]
+    xs = operands(name, shapes, attrs, rng)
+    program = Program(tuple(shapes), (Step(name, tuple(range(arity)), attrs),), dtype)
+    return Case(program, tuple(x.astype(dtype) for x in xs),
+                rng.uniform(-1, 1, program.output_shape).astype(dtype))
+
+
+# What each library gets wrong on these one-step cases: (op, dtype) -> failure kind.
+# Each is a real defect, triaged in the README and reproduced standalone below.
+KNOWN = {
+    "autograd": {("conv2d", "float64"): EngineCrash,   # pad_vjp() needs `mode` ('same')
+                 ("conv2d", "float32"): EngineCrash},
+    "mygrad": {("pow", "float32"): ShapeOrDtypeMismatch},  # float32 ** 2 -> float64
+}
+VARIANTS = {"getitem": {"rows": (2, 0, 2), "cols": slice(0, 3, 2)}, "conv2d": {"padding": "same"},
+            "sum": {"axis": 0}, "pow": {"p": 2}, "softmax": {"axis": 0}}
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_adapter_loads_and_declares(name):
+    engine = adapter(name)
+    check_adapter(engine, name)
+    caps = capabilities(engine)
+    assert caps.version, f"{name}: the library's version is recorded in reports"
+    assert set(engine.ops) <= set(OPS) and len(engine.ops) >= 20, sorted(engine.ops)
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_mapped_operation_agrees(name, dtype):
+    """Each operation the adapter maps, once, checked in full (references, finite
+    differences); a library's known defect must still be found, as its kind."""
+    engine = adapter(name)
+    checker = Checker(engine)
+    caps = capabilities(engine)
+    wrong = {}
+    for op in sorted(engine.ops):
+        attrs = dict(VARIANTS.get(op, {}))
+        for k, allowed in caps.attrs.get(op, {}).items():
+            if attrs.get(k, OPS[op].attrs[k]) not in allowed:
+                attrs[k] = allowed[0]
+        outcome = checker.judge(one_step_case(op, attrs, dtype)).outcome
+        expected = KNOWN.get(name, {}).get((op, dtype))
+        if (expected is None) != (outcome is None) or (
+                expected is not None and not isinstance(outcome, expected)):
+            wrong[op] = f"expected {expected and expected.__name__}, got {outcome!r}"[:400]
+    assert not wrong, wrong
+
+
+# --- the defects found in real libraries, found again ------------------------------
+
+def _case(inputs, steps, dtype="float64", cotangent=None):
+    inputs = [np.asarray(x, dtype) for x in inputs]
+    program = Program(tuple(x.shape for x in inputs), tuple(steps), dtype)
+    cot = np.ones(program.output_shape, dtype) if cotangent is None else cotangent
+    return Case(program, tuple(inputs), np.asarray(cot, dtype))
+
+
+def test_tinygrad_sum_of_a_concatenation_with_itself_is_wrong():
+    """tinygrad 0.14.0: a.cat(a).sum() is 24 for [[0, 1], [2, 3]] (12 is right)."""
+    engine = adapter("tinygrad")
+    case = _case([[[0.0, 1.0], [2.0, 3.0]]], [Step("concat", (0, 0), {"axis": 0}),
+                                               Step("sum", (1,), {"axis": None})])
+    assert isinstance(Checker(engine).judge(case).outcome, (GradientMismatch, Exception))
+    assert run_engine(engine, case.program, case.inputs, case.cotangent).forward[0, 0] != 12.0
+
+
+def test_mygrad_float32_with_a_python_number_becomes_float64():
+    """MyGrad 2.5.0 on numpy 2: float32 * 2.0 and power(float32, 2) are float64 (numpy
+    keeps float32, NEP 50; MyGrad's x ** 2 alone, special-cased, stays float32)."""
+    import mygrad as mg
+    adapter("mygrad")
+    x = np.ones(2, np.float32)
+    assert (mg.Tensor(x) * 2.0).dtype == np.float64 and (x * 2.0).dtype == np.float32
+    assert mg.power(mg.Tensor(x), 2).dtype == np.float64 and np.power(x, 2).dtype == np.float32
+
+
+def test_autograd_pad_without_mode_has_no_gradient():
+    """autograd 1.9.1: np.pad's default mode is 'constant', but the VJP requires `mode`."""
+    import autograd.numpy as anp
+    from autograd import grad
+    adapter("autograd")
+    with pytest.raises(TypeError, match="mode"):
+        grad(lambda x: anp.sum(anp.pad(x, 1)))(np.ones((2, 2)))
+    assert grad(lambda x: anp.sum(anp.pad(x, 1, mode="constant")))(np.ones((2, 2))).sum() == 4
+
+
+def test_autograd_tanh_vjp_overflows_numerically_unsafe():
+    """autograd 1.9.1's tanh VJP is g / cosh(x)**2: right (0) at x = 400, with an overflow
+    warning: NumericallyUnsafe, counted; a failure only when asked for."""
+    engine = adapter("autograd")
+    case = _case([[[400.0, 0.5]]], [Step("tanh", (0,))])
+    verdict = Checker(engine).judge(case)
+    assert verdict.outcome is None and any("overflow" in w for w in verdict.warnings)
+    assert isinstance(Checker(engine, fail_on_warnings=True).judge(case).outcome,
+                      NumericallyUnsafe)
+    # mflow's own tanh rule (g * (1 - y²)) does not warn
+    assert Checker(load_engine("mflow"), fail_on_warnings=True).judge(case).outcome is None
+
+
+def test_autograd_relu_at_zero_is_its_declared_convention():
+    """np.maximum(x, 0) splits the tie: relu'(0) = 1/2, declared by the adapter, so the
+    kink table reports it as that convention, not as a failure."""
+    rows = [r for r in kink_table(adapter("autograd")) if r["op"] == "relu"]
+    assert rows and all(r["agrees"] and r["as_declared"] and r["engine"] == 0.5 for r in rows)
+
+
+# --- custom rules ------------------------------------------------------------------
+
+def test_a_wrong_torch_custom_function_is_caught():
+    import torch
+    from mflow.oracles.adapters.torch_custom import TorchCustomRules
+    adapter("torch_custom")
+
+    class WrongTanh(torch.autograd.Function):  # derivative 1 - y, not 1 - y²
+        @staticmethod
+        def forward(ctx, x):
+            y = torch.tanh(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * (1 - y)
+
+    case = one_step_case("tanh", {}, "float64")
+    assert Checker(load_engine("mflow.oracles.adapters.torch_custom")).judge(case).outcome is None
+    outcome = Checker(TorchCustomRules({"tanh": WrongTanh})).judge(case).outcome
+    assert isinstance(outcome, GradientMismatch), outcome
+
+
+def test_a_wrong_jax_custom_vjp_is_caught():
+    import jax
+    from mflow.oracles.adapters.jax_custom import JaxCustomRules
+    adapter("jax_custom")
+
+    @jax.custom_vjp
+    def power(x, p):
+        return x ** p
+
+    power.defvjp(lambda x, p: (x ** p, (x, p)),
+                 lambda res, g: (g * res[1] * res[0] ** res[1], None))  # p x^p, not p x^(p-1)
+    case = one_step_case("pow", {"p": 3}, "float64")
+    assert Checker(load_engine("mflow.oracles.adapters.jax_custom")).judge(case).outcome is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = Checker(JaxCustomRules({"pow": power})).judge(case).outcome
+    assert isinstance(outcome, GradientMismatch), outcome
+
+
+def test_rules_for_unknown_operations_are_refused():
+    from mflow.oracles.adapters.torch_custom import TorchCustomRules
+    adapter("torch_custom")
+    with pytest.raises(ValueError, match="nope"):
+        TorchCustomRules({"nope": abs})
+
+
+def test_mygrad_conv_on_a_transposed_row_vector_is_wrong_and_blamed_on_conv2d():
+    """MyGrad 2.5.0's conv_nd reads the wrong memory when an operand is a transposed
+    row vector (a size-1 axis whose stride is not the item size): forward and gradient
+    wrong, right on a fresh copy. Blame re-checks conv2d with its operand made as the
+    graph made it (by transpose) and names conv2d, not "how contributions combine"."""
+    from mflow.oracles.local import local_disagreement
+    engine = adapter("mygrad")
+    case = _case([[[0.5, -1.0]]], [Step("transpose", (0,)),
+                                   Step("conv2d", (1, 1), {"stride": 1, "padding": "valid"})])
+    assert Checker(engine).judge(case).outcome is not None
+    fresh = _case([[[0.5], [-1.0]]], [Step("conv2d", (0, 0))])
+    assert Checker(engine).judge(fresh).outcome is None
+    blamed = local_disagreement(engine, case)
+    assert blamed["op"] == "conv2d" and blamed["variant"]["operands made by"] == ["transpose"]
