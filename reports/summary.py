@@ -58,8 +58,8 @@ def summary_lines(stats, failed, interrupted=False):
                      f"{stats.outcomes.get('ReferenceProblem', len(guards)):,} case(s); saved as "
                      f"guards: {', '.join(f['report'] for f in guards) or 'none'}")
     if stats.warned:
-        lines.append(f"numerically unsafe (the engine warned, its answers right; "
-                     f"--mflow-fail-on-warnings makes it a failure): graphs per operation: "
+        lines.append("numerically unsafe (the engine warned, its answers right; "
+                     "--mflow-fail-on-warnings makes it a failure): graphs per operation: "
                      + ", ".join(f"{op} {n:,}" for op, n in sorted(stats.warned.items())))
         lines += [printable(f"  {n:,} x {w}") for w, n in
                   sorted(stats.warnings.items(), key=lambda kv: -kv[1])[:5]]
