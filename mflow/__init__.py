@@ -9,25 +9,26 @@ array([[2., 4.],
        [6., 8.]])
 """
 
+from .forward import jvp
 from .functions import (
-                        concat,
-                        conv2d,
-                        cos,
-                        det,
-                        exp,
-                        inv,
-                        log,
-                        log_softmax,
-                        matmul,
-                        mean,
-                        relu,
-                        sigmoid,
-                        sin,
-                        softmax,
-                        sum,
-                        tanh,
-                        trace,
-                        transpose,
+    concat,
+    conv2d,
+    cos,
+    det,
+    exp,
+    inv,
+    log,
+    log_softmax,
+    matmul,
+    mean,
+    relu,
+    sigmoid,
+    sin,
+    softmax,
+    sum,
+    tanh,
+    trace,
+    transpose,
 )
 from .node import Node, apply
 from .ops import OPS, Op
@@ -41,6 +42,6 @@ if (_checkout / "oracles" / "__init__.py").is_file() and (_checkout / "pyproject
     __path__.append(str(_checkout))
 del _checkout
 
-__all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "concat", "conv2d", "cos", "det", "exp",
-           "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin", "softmax",
-           "sum", "tanh", "trace", "transpose"]
+__all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "jvp", "concat", "conv2d", "cos", "det",
+           "exp", "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin",
+           "softmax", "sum", "tanh", "trace", "transpose"]

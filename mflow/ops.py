@@ -6,7 +6,10 @@ oracles and tests read this table; adding an operation is one entry here plus
 its counterparts in the oracles.
 
 A VJP rule takes (g, ans, *operands, **attrs), where g is the cotangent of the
-result and ans the result itself, and returns one gradient per operand. Each is
+result and ans the result itself, and returns one gradient per operand. A JVP
+rule takes (t, ans, *operands, **attrs), t the tuple of the operands' tangents,
+and returns the tangent of the result: dY itself, read off the same differential
+(the VJP is its transpose), in the result's shape. Each is
 derived from the matrix differential: with Y = f(X) and dL = tr(Gᵀ dY), move
 dX to the right to read off dL = tr(G_Xᵀ dX). Rules return gradients in the
 broadcast shape; `node.py` sums them back to each operand's shape in one place.
@@ -43,6 +46,7 @@ class Op:
     shape: Callable                       # (*shapes, **attrs) -> shape, or ShapeError
     forward: Callable | None = None       # (*values, **attrs) -> value
     vjp: Callable | None = None           # (g, ans, *values, **attrs) -> gradient per operand
+    jvp: Callable | None = None           # (tangents, ans, *values, **attrs) -> tangent of result
     compose: Callable | None = None       # derived ops: (*nodes, **attrs) -> node, from primitives
     domain: Callable | tuple = ("real",)  # per operand, the last one repeating; or attrs -> that
     kinks: tuple = ()                     # inputs where the derivative jumps
@@ -71,18 +75,21 @@ OPS: dict[str, Op] = {}
 def defop(name, arity, shape, **kw):
     op = OPS[name] = Op(name, arity, shape, **kw)
     assert set(op.drawn) == set(op.attrs), f"{name}: every attribute says how it is drawn"
+    assert op.compose or (op.vjp and op.jvp), f"{name}: a primitive has a VJP and a JVP rule"
 
 
 # --- element-wise, two operands (broadcasting) --------------------------------
 
 defop("add", 2, shapes.broadcast, domain=("real", "real"),
-      forward=np.add, vjp=lambda g, ans, a, b: (g, g))
+      forward=np.add, vjp=lambda g, ans, a, b: (g, g), jvp=lambda t, ans, a, b: t[0] + t[1])
 defop("sub", 2, shapes.broadcast, domain=("real", "real"),
       compose=lambda a, b: a + (-b))  # exact: x - y == x + (-y) in IEEE arithmetic
 defop("mul", 2, shapes.broadcast, domain=("real", "real"),
-      forward=np.multiply, vjp=lambda g, ans, a, b: (g * b, g * a))
+      forward=np.multiply, vjp=lambda g, ans, a, b: (g * b, g * a),
+      jvp=lambda t, ans, a, b: t[0] * b + a * t[1])
 defop("div", 2, shapes.broadcast, domain=("real", "nonzero"),
-      forward=np.divide, vjp=lambda g, ans, a, b: (g / b, -g * ans / b))
+      forward=np.divide, vjp=lambda g, ans, a, b: (g / b, -g * ans / b),
+      jvp=lambda t, ans, a, b: (t[0] - ans * t[1]) / b)  # d(a/b) = (da - (a/b) db) / b
 
 # --- element-wise, one operand -------------------------------------------------
 
@@ -99,26 +106,32 @@ def _sigmoid(x):
     return np.where(x >= 0, r, e * r)
 
 
-defop("neg", 1, shapes.same, rounding="exact", forward=np.negative, vjp=lambda g, ans, x: (-g,))
+defop("neg", 1, shapes.same, rounding="exact", forward=np.negative, vjp=lambda g, ans, x: (-g,),
+      jvp=lambda t, ans, x: -t[0])
 defop("pow", 1, shapes.pow, attrs={"p": 2}, drawn={"p": (2, 3, -1, 0.5, 1.5, -2.5)},
       domain=_pow_domain,
       forward=lambda x, p: x ** p,
       # d(x⁰)/dx = 0 everywhere, x = 0 included (as torch): not 0 · 0⁻¹ = NaN
-      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1) if p != 0 else np.zeros_like(g * x),))
+      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1) if p != 0 else np.zeros_like(g * x),),
+      jvp=lambda t, ans, x, p: t[0] * p * x ** (p - 1) if p != 0 else np.zeros_like(t[0] * x))
 defop("relu", 1, shapes.same, kinks=(0.0,),
       convention="relu'(0) = 0 in mflow, torch and JAX",
       forward=lambda x: np.maximum(x, 0),
-      vjp=lambda g, ans, x: (g * (x > 0),))
+      vjp=lambda g, ans, x: (g * (x > 0),), jvp=lambda t, ans, x: t[0] * (x > 0))
 defop("exp", 1, shapes.same, domain=("bounded",),
-      forward=np.exp, vjp=lambda g, ans, x: (g * ans,))
+      forward=np.exp, vjp=lambda g, ans, x: (g * ans,), jvp=lambda t, ans, x: t[0] * ans)
 defop("log", 1, shapes.same, domain=("positive",),
-      forward=np.log, vjp=lambda g, ans, x: (g / x,))
+      forward=np.log, vjp=lambda g, ans, x: (g / x,), jvp=lambda t, ans, x: t[0] / x)
 defop("tanh", 1, shapes.same,
-      forward=np.tanh, vjp=lambda g, ans, x: (g * (1 - ans * ans),))
+      forward=np.tanh, vjp=lambda g, ans, x: (g * (1 - ans * ans),),
+      jvp=lambda t, ans, x: t[0] * (1 - ans * ans))
 defop("sigmoid", 1, shapes.same,
-      forward=_sigmoid, vjp=lambda g, ans, x: (g * ans * (1 - ans),))
-defop("sin", 1, shapes.same, forward=np.sin, vjp=lambda g, ans, x: (g * np.cos(x),))
-defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda g, ans, x: (-g * np.sin(x),))
+      forward=_sigmoid, vjp=lambda g, ans, x: (g * ans * (1 - ans),),
+      jvp=lambda t, ans, x: t[0] * ans * (1 - ans))
+defop("sin", 1, shapes.same, forward=np.sin, vjp=lambda g, ans, x: (g * np.cos(x),),
+      jvp=lambda t, ans, x: t[0] * np.cos(x))
+defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda g, ans, x: (-g * np.sin(x),),
+      jvp=lambda t, ans, x: -t[0] * np.sin(x))
 
 # --- matrix structure ----------------------------------------------------------
 
@@ -132,13 +145,15 @@ def _spread(g, shape):
 
 # dY = dA B + A dB  =>  G_A = G Bᵀ, G_B = Aᵀ G
 defop("matmul", 2, shapes.matmul, domain=("real", "real"), rounding="sums",
-      forward=np.matmul, vjp=lambda g, ans, a, b: (g @ b.T, a.T @ g))
+      forward=np.matmul, vjp=lambda g, ans, a, b: (g @ b.T, a.T @ g),
+      jvp=lambda t, ans, a, b: t[0] @ b + a @ t[1])
 defop("transpose", 1, shapes.transpose, rounding="exact",
-      forward=np.transpose, vjp=lambda g, ans, x: (g.T,))
+      forward=np.transpose, vjp=lambda g, ans, x: (g.T,), jvp=lambda t, ans, x: t[0].T)
 defop("sum", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1)},
       rounding="sums",
       forward=lambda x, axis: np.add.reduce(x, axis=axis, keepdims=True),
-      vjp=lambda g, ans, x, axis: (_spread(g, x.shape),))
+      vjp=lambda g, ans, x, axis: (_spread(g, x.shape),),
+      jvp=lambda t, ans, x, axis: np.add.reduce(t[0], axis=axis, keepdims=True))
 defop("mean", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1)},
       rounding="sums",
       compose=lambda x, axis: x.sum(axis) / (x.value.size if axis is None else x.shape[axis]))
@@ -151,7 +166,8 @@ def _concat_vjp(g, ans, *xs, axis):
 
 defop("concat", None, shapes.concat, attrs={"axis": 0}, drawn={"axis": (0, 1)}, arities=(1, 2, 3),
       rounding="exact",
-      forward=lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp)
+      forward=lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concat_vjp,
+      jvp=lambda t, ans, *xs, axis: np.concatenate(t, axis=axis))
 
 
 def _index(rows, cols):
@@ -174,7 +190,8 @@ def _getitem_vjp(g, ans, x, rows, cols):
 # attrs are those of `shapes.normalise_index`: a slice or a tuple of ints per axis
 defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(None)},
       drawn={"rows": None, "cols": None}, rounding="exact",
-      forward=lambda x, rows, cols: x[_index(rows, cols)], vjp=_getitem_vjp)
+      forward=lambda x, rows, cols: x[_index(rows, cols)], vjp=_getitem_vjp,
+      jvp=lambda t, ans, x, rows, cols: t[0][_index(rows, cols)])
 
 # --- softmax -------------------------------------------------------------------
 
@@ -196,21 +213,25 @@ def _softmax(x, axis):
 # dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
 defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)}, domain=("wide",),
       rounding="sums", forward=_softmax,
-      vjp=lambda g, ans, x, axis: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),))
+      vjp=lambda g, ans, x, axis: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),),
+      jvp=lambda t, ans, x, axis: ans * (t[0] - _sum(ans * t[0], axis=axis, keepdims=True)))
 # dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
 defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)},
       domain=("wide",), rounding="sums", forward=_log_softmax,
-      vjp=lambda g, ans, x, axis: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),))
+      vjp=lambda g, ans, x, axis: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),),
+      jvp=lambda t, ans, x, axis: t[0] - _sum(np.exp(ans) * t[0], axis=axis, keepdims=True))
 
 # --- square matrices -----------------------------------------------------------
 
 # d tr(X) = tr(I dX)  =>  G_X = g I
 defop("trace", 1, shapes.scalar_of_square, rounding="sums",
       forward=lambda x: np.trace(x).reshape(1, 1).astype(x.dtype, copy=False),
-      vjp=lambda g, ans, x: (g[0, 0] * np.eye(x.shape[0], dtype=x.dtype),))
+      vjp=lambda g, ans, x: (g[0, 0] * np.eye(x.shape[0], dtype=x.dtype),),
+      jvp=lambda t, ans, x: np.trace(t[0]).reshape(1, 1).astype(ans.dtype, copy=False))
 # dY = -Y dX Y  =>  G_X = -Yᵀ G Yᵀ
 defop("inv", 1, shapes.square, domain=("invertible",), rounding="sums",
-      forward=np.linalg.inv, vjp=lambda g, ans, x: (-ans.T @ g @ ans.T,))
+      forward=np.linalg.inv, vjp=lambda g, ans, x: (-ans.T @ g @ ans.T,),
+      jvp=lambda t, ans, x: -ans @ t[0] @ ans)
 
 
 def _adjugate(x):
@@ -232,7 +253,9 @@ def _adjugate(x):
 # at singular X JAX agrees; torch 2.13 returns 0 where the rank is n - 1 ≥ 1: pytorch#104675)
 defop("det", 1, shapes.scalar_of_square, domain=("invertible",), rounding="sums",
       forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
-      vjp=lambda g, ans, x: (g[0, 0] * _adjugate(x).T,))
+      vjp=lambda g, ans, x: (g[0, 0] * _adjugate(x).T,),
+      # d det X = tr(adj X dX) = Σ (adj X)ᵀ ⊙ dX
+      jvp=lambda t, ans, x: np.sum(_adjugate(x).T * t[0]).reshape(1, 1).astype(ans.dtype))
 
 # --- convolution ---------------------------------------------------------------
 
@@ -270,4 +293,7 @@ def _conv2d_vjp(g, ans, image, kernel, stride, padding):
 
 defop("conv2d", 2, shapes.conv2d, attrs={"stride": 1, "padding": "valid"},
       drawn={"stride": (1, 2, 3), "padding": ("valid", "same")},
-      domain=("real", "real"), rounding="sums", forward=_conv2d, vjp=_conv2d_vjp)
+      domain=("real", "real"), rounding="sums", forward=_conv2d, vjp=_conv2d_vjp,
+      # bilinear: dY = conv(dI, K) + conv(I, dK)
+      jvp=lambda t, ans, image, kernel, stride, padding:
+          _conv2d(t[0], kernel, stride, padding) + _conv2d(image, t[1], stride, padding))

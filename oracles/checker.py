@@ -18,8 +18,10 @@ import zlib
 
 import numpy as np
 
-from .engine import run_engine
-from .finite_differences import finite_differences, forward_values
+from . import forward_mode
+from .engine import capabilities, run_engine
+from .finite_differences import directional, finite_differences, forward_values
+from .forward_mode import has_jvp, tangents_of
 from .tolerance import ad_tolerance, as_dtype, measure, refine
 from .verdict import (
     ORACLES,
@@ -32,6 +34,7 @@ from .verdict import (
     NumericallyUnsafe,
     ReferenceProblem,
     ShapeOrDtypeMismatch,
+    TangentMismatch,
     Verdict,
     array_names,
     arrays,
@@ -48,10 +51,11 @@ TIME_LIMIT = dict(base=10.0, per_step=0.05)
 class Checker:
     """Checks cases on one engine against the chosen references."""
 
-    def __init__(self, engine, oracles=ORACLES, seed=0, fail_on_warnings=False):
+    def __init__(self, engine, oracles=ORACLES, seed=0, fail_on_warnings=False, modes=None):
         # seed: kept for callers; probes are seeded by each case (case_rng), so that a
         # replay is the same check. fail_on_warnings: a right answer the engine warned
-        # about is a NumericallyUnsafe failure (else only counted)
+        # about is a NumericallyUnsafe failure (else only counted). modes: ("vjp",) or
+        # ("vjp", "jvp"); default: forward mode too where the engine offers `jvp`
         unknown = set(oracles) - set(ORACLES)
         if unknown or not oracles:
             raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
@@ -62,6 +66,11 @@ class Checker:
             from .jax_backend import JaxOracle
             self.jax = JaxOracle()
         self.seed, self.fail_on_warnings = seed, fail_on_warnings
+        self.modes = tuple(modes) if modes is not None else (
+            ("vjp", "jvp") if has_jvp(engine) else ("vjp",))
+        if "jvp" in self.modes and not has_jvp(engine):
+            raise ValueError(f"modes {self.modes}: engine {engine.name!r} offers no jvp")
+        self.jvp_ops = capabilities(engine).jvp_ops
 
     def check(self, case):
         """The verdict on one case; raises its Failure when it fails."""
@@ -70,9 +79,12 @@ class Checker:
             raise verdict.outcome
         return verdict
 
-    def judge(self, case):
-        """The verdict on one case, failed or not (`verdict.outcome`)."""
+    def judge(self, case, modes=None):
+        """The verdict on one case, failed or not (`verdict.outcome`); `modes`: a
+        subset of the checker's, for this case only."""
         verdict = Verdict(case, self.engine.name)
+        verdict.modes = tuple(m for m in self.modes if (modes is None or m in modes) and (
+            m != "jvp" or set(case.program.ops()) <= self.jvp_ops))  # ops it has a JVP of
         verdict.outcome = self._conclude(case, verdict)
         return verdict
 
@@ -114,7 +126,9 @@ class Checker:
                 verdict.comparisons.clear()
                 verdict.skipped_probes = verdict.unresolved_probes = 0
                 outcome = self._compare_all(case, verdict)
-        if outcome is None and verdict.warnings and self.fail_on_warnings:
+        if outcome is None and "jvp" in verdict.modes:
+            outcome = self._forward_mode(case, verdict, watch)
+        if outcome is None and verdict.numeric_warnings and self.fail_on_warnings:
             return NumericallyUnsafe(f"numerically unsafe: the answers are right, but the "
                                      f"engine warned\n{verdict.describe()}", verdict)
         return outcome
@@ -156,6 +170,68 @@ class Checker:
         if verdict.failures:
             return GradientMismatch(f"gradients differ:\n{verdict.describe()}", verdict)
         return None
+
+    def _forward_mode(self, case, verdict, watch):
+        """The engine's J ṫ along a tangent drawn from the case (oracles/forward_mode.py)."""
+        program, dtype = case.program, case.program.np_dtype
+        verdict.tangents = tangents_of(case, case_rng(case, seed=1))
+        forward_mode.references(self, case, verdict, verdict.tangents)
+        raised = {k: v for k, v in verdict.errors.items() if k in ("torch jvp", "jax jvp")}
+        if raised or "torch" not in verdict.jvps:
+            return ReferenceProblem(f"a reference raised (forward mode):\n"
+                                    f"{verdict.describe()}", verdict)
+        if "fd" in self.oracles and verdict.values:
+            with np.errstate(all="ignore"):
+                verdict.fd_tangent = directional(as_dtype(program, "float64"), case.inputs,
+                                                 verdict.tangents, case.cotangent,
+                                                 base=verdict.values)
+            if not verdict.fd_tangent[2] or not verdict.fd_tangent[3]:
+                verdict.unresolved_probes += 1
+        if self._compare_forward_mode(verdict, forward_mode.compare_references):
+            return ReferenceProblem(f"the references disagree (forward mode):\n"
+                                    f"{verdict.describe()}", verdict)
+        inputs = [np.array(x, dtype) for x in case.inputs]
+        tangents = [np.array(t, dtype) for t in verdict.tangents]
+        try:
+            with watch, warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                _, jt = forward_mode.run_engine_jvp(self.engine, program, inputs, tangents)
+            verdict.warnings += [f"{w.category.__name__}: {w.message}" for w in warned]
+        except KeyboardInterrupt as e:
+            if watch.interrupted or not watch.armed:
+                raise
+            return self._crashed(verdict, e)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - an engine that exits is a finding
+            return self._crashed(verdict, e)
+        verdict.jvps["engine"] = jt
+        if jt.shape != program.output_shape or jt.dtype != dtype:
+            verdict.comparisons.append(_mismatch("tangent", ("engine jvp", "program"), 0.0,
+                f"expected shape {program.output_shape} and dtype {dtype}, got {jt.shape} "
+                f"and {jt.dtype}"))
+            return ShapeOrDtypeMismatch(f"wrong shape or dtype (forward mode):\n"
+                                        f"{verdict.describe()}", verdict)
+        grads = verdict.results["engine"].grads
+        if self._compare_forward_mode(verdict, lambda v: forward_mode.compare_engine(
+                v, jt, grads, dtype)):
+            return TangentMismatch(f"forward mode differs:\n{verdict.describe()}", verdict)
+        return None
+
+    @staticmethod
+    def _compare_forward_mode(verdict, compare):
+        """Run `compare`; if a comparison fails, measure the rounding of both passes
+        (forward_mode.refine, tolerance.refine) and compare again. True if one fails."""
+        before = len(verdict.comparisons)
+        with np.errstate(all="ignore"):
+            compare(verdict)
+            if not verdict.failures:
+                return False
+            refined = forward_mode.refine(verdict)
+            refined = refine(verdict) or refined  # the VJP's: the transpose identity reads it
+            if not refined:
+                return True
+            del verdict.comparisons[before:]
+            compare(verdict)
+        return bool(verdict.failures)
 
     @staticmethod
     def _crashed(verdict, e):
@@ -237,6 +313,15 @@ class Checker:
                 tuple(int(w) if not isinstance(w, str) else w for w in worst), float(bound[j]),
                 "finite-difference bound (Richardson + rounding) + the AD tolerance"
                 + ("" if probes.full else ", along signed random directions"), ok))
+
+
+def modes_for(case, modes, jvp_every=2):
+    """The modes a fuzzing run checks on `case`: forward mode on one case in
+    `jvp_every` (it costs about as much as the rest of the check), chosen by the case
+    itself, so that a replay checks the same; the reducer and blame check all."""
+    if "jvp" not in modes or zlib.crc32(repr(case.program).encode()) % jvp_every == 0:
+        return modes
+    return tuple(m for m in modes if m != "jvp")
 
 
 def case_rng(case, seed=0):

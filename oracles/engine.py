@@ -31,6 +31,11 @@ Optional capabilities, each with its default:
     dtypes       ("float64", "float32"): the dtypes it computes in
     attrs        {}: per operation, the attribute values it supports, e.g.
                  {"sum": {"axis": [None]}, "conv2d": {"padding": ["valid"]}}
+    jvp          forward mode, checked where offered (oracles/forward_mode.py):
+                 graph form jvp(output, leaves, tangents) -> J ṫ; functional form
+                 jvp(fn, inputs, tangents) -> (output, J ṫ)
+    jvp_ops      all of `ops`: those whose forward mode it has (a graph with another
+                 is checked in reverse mode only)
     conventions  {}: per kinked operation, its derivative at each kink where it
                  differs from torch and JAX, e.g. {"relu": {0.0: 0.5}}; the kink test
                  reports a declared convention as such, not as a failure
@@ -87,6 +92,9 @@ class MflowEngine:
             output.backward(cotangent)
         return [np.zeros_like(x.value) if x.grad is None else x.grad for x in leaves]
 
+    def jvp(self, output, leaves, tangents):
+        return mflow.jvp(output, leaves, tangents)
+
     def to_numpy(self, value):
         return value.value
 
@@ -116,13 +124,16 @@ class Capabilities:
     conventions: dict = None
     version: str = ""
     functional: bool = False
+    jvp_ops: frozenset = frozenset()  # empty: no forward mode
 
 
 def capabilities(engine):
+    jvp = callable(getattr(engine, "jvp", None))
     return Capabilities(tuple(getattr(engine, "dtypes", DTYPES)),
                         dict(getattr(engine, "attrs", {}) or {}),
                         dict(getattr(engine, "conventions", {}) or {}),
-                        str(getattr(engine, "version", "") or ""), hasattr(engine, "vjp"))
+                        str(getattr(engine, "version", "") or ""), hasattr(engine, "vjp"),
+                        frozenset(getattr(engine, "jvp_ops", engine.ops) if jvp else ()))
 
 
 def check_adapter(engine, spec):
@@ -149,6 +160,9 @@ def check_adapter(engine, spec):
                 for k, v in allowed.items()):
             raise EngineError(f"--engine {spec!r}: attrs[{name!r}] = {allowed!r}: name one of "
                               f"its operations and a non-empty subset of the values drawn: {drawn}")
+    if not caps.jvp_ops <= set(engine.ops):
+        raise EngineError(f"--engine {spec!r}: jvp_ops {sorted(caps.jvp_ops - set(engine.ops))} "
+                          "are not in its ops")
     for name, at in caps.conventions.items():
         kinks = OPS[name].kinks if name in OPS else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):
@@ -187,6 +201,11 @@ def spec_of(engine):
     """The `module:attribute` that rebuilds `engine` ("mflow" for mflow's own)."""
     return getattr(engine, "spec", None) or ("mflow" if isinstance(engine, MflowEngine) else
                                              f"{type(engine).__module__}:{type(engine).__name__}")
+
+
+def engine_record(engine):
+    """What a report records of its engine: how to rebuild it, and its version."""
+    return {"engine_spec": spec_of(engine), "engine_version": capabilities(engine).version}
 
 
 def supported(engine, wanted=None):

@@ -150,3 +150,34 @@ def _straddles(program, base, values, q, b):
                 moved = np.sign(np.broadcast_to(values[a], (b * q, *base[a].shape)) - kink)
                 hit |= (moved != side).reshape(b, q, -1).any(axis=(0, 2))
     return hit
+
+
+def directional(program, inputs, tangents, cotangent, base=None):
+    """One probe along every input at once: the estimate of ⟨cotangent, J ṫ⟩, the
+    directional derivative along `tangents` (one per input), with its bound, by the
+    rules above (the same steps, Richardson step, rounding and convergence test).
+    Returns (estimate, error, valid, resolved), floats and bools."""
+    xs = [np.asarray(x, np.float64) for x in inputs]
+    ts = [np.asarray(t, np.float64) for t in tangents]
+    c = np.asarray(cotangent, np.float64)
+    reach = max(max(float(np.abs(t).max()) for t in ts), 1e-300)
+    h = U ** (1 / 3) * max(1.0, max(float(np.abs(x).max()) for x in xs)) / reach
+    steps = np.repeat(STEPS, 2) * np.tile([1.0, -1.0], len(STEPS))
+    batch = [x + (steps * h)[:, None, None] * t for x, t in zip(xs, ts)]
+    if base is None:
+        base = forward_values(program, xs)
+    with np.errstate(all="ignore"):
+        values = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64), batch)
+        out = np.broadcast_to(values[-1], (len(steps), *c.shape))
+        phi = (out * c).sum(axis=(-2, -1)).reshape(len(steps), 1)
+    valid = bool(np.isfinite(phi).all()) and not bool(
+        _straddles(program, base, values, 1, len(steps))[0])
+    biggest = max(np.abs(v).max() for v in base)
+    rounding = 64 * (len(program.steps) + 1) * U * (
+        np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest)
+    d = [(phi[2 * j] - phi[2 * j + 1]) / (2 * k * h) for j, k in enumerate(STEPS)]
+    with np.errstate(all="ignore"):
+        resolved = bool(converges(d, rounding / h)[0]) and valid
+    r2 = R * R
+    estimate = float(((r2 * d[0] - d[1]) / (r2 - 1))[0])
+    return estimate, float(abs(d[1] - d[0])[0] + 2 * rounding / h), valid, resolved

@@ -75,6 +75,15 @@ def plain_vjp(program, inputs, cotangent):
     return Result(np.asarray(out), [np.asarray(g) for g in grads])
 
 
+def plain_jvp(program, inputs, tangents):
+    """jax.jvp of the program interpreted with jax.numpy: (output, J ṫ)."""
+    def f(*xs):
+        return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
+    out, t = jax.jvp(f, tuple(jnp.asarray(x) for x in inputs),
+                     tuple(jnp.asarray(t) for t in tangents))
+    return np.asarray(out), np.asarray(t)
+
+
 # --- the compiled interpreter ------------------------------------------------------
 
 # Opcodes; attributes that change the computation's structure get their own opcode.
@@ -244,6 +253,48 @@ class JaxOracle:
 
         self._compiled[dtype, steps] = jax.jit(run)
         return self._compiled[dtype, steps]
+
+    def _jvp_function(self, dtype, steps):
+        """jax.jvp of the forward scan, compiled once per dtype and bucket."""
+        key = ("jvp", dtype, steps)
+        if key not in self._compiled:
+            branches = _branches(self.P, dtype)
+            dst = _FIELDS.index("dst")
+            a0, a1 = _FIELDS.index("a0"), _FIELDS.index("a1")
+
+            def forward(init, ints, ps, out_slot):
+                def step(vals, s):
+                    i, p = s
+                    y = lax.switch(i[0], branches, vals[i[a0]], vals[i[a1]], i, p)
+                    return vals.at[i[dst]].set(y), None
+                vals, _ = lax.scan(step, init, (ints, ps))
+                return vals[out_slot]
+
+            def run(init, tangent, ints, ps, out_slot):
+                return jax.jvp(lambda v: forward(v, ints, ps, out_slot), (init,), (tangent,))
+            self._compiled[key] = jax.jit(run)
+        return self._compiled[key]
+
+    def jvp(self, program, inputs, tangents):
+        """(output, J ṫ): forward mode through the same compiled interpreter."""
+        encoded = self.encode(program)
+        if encoded is None:
+            return plain_jvp(program, inputs, tangents)
+        code, consts, slot = encoded
+        dtype, P = program.np_dtype, self.P
+        init, tangent = np.zeros((self.S, P, P), dtype), np.zeros((self.S, P, P), dtype)
+        for i, (x, t) in enumerate(zip(inputs, tangents)):
+            init[i, :x.shape[0], :x.shape[1]] = x
+            tangent[i, :t.shape[0], :t.shape[1]] = t
+        for at, value in consts:
+            init[at, :value.shape[0], :value.shape[1]] = value
+        ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
+                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32)],
+                              axis=1)
+        out, t = self._jvp_function(dtype, len(code["op"]))(
+            init, tangent, ints, np.asarray(code["p"], dtype), slot[-1])
+        m, n = program.output_shape
+        return np.asarray(out)[:m, :n], np.asarray(t)[:m, :n]
 
     def encode(self, program):
         """The program as arrays of opcodes, slots and attributes; None if it does

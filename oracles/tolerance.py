@@ -276,3 +276,46 @@ def rounding_floor(program, u, condition, size):
 def as_dtype(program, dtype):
     """The same program in another dtype."""
     return program if program.dtype == dtype else Program(program.inputs, program.steps, dtype)
+
+
+def perturbed_tangents(program, inputs, tangents, samples=1, round_inputs=False, seed=0,
+                       u=U32):
+    """J ṫ from mflow's own JVP rules run in float64, as `samples` Monte Carlo
+    arithmetic runs (as `perturbed_gradients`, on the forward pass and on every JVP:
+    its operands, their tangents and its result): a list of `samples` arrays (u=0:
+    the exact run). How the forward-mode pass of this case amplifies rounding."""
+    from mflow.node import _topological
+
+    from .engine import MflowEngine
+    rng = np.random.default_rng(seed)
+    engine = MflowEngine()
+    nodes = interpret(program, engine.ops, engine.leaf, engine.constant,
+                      [np.asarray(x, np.float64) for x in inputs])
+    leaves, out = nodes[:len(inputs)], nodes[-1]
+    given = dict(zip(leaves, (np.asarray(t, np.float64) for t in tangents)))
+
+    def jitter(x):
+        return x + x * (u * rng.uniform(-1, 1, np.shape(x))) if u else x
+
+    runs = []
+    for _ in range(samples):
+        value, tangent = {}, {}
+        with np.errstate(all="ignore"):
+            for node in _topological(out, every=True):
+                if node.op is None:
+                    value[node] = jitter(node.value) if round_inputs else node.value
+                    tangent[node] = given.get(node, np.zeros(node.shape))
+                    continue
+                exact = node.op.rounding == "exact"
+                args = [value[p] for p in node.parents]
+                ts = tuple(tangent[p] for p in node.parents)
+                if node.op.rounding == "sums":
+                    args = [jitter(a) for a in args]
+                y = node.op.forward(*args, **node.attrs)
+                value[node] = y if exact else jitter(y)
+                if not exact:
+                    ts = tuple(jitter(t) for t in ts)
+                t = node.op.jvp(ts, value[node], *args, **node.attrs)
+                tangent[node] = np.broadcast_to(t if exact else jitter(t), node.shape)
+        runs.append(np.array(tangent[out], np.float64))
+    return runs

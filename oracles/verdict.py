@@ -51,6 +51,12 @@ class EngineMisbehaved(EngineBug):
     """The engine changed the arrays it was given (the inputs or the cotangent) in place."""
 
 
+class TangentMismatch(EngineBug):
+    """Forward mode: the engine's JVP differs from the references' (torch.func.jvp,
+    jax.jvp, a central difference along the tangent), or from its own VJP by the
+    transpose identity ⟨ȳ, J ṫ⟩ = ⟨Jᵀ ȳ, ṫ⟩. Checked where the engine offers `jvp`."""
+
+
 class NumericallyUnsafe(EngineBug):
     """The engine's answers are right, but it warned computing them (an overflow or
     an invalid value inside its rules: autograd's tanh VJP g / cosh(x)² at x = 400).
@@ -140,7 +146,21 @@ class Verdict:
     #   a comparison failed (tolerance.refine)
     errors: dict = field(default_factory=dict)       # who -> exception text
     warnings: list = field(default_factory=list)     # what the engine warned, as text
+    modes: tuple = ("vjp",)                          # what was checked: "vjp", "jvp"
+    slow_once: bool = False                          # over the time limit once, not again
+    tangents: list = field(default_factory=list)     # forward mode: ṫ per input (if checked)
+    jvps: dict = field(default_factory=dict)         # who -> J ṫ (engine, torch, jax, torch32)
+    jvp_spread: float | None = None                  # forward mode's Monte Carlo spread, once
+    #   a JVP comparison failed (forward_mode.refine)
+    fd_tangent: tuple | None = None                  # (estimate, bound, valid, resolved) of
+    #   ⟨cotangent, J ṫ⟩ by a central difference along ṫ
     outcome: Failure | None = None                   # None: the case passed
+
+    @property
+    def numeric_warnings(self):
+        """The engine's floating-point warnings (overflow, invalid value, division by
+        zero: numpy's RuntimeWarning), not its other messages."""
+        return [w for w in self.warnings if w.startswith(("RuntimeWarning", "FloatingPoint"))]
 
     @property
     def failures(self):

@@ -132,7 +132,13 @@ class Campaign:
             stats = self.merged()
             if self.stats is not None and stats.checked < self.stats.checked:
                 stats = self.stats  # this process's own count, when its file could not be written
-            for line in summary_lines(stats, self.failed_tests, interrupted=exitstatus == 2):
+            try:
+                engine = self.engine()
+                named = f"{engine.name} {_engine_version(engine)}".strip()
+            except Exception:  # noqa: BLE001 - a bad adapter was a usage error already
+                named = None
+            for line in summary_lines(stats, self.failed_tests, interrupted=exitstatus == 2,
+                                      engine=named):
                 terminal.write_line(line)
             if self.write_error:
                 terminal.write_line(f"campaign records NOT all written to {self.directory} "
@@ -161,6 +167,7 @@ class Campaign:
                 "exitstatus": int(exitstatus), "command": " ".join(sys.argv),
                 "engine": self.config.getoption("--mflow-engine", default="mflow"),
                 "engine_name": getattr(engine, "name", None),
+                "engine_version": _engine_version(engine),
                 "versions": _versions(),
                 # the engine's derivative at each kink, so the report can be rebuilt anywhere
                 "kinks": _kinks(engine)}
@@ -251,6 +258,14 @@ def _distributed(config):
 def _clock(seconds):
     seconds = int(seconds)
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _engine_version(engine):
+    from mflow.oracles.engine import capabilities
+    try:
+        return capabilities(engine).version if engine is not None else ""
+    except Exception:  # noqa: BLE001 - a version is only recorded
+        return ""
 
 
 def _iso(t):

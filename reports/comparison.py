@@ -26,7 +26,10 @@ from mflow.reports.stats import HIST_LO, HIST_STEP, hist_bin
 from . import atomic_write, plots
 from .summary import load
 
-PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch")
+PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch",
+         # forward mode, where the engine offers it (oracles/forward_mode.py)
+         "engine jvp vs torch jvp", "engine jvp vs jax jvp", "engine jvp vs fd jvp",
+         "engine jvp vs engine vjp", "jax jvp vs torch jvp", "fd jvp vs torch jvp")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 OVER = hist_bin(1.0 + 1e-12)  # the first histogram bin above the tolerance
 
@@ -122,7 +125,9 @@ def context(directory, out=None):
     pairs = [p for p in PAIRS if p in stats.pairs] + sorted(set(stats.pairs) - set(PAIRS))
     kinks = run.get("kinks")
     # what the run recorded, and only that: a record never names code to import
-    engine_name = str(run.get("engine_name") or run.get("engine") or "the engine")
+    engine_name = str(run.get("engine_name") or run.get("engine") or "the engine") + (
+        f" {run['engine_version']}" if isinstance(run.get("engine_version"), str)
+        and run["engine_version"] else "")
     keys = {"op", "kink", "engine", "torch", "jax", "agrees"}
     kinks = [k for k in kinks if isinstance(k, dict) and keys <= set(k)] \
         if isinstance(kinks, list) else []

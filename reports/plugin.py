@@ -327,7 +327,15 @@ class SavingChecker:
                 print(f"mflow: the case in flight cannot be kept on disk ({e}); a crash of "
                       "the engine's process will not be saved", file=sys.stderr, flush=True)
             self.inflight_error = str(e)
-        verdict = self.checker.judge(case)
+        from mflow.oracles.checker import modes_for
+        from mflow.oracles.verdict import EngineHang
+        verdict = self.checker.judge(case, modes_for(case, self.checker.modes))
+        if isinstance(verdict.outcome, EngineHang):
+            # a hang is a finding only if it happens again: an engine that compiles on
+            # first use (tinygrad, on a loaded machine) was over the limit once, then fast
+            second = self.checker.judge(case, verdict.modes)
+            if not isinstance(second.outcome, EngineHang):
+                second.slow_once, verdict = True, second
         self.stats.add(verdict)  # every case counts, whatever its outcome
         try:
             failure = verdict.outcome
@@ -360,7 +368,7 @@ class SavingChecker:
             self.passed = getattr(self, "passed", 0) + 1
             if self.passed % RECHECK_EVERY:
                 return None
-        second = self.checker.judge(verdict.case)
+        second = self.checker.judge(verdict.case, verdict.modes)
         first = verdict.outcome
         if (first is None and second.outcome is None) or (
                 first is not None and same_failure(first, second.outcome)):
@@ -372,13 +380,16 @@ class SavingChecker:
             f"engine's answers depend on history)\n{failed.describe()}", failed)
 
     def _save(self, failure, reduce=True):
+        from mflow.oracles.engine import engine_record
+
         from .reduce import reduce_and_save
         from .regressions import save
         test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
         line = " ".join(filter(None, [test, _reproduce_line()]))
         try:
             saved = (reduce_and_save(failure, self.checker, self.engine, self.directory, line)
-                     if reduce else save(failure, self.engine, self.directory, line))
+                     if reduce else save(failure, self.engine, self.directory, line,
+                                         extra=engine_record(self.engine)))
         except OSError as e:  # a full disk: the finding stands, printed, only its report is lost
             failure.add_note(f"the regression report could NOT be saved in {self.directory}: "
                              f"{e}")
@@ -473,7 +484,9 @@ def save_inflight(directory, worker, how):
     verdict = Verdict(case, name)
     verdict.errors["engine"] = f"ProcessDied: {how}"
     try:
-        engine, extra = engine_of(_session_config[0]), None
+        from mflow.oracles.engine import engine_record
+        engine = engine_of(_session_config[0])
+        extra = engine_record(engine)
     except Exception:  # noqa: BLE001 - the spec is recorded all the same
         engine = None
         extra = {"engine_spec": _session_config[0].getoption("--mflow-engine")

@@ -236,4 +236,6 @@ def blame_and_save(failure, engine, directory, reproduction="", extra=None):
     blamed = None
     if isinstance(failure, EngineBug):
         blamed = local_disagreement(engine, failure.verdict.case) or {}
-    return save(failure, engine, directory, reproduction, extra=extra, blamed=blamed)
+    from mflow.oracles.engine import engine_record
+    return save(failure, engine, directory, reproduction,
+                extra={**engine_record(engine), **(extra or {})}, blamed=blamed)

@@ -105,9 +105,10 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
     """Save the failure's case once; a second find of the same signature is
     counted. Returns the report's folder. Runs nothing: `blamed` is the blame the
     caller found (reports.reduce.blame_and_save), {} if every step's rule agreed
-    alone, None if none was looked for. `engine`: the adapter, whose spec and
-    version are recorded so that the gate, `list` and reproduce.py replay it."""
-    from mflow.oracles.engine import capabilities, spec_of
+    alone, None if none was looked for. `extra` holds the engine's record (its
+    adapter's spec and version: oracles.engine.engine_record), so that the gate,
+    `list` and reproduce.py replay that engine. (`engine`: kept for callers.)
+    Imports nothing that runs an engine: the reports that render read this module."""
     from mflow.oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
@@ -138,9 +139,10 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             # stays right there; never held against an engine
             "guard": not isinstance(failure, EngineBug),
             "engine": v.engine_name,
-            # how to rebuild the engine: its adapter's module:attribute, and its version
-            "engine_spec": None if engine is None else spec_of(engine),
-            "engine_version": None if engine is None else capabilities(engine).version,
+            # how to rebuild the engine (its adapter's module:attribute) and its version:
+            # given in `extra` by the caller
+            "engine_spec": None,
+            "engine_version": None,
             "message": str(failure).split("\nFalsifying example")[0],
             # numbers as Python floats: a float32 one would be written as a string
             "comparisons": [{"what": c.what, "pair": list(c.pair), "abs_err": float(c.abs_err),
@@ -161,7 +163,8 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             **(extra or {}),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
-        spec = report["engine_spec"] or "mflow"
+        spec = report["engine_spec"] if isinstance(report["engine_spec"], str) and \
+            report["engine_spec"] else "mflow"
         (tmp / "reproduce.py").write_text(_reproducer(case, _tolerances(v), spec))
         (tmp / "seen").mkdir()
         try:

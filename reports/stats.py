@@ -41,6 +41,8 @@ class Stats:
         self.outcomes = {}   # "passed" or the failure kind -> cases
         self.failed = {}     # "engine vs torch" -> op -> graphs whose comparison failed
         self.failures = []   # {"test", "kind", "report"} per saved failure
+        self.modes = {}      # "vjp", "jvp" -> graphs checked in that mode
+        self.slow_once = 0   # graphs over the time limit on the first run, not on the second
         self.warned = {}     # op -> graphs on which the engine warned (numerically unsafe)
         self.warnings = {}   # what it warned ("RuntimeWarning: overflow ...") -> graphs
 
@@ -55,9 +57,13 @@ class Stats:
                 self.skipped[op] = self.skipped.get(op, 0) + verdict.skipped_probes
             if verdict.unresolved_probes:
                 self.unresolved[op] = self.unresolved.get(op, 0) + verdict.unresolved_probes
-        if verdict.warnings:
+        self.slow_once += bool(getattr(verdict, "slow_once", False))
+        for mode in getattr(verdict, "modes", ("vjp",)):
+            self.modes[mode] = self.modes.get(mode, 0) + 1
+        if verdict.numeric_warnings:  # numerically unsafe: per operation
             for op in ops:
                 self.warned[op] = self.warned.get(op, 0) + 1
+        if verdict.warnings:  # every text, its other messages too
             for w in sorted(set(verdict.warnings)):
                 w = w[:200]
                 if w in self.warnings or len(self.warnings) < MAX_WARNINGS:
@@ -94,7 +100,8 @@ class Stats:
         return {"checked": self.checked, "ops": self.ops, "oracles": self.oracles,
                 "pairs": self.pairs, "skipped": self.skipped, "unresolved": self.unresolved,
                 "outcomes": self.outcomes, "failed": self.failed, "failures": self.failures,
-                "warned": self.warned, "warnings": self.warnings}
+                "warned": self.warned, "warnings": self.warnings, "modes": self.modes,
+                "slow_once": self.slow_once}
 
     @classmethod
     def from_dict(cls, d):
@@ -106,14 +113,17 @@ class Stats:
         s.unresolved, s.outcomes = d.get("unresolved", {}), d.get("outcomes", {})
         s.failed = d.get("failed", {})
         s.warned, s.warnings = d.get("warned", {}), d.get("warnings", {})
+        s.modes, s.slow_once = d.get("modes", {}), d.get("slow_once", 0)
         return s
 
     def merge(self, other):
         """Add another run's stats (another worker's) to these."""
         self.checked += other.checked
+        self.slow_once += other.slow_once
         for mine, theirs in ((self.ops, other.ops), (self.oracles, other.oracles),
                              (self.skipped, other.skipped), (self.unresolved, other.unresolved),
-                             (self.outcomes, other.outcomes), (self.warned, other.warned)):
+                             (self.outcomes, other.outcomes), (self.warned, other.warned),
+                             (self.modes, other.modes)):
             for k, n in theirs.items():
                 mine[k] = mine.get(k, 0) + n
         for pair, by_op in other.failed.items():

@@ -31,13 +31,18 @@ def printable(text):
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text))
 
 
-def summary_lines(stats, failed, interrupted=False):
+def summary_lines(stats, failed, interrupted=False, engine=None):
     lines = ["", f"fuzzing summary: {stats.checked:,} graphs checked"
+             + (f" on {printable(engine)}" if engine else "")
              + (" (stopped early: interrupted)" if interrupted else "")]
     covered = sorted(stats.ops)
     missing = sorted(set(OPS) - set(covered))
     lines.append(f"operations covered: {len(covered)} of {len(OPS)}"
                  + (f" (never drawn: {', '.join(missing)})" if missing else ""))
+    if stats.modes:
+        lines.append("checked: " + ", ".join(
+            f"{ {'vjp': 'reverse mode (VJP)', 'jvp': 'forward mode (JVP)'}.get(m, m)} on "
+            f"{n:,} graphs" for m, n in sorted(stats.modes.items(), key=lambda kv: kv[0] != "vjp")))
     lines.append("largest disagreement per oracle pair (|error| / tolerance; relative error):")
     lines += [f"  {pair:18s} {w['ratio']:.3g} of the tolerance; relative {w['rel']:.3g}"
               for pair, w in sorted(stats.worst.items())]
@@ -57,10 +62,16 @@ def summary_lines(stats, failed, interrupted=False):
         lines.append(f"the references disagree (not your engine): "
                      f"{stats.outcomes.get('ReferenceProblem', len(guards)):,} case(s); saved as "
                      f"guards: {', '.join(f['report'] for f in guards) or 'none'}")
+    if stats.slow_once:
+        lines.append(f"over the time limit once, within it when checked again (a compile or a "
+                     f"cache warming, not a hang): {stats.slow_once:,} graph(s)")
     if stats.warned:
-        lines.append("numerically unsafe (the engine warned, its answers right; "
-                     "--mflow-fail-on-warnings makes it a failure): graphs per operation: "
-                     + ", ".join(f"{op} {n:,}" for op, n in sorted(stats.warned.items())))
+        lines.append("numerically unsafe (the engine warned of overflow or an invalid value, "
+                     "its answers right; --mflow-fail-on-warnings makes it a failure): graphs "
+                     "per operation: " + ", ".join(f"{op} {n:,}"
+                                                   for op, n in sorted(stats.warned.items())))
+    if stats.warnings:
+        lines.append("what the engine warned (graphs):")
         lines += [printable(f"  {n:,} x {w}") for w, n in
                   sorted(stats.warnings.items(), key=lambda kv: -kv[1])[:5]]
     lines.append(f"failures found: {len(failed)}")
@@ -75,7 +86,10 @@ def summary_lines(stats, failed, interrupted=False):
 
 def main(directory):
     stats, failed = load(directory)
-    print("\n".join(summary_lines(stats, failed)))
+    run_file = Path(directory) / "run.json"
+    run = json.loads(run_file.read_text()) if run_file.exists() else {}
+    engine = " ".join(str(run[k]) for k in ("engine_name", "engine_version") if run.get(k))
+    print("\n".join(summary_lines(stats, failed, engine=engine or None)))
     return 1 if failed or stats.checked == 0 else 0
 
 

@@ -118,6 +118,32 @@ CATALOGUE = [
         {"exp": {"vjp": lambda g, ans, x: (g * x,)}}),
 ]
 
+# Forward mode: wrong JVP rules (the VJPs stay right, so only the forward-mode check,
+# against torch.func.jvp, jax.jvp, finite differences and the transpose identity, sees them)
+_sum = np.add.reduce
+CATALOGUE += [
+    Bug("inv_jvp_missing_minus", "inv", "d X⁻¹ = X⁻¹ dX X⁻¹ in forward mode (sign lost)",
+        {"inv": {"jvp": lambda t, ans, x: ans @ t[0] @ ans}}),
+    Bug("softmax_jvp_no_subtraction", "softmax", "dY = Y ⊙ dX, without - Y Σ(Y ⊙ dX)",
+        {"softmax": {"jvp": lambda t, ans, x, axis: ans * t[0]}}),
+    Bug("det_jvp_adjugate_not_transposed", "det", "d det X = Σ adj X ⊙ dX, not (adj X)ᵀ",
+        {"det": {"jvp": lambda t, ans, x: np.sum(np.linalg.inv(x) * ans[0, 0] * t[0])
+                 .reshape(1, 1).astype(ans.dtype)}}),
+    Bug("matmul_jvp_drops_a_term", "matmul", "d(AB) = dA B, without A dB",
+        {"matmul": {"jvp": lambda t, ans, a, b: t[0] @ b}}),
+    Bug("log_softmax_jvp_sums_everything", "log_softmax", "Σ over the whole matrix, not the axis",
+        {"log_softmax": {"jvp": lambda t, ans, x, axis: t[0] - _sum(np.exp(ans) * t[0],
+                                                                    axis=None, keepdims=True)}}),
+    Bug("conv2d_jvp_ignores_kernel_tangent", "conv2d", "dY = conv(dI, K), without conv(I, dK)",
+        {"conv2d": {"jvp": lambda t, ans, image, kernel, stride, padding:
+                    OPS_CORRECT["conv2d"].jvp((t[0], np.zeros_like(t[1])), ans, image, kernel,
+                                              stride, padding)}}),
+    Bug("div_jvp_denominator_sign", "div", "d(a/b) = (da + (a/b) db) / b",
+        {"div": {"jvp": lambda t, ans, a, b: (t[0] + ans * t[1]) / b}}),
+    Bug("tanh_jvp_not_squared", "tanh", "dY = (1 - Y) dX instead of (1 - Y²) dX",
+        {"tanh": {"jvp": lambda t, ans, x: t[0] * (1 - ans)}}),
+]
+
 BUGS = {bug.name: bug for bug in CATALOGUE}
 
 
@@ -151,3 +177,6 @@ class PlantedEngine:
 
     def gradients(self, output, leaves, cotangent):
         return self._planted(self._mflow.gradients, output, leaves, cotangent)
+
+    def jvp(self, output, leaves, tangents):
+        return self._planted(self._mflow.jvp, output, leaves, tangents)

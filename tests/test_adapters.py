@@ -60,7 +60,8 @@ def one_step_case(name, attrs, dtype, seed=0):
 # Each is a real defect, triaged in the README and reproduced standalone below.
 KNOWN = {
     "autograd": {("conv2d", "float64"): EngineCrash,   # pad_vjp() needs `mode` ('same')
-                 ("conv2d", "float32"): EngineCrash},
+                 ("conv2d", "float32"): EngineCrash,
+                 ("relu", "float32"): ShapeOrDtypeMismatch},  # np.maximum's JVP is float64
     "mygrad": {("pow", "float32"): ShapeOrDtypeMismatch},  # float32 ** 2 -> float64
 }
 VARIANTS = {"getitem": {"rows": (2, 0, 2), "cols": slice(0, 3, 2)}, "conv2d": {"padding": "same"},
@@ -134,6 +135,20 @@ def test_autograd_pad_without_mode_has_no_gradient():
     with pytest.raises(TypeError, match="mode"):
         grad(lambda x: anp.sum(anp.pad(x, 1)))(np.ones((2, 2)))
     assert grad(lambda x: anp.sum(anp.pad(x, 1, mode="constant")))(np.ones((2, 2))).sum() == 4
+
+
+def test_autograd_maximum_derivative_is_float64_for_float32():
+    """autograd 1.9.1: np.maximum's derivative (balanced_eq) is float64 whatever the
+    operands: the forward-mode tangent of relu on float32 is float64 (and so is the
+    gradient of a bare float32 array; through a tuple of inputs it is cast back)."""
+    import autograd.numpy as anp
+    from autograd import grad, make_jvp
+    adapter("autograd")
+    x = np.array([0.5, -1.0], np.float32)
+    assert make_jvp(lambda x: anp.maximum(x, 0.0))(x)(np.ones(2, np.float32))[1].dtype == \
+        np.float64
+    assert grad(lambda x: anp.sum(anp.maximum(x, 0.0)))(x).dtype == np.float64
+    assert make_jvp(anp.tanh)(x)(np.ones(2, np.float32))[1].dtype == np.float32
 
 
 def test_autograd_tanh_vjp_overflows_numerically_unsafe():

@@ -11,13 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"mflow": "mflow", "oracles": "mflow.oracles", "strategies": "mflow.strategies",
            "reports": "mflow.reports"}
 LAYERS = [
-    ["mflow", "mflow.shapes", "mflow.ops", "mflow.node", "mflow.functions", "mflow.nn"],
+    ["mflow", "mflow.shapes", "mflow.ops", "mflow.node", "mflow.forward", "mflow.functions",
+     "mflow.nn"],
     ["mflow.oracles", "mflow.oracles.program", "mflow.oracles.numpy_backend",
      "mflow.oracles.verdict", "mflow.strategies.domains"],
     ["mflow.strategies", "mflow.strategies.graphs"],
     ["mflow.oracles.engine", "mflow.oracles.torch_backend", "mflow.oracles.jax_backend",
      "mflow.oracles.finite_differences"],
-    ["mflow.oracles.tolerance", "mflow.oracles.checker", "mflow.oracles.kinks"],
+    ["mflow.oracles.tolerance", "mflow.oracles.forward_mode", "mflow.oracles.checker",
+     "mflow.oracles.kinks"],
     ["mflow.oracles.local", "mflow.reports", "mflow.reports.reduce", "mflow.reports.regressions"],
     ["mflow.reports.stats"],
     ["mflow.reports.summary", "mflow.reports.plots", "mflow.reports.comparison"],
@@ -31,7 +33,7 @@ RENDER_ONLY = ["mflow.reports.stats", "mflow.reports.summary", "mflow.reports.pl
 RUNS_SOMETHING = {"mflow.oracles.engine", "mflow.oracles.torch_backend",
                   "mflow.oracles.jax_backend", "mflow.oracles.finite_differences",
                   "mflow.oracles.checker", "mflow.oracles.kinks", "mflow.oracles.local",
-                  "mflow.oracles.tolerance"}
+                  "mflow.oracles.tolerance", "mflow.oracles.forward_mode"}
 
 
 def imports():

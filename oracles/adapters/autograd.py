@@ -6,7 +6,7 @@ autograd.scipy.signal.convolve (which flips the kernel: a true convolution)."""
 
 import autograd
 import autograd.numpy as anp
-from autograd import make_vjp
+from autograd import make_jvp, make_vjp
 from autograd.scipy.signal import convolve
 from autograd.scipy.special import expit, logsumexp
 
@@ -40,10 +40,16 @@ class Autograd:
     version = getattr(autograd, "__version__", "")
     ops = OPS
     conventions = {"relu": {0.0: 0.5}}  # np.maximum splits a tie: half to each side
+    # its forward mode has no JVP of expit, inv, det or convolve (NotImplementedError)
+    jvp_ops = sorted(set(OPS) - {"sigmoid", "inv", "det", "conv2d"})
 
     def vjp(self, fn, inputs, cotangent):
         pullback, out = make_vjp(lambda xs: fn(*xs))(tuple(inputs))
         return out, list(pullback(cotangent))
+
+    def jvp(self, fn, inputs, tangents):  # autograd's own forward mode
+        out, t = make_jvp(lambda xs: fn(*xs))(tuple(inputs))(tuple(tangents))
+        return out, t
 
     def to_numpy(self, value):
         return anp.asarray(value)

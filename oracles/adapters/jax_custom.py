@@ -26,6 +26,9 @@ class JaxCustomRules(JaxVjp):
         self.rules = dict(rules or {})
         ops = {**JAX_OPS, **{k: as_op(k, r) for k, r in self.rules.items()}}
         super().__init__({k: v for k, v in ops.items() if only is None or k in only}, name)
+        # JAX has no forward mode through a custom_vjp rule (a custom_jvp one has both)
+        self.jvp_ops = sorted(k for k in self.ops
+                              if not isinstance(self.rules.get(k), jax.custom_vjp))
 
 
 @jax.custom_vjp

@@ -22,6 +22,10 @@ class JaxVjp:
         out, pullback = jax.vjp(fn, *[jnp.asarray(x) for x in inputs])
         return out, list(pullback(jnp.asarray(cotangent, out.dtype)))
 
+    def jvp(self, fn, inputs, tangents):
+        return jax.jvp(fn, tuple(jnp.asarray(x) for x in inputs),
+                       tuple(jnp.asarray(t) for t in tangents))
+
     def to_numpy(self, value):
         return np.asarray(value)
 

@@ -1,0 +1,107 @@
+"""The suite pointed at real libraries: one campaign per shipped adapter, run from a
+folder outside this repository, summarised with its triaged findings.
+
+    python -m mflow fuzz --engine mflow.oracles.adapters.NAME --examples 500 --jobs 1 \\
+        --report DIR/campaign --reports DIR/regressions [--mflow-skip-ops OPS]
+    python benchmarks/real_engines.py DIR [DIR ...]   # writes benchmarks/results/real_engines.md
+
+Each DIR's reports are copied to docs/real_engines/<DIR name>/ (program.json, the
+arrays, reproduce.py) so that every finding replays from this repository."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from mflow.reports.regressions import load, reports
+from mflow.reports.summary import load as load_stats
+
+from mflow.ops import OPS
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "real_engines.md"
+DOCS = HERE.parent / "docs" / "real_engines"
+
+# What each distinct finding is, by signature: a real bug of the library (with a
+# standalone reproduction in that library alone), a documented convention, or a
+# false alarm of the suite. tests/test_adapters.py finds each real bug again.
+TRIAGE = {
+    "EngineCrash-conv2d-e27f612157": (
+        "real bug (autograd 1.9.1): `np.pad`'s default mode is 'constant', but autograd's "
+        "`pad_vjp(ans, array, pad_width, mode, **kwargs)` requires `mode`: "
+        "`grad(lambda x: anp.sum(anp.pad(x, 1)))(np.ones((2, 2)))` raises TypeError; "
+        "`anp.pad(x, 1, mode='constant')` works"),
+    "ShapeOrDtypeMismatch-pow-9d9655765e": (
+        "real bug (MyGrad 2.5.0 on numpy 2): a float32 tensor with a Python number becomes "
+        "float64: `mg.power(mg.Tensor(np.ones(2, np.float32)), 2).dtype` and "
+        "`(mg.Tensor(x32) * 2.0).dtype` are float64, numpy keeps float32 (NEP 50); "
+        "`x ** 2` alone is special-cased and stays float32"),
+    "ForwardMismatch-combine-3576819220": (
+        "real bug (MyGrad 2.5.0): `nnet.conv_nd` reads through the operand's strides, and the "
+        "stride of a size-1 axis can be anything: `x = np.array([[0.5, -1.0]]).T` (strides "
+        "(8, 16)) gives `conv_nd(x[None, None], x[None, None], stride=1)` = 0.25, the same "
+        "values as `np.array([[0.5], [-1.0]])` give 1.25 (right); forward and gradient wrong. "
+        "Saved before blame re-checked operands as the graph made them; blamed on conv2d "
+        "now (`operands made by: transpose`)"),
+}
+
+
+def _step(s):
+    shown = [f"{k}={v!r}" for k, v in s.attrs.items() if OPS[s.op].drawn.get(k) is not None]
+    return s.op + (f"({', '.join(shown)})" if shown else "")
+
+
+def section(folder):
+    folder = Path(folder)
+    stats, failed = load_stats(folder / "campaign")
+    run = json.loads((folder / "campaign" / "run.json").read_text())
+    found = reports(folder / "regressions")
+    kinds = {k: n for k, n in sorted(stats.outcomes.items()) if k != "passed"}
+    engine = None
+    lines = []
+    for report_dir in found:
+        case, report = load(report_dir)
+        engine = engine or f"{report.get('engine')} {report.get('engine_version') or ''}".strip()
+        steps = " -> ".join(_step(s) for s in case.program.steps)
+        dest = DOCS / folder.name / report_dir.name
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(report_dir, dest, ignore=shutil.ignore_patterns("seen"))
+        seen = len(list((report_dir / "seen").glob("*"))) + 1
+        lines.append(f"| `{report_dir.name}` | {report['failure']} | inputs "
+                     f"{', '.join('x'.join(map(str, s)) for s in case.program.inputs)} "
+                     f"({case.program.dtype}): {steps} | {seen} | "
+                     f"[reproduce.py](../../docs/real_engines/{folder.name}/{report_dir.name}/"
+                     f"reproduce.py) | {TRIAGE.get(report_dir.name, 'NOT TRIAGED')} |")
+    head = [f"## {folder.name}", "",
+            f"- engine: `{run.get('engine', '?')}`{' ' + engine if engine else ''}; "
+            f"command: `mflow {run.get('command', '').split(' ', 1)[-1]}`; "
+            f"{run.get('seconds', 0):.0f} s",
+            f"- graphs checked: {stats.checked:,}; operations covered: {len(stats.ops)} "
+            f"({', '.join(sorted(stats.ops))})",
+            f"- outcomes: passed {stats.outcomes.get('passed', 0):,}"
+            + "".join(f", {k} {n:,}" for k, n in kinds.items()),
+            f"- failed test items: {len(failed)}; distinct findings (reports): {len(found)}",
+            "- numerically unsafe (warned, right): "
+            + (", ".join(f"{op} {n:,}" for op, n in sorted(stats.warned.items())) or "none"),
+            ""]
+    if found:
+        head += ["| report | kind | reduced program | found | replay | triage |",
+                 "|---|---|---|---|---|---|"]
+    return head + lines + [""]
+
+
+def main(folders):
+    text = ["# The suite on real libraries", "",
+            "One campaign per shipped adapter, each run from a folder outside this repository "
+            "with `python -m mflow fuzz --engine mflow.oracles.adapters.NAME --jobs 1` "
+            "(`benchmarks/real_engines.py` has the command). A Hypothesis test item stops at "
+            "its first failure, so a library with a bug in a common operation gets a second "
+            "campaign with that operation left out (`--mflow-skip-ops`), to look past it.", ""]
+    for f in folders:
+        text += section(f)
+    OUT.write_text("\n".join(text))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
