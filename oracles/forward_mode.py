@@ -158,7 +158,8 @@ def compare_references(verdict):
     """The references among themselves: jax vs torch, and fd vs torch along ṫ."""
     case = verdict.case
     if "jax" in verdict.jvps:
-        _array(verdict, ("jax jvp", "torch jvp"), verdict.jvps["jax"], verdict.jvps["torch"], np.float64)
+        _array(verdict, ("jax jvp", "torch jvp"), verdict.jvps["jax"], verdict.jvps["torch"],
+               np.float64)
     fd = verdict.fd_tangent
     if fd is not None and fd[2] and fd[3]:
         tol, _ = tolerance(verdict, np.float64)
