@@ -44,6 +44,14 @@ TRIAGE = {
         "Saved before blame re-checked operands as the graph made them; blamed on conv2d "
         "now (`operands made by: transpose`)"),
 }
+for _name in ("NotReproducible-conv2d-1d4a3d2851", "NotReproducible-cos-e5330b01c1",
+              "NotReproducible-sin-688805d8af"):
+    TRIAGE[_name] = (
+        "false alarm of the suite, fixed: tinygrad compiles a kernel on first use, which took "
+        "over the 10 s limit on a machine loaded with five campaigns; checked again it passed "
+        "in milliseconds, and the suite called that 'not reproducible'. A hang is now a finding "
+        "only if it happens again (the first run counts as 'slow once'; "
+        "tests/test_guards.py::test_a_hang_that_does_not_happen_again_is_no_finding)")
 
 
 def _step(s):
@@ -81,8 +89,16 @@ def section(folder):
             f"- outcomes: passed {stats.outcomes.get('passed', 0):,}"
             + "".join(f", {k} {n:,}" for k, n in kinds.items()),
             f"- failed test items: {len(failed)}; distinct findings (reports): {len(found)}",
-            "- numerically unsafe (warned, right): "
-            + (", ".join(f"{op} {n:,}" for op, n in sorted(stats.warned.items())) or "none"),
+            "- numerically unsafe (floating-point warnings, answers right), graphs per "
+            "operation: " + (", ".join(f"{op} {n:,}" for op, n in sorted(stats.warned.items()))
+                             or "none"),
+            "- what the engine warned: " + ("; ".join(
+                f"{w} ({n:,} graphs)" for w, n in sorted(stats.warnings.items(),
+                                                         key=lambda kv: -kv[1])[:4]) or "nothing"),
+            f"- modes checked: {', '.join(f'{m} {n:,}' for m, n in sorted(stats.modes.items()))}"
+            if stats.modes else "- modes checked: vjp (forward mode was not yet checked)",
+            f"- over the time limit once, not again: {stats.slow_once:,}" if stats.slow_once
+            else "",
             ""]
     if found:
         head += ["| report | kind | reduced program | found | replay | triage |",
