@@ -9,13 +9,17 @@ A rule is called as Rule.apply(*operands, *attribute values), the attributes in
 the order mflow.ops.OPS[name].attrs lists them (an autograd.Function takes no
 keyword arguments); its graphs are drawn like the built-in operation's. Every
 other operation stays torch's own. `only=[...]` limits the graphs to some
-operations (yours and those around them)."""
+operations (yours and those around them). Forward mode is checked by the
+double-backward trick (torch_eager.py), so a backward that torch cannot
+differentiate with respect to its cotangent (one that leaves torch, through
+.numpy()) is found too."""
 
 import torch
 
 from mflow.ops import OPS
 
-from ..torch_backend import TORCH_OPS, TorchEngine
+from ..torch_backend import TORCH_OPS
+from .torch_eager import TorchEager
 
 
 def as_op(name, rule):
@@ -28,7 +32,7 @@ def as_op(name, rule):
     return op
 
 
-class TorchCustomRules(TorchEngine):
+class TorchCustomRules(TorchEager):
     def __init__(self, rules=None, name="torch+custom", only=None):
         unknown = sorted(set(rules or {}) - set(OPS))
         if unknown:
