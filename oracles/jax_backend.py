@@ -281,16 +281,9 @@ class JaxOracle:
         if encoded is None:
             return plain_jvp(program, inputs, tangents)
         code, consts, slot = encoded
-        dtype, P = program.np_dtype, self.P
-        init, tangent = np.zeros((self.S, P, P), dtype), np.zeros((self.S, P, P), dtype)
-        for i, (x, t) in enumerate(zip(inputs, tangents)):
-            init[i, :x.shape[0], :x.shape[1]] = x
-            tangent[i, :t.shape[0], :t.shape[1]] = t
-        for at, value in consts:
-            init[at, :value.shape[0], :value.shape[1]] = value
-        ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
-                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32)],
-                              axis=1)
+        dtype = program.np_dtype
+        init, ints = self._pack(code, consts, inputs, dtype)
+        tangent = self._slots(tangents, dtype)  # constants' tangents: 0
         out, t = self._jvp_function(dtype, len(code["op"]))(
             init, tangent, ints, np.asarray(code["p"], dtype), slot[-1])
         m, n = program.output_shape
@@ -368,21 +361,30 @@ class JaxOracle:
             code[k] += [pad] * (steps - len(code[k]))
         return code, consts, slot
 
-    def run(self, program, inputs, cotangent):
-        encoded = self.encode(program)
-        if encoded is None:
-            return plain_vjp(program, inputs, cotangent)
-        code, consts, slot = encoded
-        dtype = program.np_dtype
-        P = self.P
-        init = np.zeros((self.S, P, P), dtype)
-        for i, x in enumerate(inputs):
-            init[i, :x.shape[0], :x.shape[1]] = x
+    def _slots(self, arrays, dtype):
+        """The slot array with `arrays` in the first slots, each in its top-left corner."""
+        slots = np.zeros((self.S, self.P, self.P), dtype)
+        for i, x in enumerate(arrays):
+            slots[i, :x.shape[0], :x.shape[1]] = x
+        return slots
+
+    def _pack(self, code, consts, inputs, dtype):
+        """(the initial slots: inputs and constants, the steps as one int array)."""
+        init = self._slots(inputs, dtype)
         for at, value in consts:
             init[at, :value.shape[0], :value.shape[1]] = value
         ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
                                np.array(code["ri"], np.int32), np.array(code["ci"], np.int32)],
                               axis=1)
+        return init, ints
+
+    def run(self, program, inputs, cotangent):
+        encoded = self.encode(program)
+        if encoded is None:
+            return plain_vjp(program, inputs, cotangent)
+        code, consts, slot = encoded
+        dtype, P = program.np_dtype, self.P
+        init, ints = self._pack(code, consts, inputs, dtype)
         cot = np.zeros((P, P), dtype)
         cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
         run = self._function(dtype, len(code["op"]))

@@ -2,16 +2,13 @@
 and jax.jvp (float64), the transpose identity ⟨ȳ, J ṫ⟩ = ⟨Jᵀ ȳ, ṫ⟩ against
 mflow's own VJPs, and closed forms."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from mflow.oracles.engine import MflowEngine
-from mflow.oracles.jax_backend import JAX_OPS
+from mflow.oracles.forward_mode import torch_jvp
+from mflow.oracles.jax_backend import plain_jvp as jax_jvp
 from mflow.oracles.program import interpret
-from mflow.oracles.torch_backend import TORCH_OPS
 from mflow.strategies import cases
 
 import mflow
@@ -30,22 +27,6 @@ def mflow_jvp(program, inputs, tangents):
     values = interpret(program, ops, lambda x: mflow.Node(x, requires_grad=True), mflow.Node,
                        inputs)
     return values[-1].value, mflow.jvp(values[-1], values[:len(inputs)], tangents), values
-
-
-def torch_jvp(program, inputs, tangents):
-    def f(*xs):
-        return interpret(program, TORCH_OPS, lambda x: x, torch.tensor, xs)[-1]
-    out, t = torch.func.jvp(f, tuple(torch.tensor(x) for x in inputs),
-                            tuple(torch.tensor(t) for t in tangents))
-    return out.numpy(), t.numpy()
-
-
-def jax_jvp(program, inputs, tangents):
-    def f(*xs):
-        return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
-    out, t = jax.jvp(f, tuple(jnp.asarray(x) for x in inputs),
-                     tuple(jnp.asarray(t) for t in tangents))
-    return np.asarray(out), np.asarray(t)
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
