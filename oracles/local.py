@@ -84,7 +84,9 @@ def _as_made(case, k, values):
         return None
     outer = list(dict.fromkeys([b for a in made for b in steps[a - n_in].args]
                                + [a for a in dict.fromkeys(step.args) if a not in made]))
-    uses = [b for a in made for b in steps[a - n_in].args] + \
+    # a value read by two of these steps is fan-out, not layout (one step reading it
+    # twice, as concat(x, x), is the one-step check's case, and kept)
+    uses = [b for a in made for b in set(steps[a - n_in].args)] + \
         [a for a in dict.fromkeys(step.args) if a not in made]
     if len(uses) != len(set(uses)):
         return None

@@ -115,6 +115,10 @@ def test_tinygrad_sum_of_a_concatenation_with_itself_is_wrong():
                                                Step("sum", (1,), {"axis": None})])
     assert isinstance(Checker(engine).judge(case).outcome, (GradientMismatch, Exception))
     assert run_engine(engine, case.program, case.inputs, case.cotangent).forward[0, 0] != 12.0
+    # blamed on sum, over the value concat made (a fresh (4, 2) input sums right)
+    from mflow.oracles.local import local_disagreement
+    blamed = local_disagreement(engine, case)
+    assert blamed["op"] == "sum" and blamed["variant"]["operands made by"] == ["concat"]
 
 
 def test_mygrad_float32_with_a_python_number_becomes_float64():
