@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-from mflow.oracles.checker import Checker  # noqa: E402
+from mflow.oracles.checker import Checker, modes_for  # noqa: E402
 from mflow.oracles.engine import MflowEngine, run_engine  # noqa: E402
 from mflow.oracles.finite_differences import finite_differences  # noqa: E402
 from mflow.oracles.torch_backend import TorchEngine  # noqa: E402
@@ -54,6 +54,12 @@ def median_us(f, items):
     return statistics.median(times) * 1e6
 
 
+def _timed(f, item):
+    t = time.perf_counter()
+    f(item)
+    return (time.perf_counter() - t) * 1e6
+
+
 def speed(n):
     t = time.perf_counter()
     sample = draw_cases(n, min_steps=10, max_steps=10)
@@ -72,8 +78,13 @@ def speed(n):
             lambda c: checker.jax.run(c.program, c.inputs, c.cotangent), sample)),
         ("finite differences alone", median_us(
             lambda c: finite_differences(c.program, c.inputs, c.cotangent, rng), sample)),
-        ("check: engine + torch (f64, f32 gauge) + JAX + FD + compare", median_us(
-            checker.check, sample)),
+        ("check, reverse mode only: engine + torch (f64, f32 gauge) + JAX + FD + compare",
+         median_us(lambda c: checker.judge(c, ("vjp",)), sample)),
+        ("check, both modes on every graph (+ JVP: torch f64 and f32, JAX, FD along ṫ, "
+         "transpose identity)", median_us(lambda c: checker.judge(c, ("vjp", "jvp")), sample)),
+        ("check as a campaign runs it (forward mode on every other graph; mean)",
+         statistics.mean(_timed(lambda c: checker.judge(c, modes_for(c, checker.modes)), c)
+                         for c in sample)),
     ]
     full = rows[-1][1] + generation
     rows.append(("full check: draw + check", full))
