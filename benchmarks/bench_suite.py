@@ -82,7 +82,7 @@ def speed(n):
          median_us(lambda c: checker.judge(c, ("vjp",)), sample)),
         ("check, both modes on every graph (+ JVP: torch f64 and f32, JAX, FD along ṫ, "
          "transpose identity)", median_us(lambda c: checker.judge(c, ("vjp", "jvp")), sample)),
-        ("check as a campaign runs it (forward mode on every other graph; mean)",
+        ("check as a campaign runs it (forward mode on every third graph; mean)",
          statistics.mean(_timed(lambda c: checker.judge(c, modes_for(c, checker.modes)), c)
                          for c in sample)),
     ]
