@@ -36,6 +36,8 @@ Optional capabilities, each with its default:
                  jvp(fn, inputs, tangents) -> (output, J ṫ)
     jvp_ops      all of `ops`: those whose forward mode it has (a graph with another
                  is checked in reverse mode only)
+    first_use    0: seconds a case may take where the engine compiles on first use
+                 (tinygrad): the time limit's base becomes the larger of this and 10 s
     conventions  {}: per kinked operation, its derivative at each kink where it
                  differs from torch and JAX, e.g. {"relu": {0.0: 0.5}}; the kink test
                  reports a declared convention as such, not as a failure
@@ -125,6 +127,7 @@ class Capabilities:
     version: str = ""
     functional: bool = False
     jvp_ops: frozenset = frozenset()  # empty: no forward mode
+    first_use: float = 0.0
 
 
 def capabilities(engine):
@@ -133,7 +136,8 @@ def capabilities(engine):
                         dict(getattr(engine, "attrs", {}) or {}),
                         dict(getattr(engine, "conventions", {}) or {}),
                         str(getattr(engine, "version", "") or ""), hasattr(engine, "vjp"),
-                        frozenset(getattr(engine, "jvp_ops", engine.ops) if jvp else ()))
+                        frozenset(getattr(engine, "jvp_ops", engine.ops) if jvp else ()),
+                        float(getattr(engine, "first_use", 0.0) or 0.0))
 
 
 def check_adapter(engine, spec):

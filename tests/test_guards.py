@@ -210,6 +210,18 @@ def test_a_hang_that_does_not_happen_again_is_no_finding(monkeypatch, tmp_path):
     assert all(isinstance(again.judge(CASE).outcome, EngineHang) for _ in range(2))
 
 
+def test_an_engine_that_compiles_on_first_use_may_declare_its_time(monkeypatch):
+    import time
+
+    from mflow.oracles import checker as checker_module
+    from mflow.oracles.verdict import EngineHang
+    monkeypatch.setitem(checker_module.TIME_LIMIT, "base", 0.3)
+    slow = Wrapped(lambda leaves, cotangent, grads: time.sleep(1.0) or grads)
+    assert isinstance(checker_module.Checker(slow).judge(CASE).outcome, EngineHang)
+    slow.first_use = 5.0  # tinygrad declares 120 s: it compiles each new shape
+    assert checker_module.Checker(slow).judge(CASE).outcome is None
+
+
 def test_a_replay_draws_the_same_probes():
     from mflow.oracles.checker import Checker
     big = Case(Program(((5, 5),), (Step("tanh", (0,)),)),

@@ -50,6 +50,9 @@ class Tinygrad:
     name = "tinygrad"
     version = version("tinygrad")
     ops = OPS
+    # it compiles a kernel (clang) the first time it meets a shape: a large conv2d took
+    # over 10 s twice on a machine loaded with five campaigns, then milliseconds
+    first_use = 120.0
 
     def leaf(self, array):
         return Tensor(np.ascontiguousarray(array))  # gradient() needs no flag
