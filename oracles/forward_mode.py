@@ -16,11 +16,17 @@ When a comparison fails, the forward-mode pass's own rounding is measured first
 error), the VJP's too (tolerance.refine), and the comparisons are made again,
 as the VJP's are."""
 
+import warnings
+
 import numpy as np
 
 from .program import interpret
 from .tolerance import C_ROUNDING, OVERFLOW_FACTOR, U32, U64, ad_tolerance, rounding_floor
 from .verdict import Comparison, norm, relative
+
+# torch.func.jvp calls the deprecated torch.jit.script inside: torch's, not the user's
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                        category=DeprecationWarning)
 
 
 def has_jvp(engine):
@@ -50,12 +56,7 @@ def run_engine_jvp(engine, program, inputs, tangents):
 
 
 def torch_jvp(program, inputs, tangents):
-    import warnings
-
     import torch
-    # torch.func.jvp calls the deprecated torch.jit.script inside: torch's, not the user's
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
-                            category=DeprecationWarning)
 
     from .torch_backend import TORCH_OPS
 
