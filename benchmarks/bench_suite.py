@@ -82,7 +82,11 @@ def speed(n):
          median_us(lambda c: checker.judge(c, ("vjp",)), sample)),
         ("check, both modes on every graph (+ JVP: torch f64 and f32, JAX, FD along ṫ, "
          "transpose identity)", median_us(lambda c: checker.judge(c, ("vjp", "jvp")), sample)),
-        ("check as a campaign runs it (forward mode on every third graph; mean)",
+        ("check, all three modes on every graph (+ HVP: torch double backward f64 and f32, "
+         "JAX reverse over reverse, FD of the engine's gradient along ṫ)",
+         median_us(lambda c: checker.judge(c, ("vjp", "jvp", "hvp")), sample)),
+        ("check as a campaign runs it (forward mode and second order each on every third "
+         "graph; mean)",
          statistics.mean(_timed(lambda c: checker.judge(c, modes_for(c, checker.modes)), c)
                          for c in sample)),
     ]

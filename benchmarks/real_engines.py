@@ -78,9 +78,11 @@ NOTES = {
         "these graphs; tests/test_adapters.py finds it (and the earlier session's fan-out "
         "campaign did)."),
     "jax_custom": (
-        "Stopped by hand at 17,398 graphs (the session's end; eager JAX, about 8 graphs a "
-        "second). Forward mode on 8,272 of them (custom_vjp sigmoid excluded: JAX has no "
-        "forward mode through custom_vjp)."),
+        "Run again on 2026-12-04 to reach 20,000 graphs (the first run, stopped by hand at "
+        "17,398 at a session's end, is replaced): stopped by hand (Ctrl-C) at 20,249 graphs, "
+        "the summary and report written as for any stopped run. Forward mode on 6,427 of "
+        "them (custom_vjp sigmoid excluded: JAX has no forward mode through custom_vjp). "
+        "It ran the suite as it was before second order was checked."),
     "tinygrad_first": (
         "Stopped by hand at 14,158 graphs: three of its items had stopped at the suite's "
         "false alarm below (fixed since); the campaign was run again."),
@@ -144,15 +146,27 @@ def section(folder):
 
 
 def main(folders):
-    text = ["# The suite on real libraries", "",
+    """Write the sections of these campaign folders into OUT, keeping the sections of
+    campaigns run before (their folders may be gone: the figures stay as measured)."""
+    head = ["# The suite on real libraries", "",
             "One campaign per shipped adapter, each run from a folder outside this repository "
             "with `python -m mflow fuzz --engine mflow.oracles.adapters.NAME --jobs 1` "
             "(`benchmarks/real_engines.py` has the command). A Hypothesis test item stops at "
             "its first failure, so a library with a bug in a common operation gets a second "
             "campaign with that operation left out (`--mflow-skip-ops`), to look past it.", ""]
+    sections = {}
+    if OUT.exists():  # "## name" blocks, in order
+        name = None
+        for line in OUT.read_text().splitlines():
+            if line.startswith("## "):
+                name = line[3:].strip()
+                sections[name] = []
+            if name is not None:
+                sections[name].append(line)
     for f in folders:
-        text += section(f)
-    OUT.write_text("\n".join(text))
+        sections[Path(f).name] = section(f)
+    text = head + [line for lines in sections.values() for line in lines]
+    OUT.write_text("\n".join(text).rstrip("\n") + "\n")
     print(f"wrote {OUT}")
 
 

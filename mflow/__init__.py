@@ -30,7 +30,7 @@ from .functions import (
     trace,
     transpose,
 )
-from .node import Node, apply
+from .node import Node, apply, grad
 from .ops import OPS, Op
 from .shapes import ShapeError
 
@@ -42,6 +42,6 @@ if (_checkout / "oracles" / "__init__.py").is_file() and (_checkout / "pyproject
     __path__.append(str(_checkout))
 del _checkout
 
-__all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "jvp", "concat", "conv2d", "cos", "det",
-           "exp", "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin",
+__all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "grad", "jvp", "concat", "conv2d", "cos",
+           "det", "exp", "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin",
            "softmax", "sum", "tanh", "trace", "transpose"]

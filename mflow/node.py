@@ -1,11 +1,14 @@
 """The graph: `Node`, `apply` (build a node from the table) and the backward walk."""
 
+import operator
+
 import numpy as np
 
+from . import rule_ops
 from .ops import OPS, Op
 from .shapes import ShapeError, normalise_index
 
-accumulate = np.add  # how contributions from several uses combine (a name tests can patch)
+accumulate = operator.add  # how contributions from several uses combine (a name tests can patch)
 
 
 def as_matrix(value, who="Node"):
@@ -129,24 +132,9 @@ class Node:
             if seed.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {seed.shape}, "
                                  f"but the node has shape {self.shape}")
-        grads = {self: seed}
-        for node in reversed(_topological(self)):
-            g = grads.pop(node)
+        def keep(node, g):
             node.grad = np.array(g) if node.grad is None else node.grad + g
-            op = node.op
-            if op is None:
-                continue
-            parents = node.parents
-            contributions = op.vjp(g, node.value, *[p.value for p in parents], **node.attrs)
-            for p, gp in zip(parents, contributions):
-                if p.requires_grad:
-                    v = p.value
-                    if gp.shape != v.shape or gp.dtype != v.dtype:
-                        gp = _unbroadcast(gp, v, op)
-                    if p in grads:
-                        grads[p] = accumulate(grads[p], gp)  # fan-out: contributions add up
-                    else:
-                        grads[p] = gp
+        _backpropagate(self, seed, keep)
 
     def zero_grad(self):
         """Clear `.grad` on this node and every node beneath it."""
@@ -255,18 +243,108 @@ def apply(op, *operands, **attrs):
 
 
 def _unbroadcast(g, value, op):
-    """Sum a gradient over the axes its operand was broadcast along, in its dtype."""
+    """Sum a gradient (an array, or a Node under create_graph) over the axes its
+    operand was broadcast along, in the operand's dtype."""
     shape = value.shape
     if g.shape != shape:
         for axis in (0, 1):
             if g.shape[axis] != shape[axis] and shape[axis] == 1:
-                g = g.sum(axis=axis, keepdims=True)
+                g = rule_ops.sum(g, axis)
         if g.shape != shape:
             raise ShapeError(f"{op.name}: its VJP rule returned a gradient of shape {g.shape} "
                              f"for an operand of shape {shape}")
     if g.dtype != value.dtype:
+        if type(g) is Node:
+            raise TypeError(f"{op.name}: its VJP rule returned {g.dtype} for a {value.dtype} "
+                            "operand (mflow keeps one dtype per graph)")
         g = g.astype(value.dtype)
     return g
+
+
+def _backpropagate(root, seed, visit, create_graph=False):
+    """The reverse walk shared by `backward` and `grad`: each node's cotangent,
+    complete (every use added), is handed to `visit(node, g)` before its rule
+    runs; each rule runs once. With create_graph, cotangents are Nodes and rules
+    run on Nodes (operands, and the node itself as `ans`): the result is a graph."""
+    grads = {root: seed}
+    for node in reversed(_topological(root)):
+        g = grads.pop(node)
+        visit(node, g)
+        op = node.op
+        if op is None:
+            continue
+        parents = node.parents
+        if create_graph:
+            contributions = op.vjp(g, node, *parents, **node.attrs)
+        else:
+            contributions = op.vjp(g, node.value, *[p.value for p in parents], **node.attrs)
+        for p, gp in zip(parents, contributions):
+            if p.requires_grad:
+                if create_graph and type(gp) is not Node:
+                    gp = _leaf(np.asarray(gp, p.dtype))  # a constant part of a rule (zeros)
+                v = p.value
+                if gp.shape != v.shape or gp.dtype != v.dtype:
+                    gp = _unbroadcast(gp, v, op)
+                if p in grads:
+                    grads[p] = accumulate(grads[p], gp)  # fan-out: contributions add up
+                else:
+                    grads[p] = gp
+
+
+def grad(output, inputs, gradient=None, create_graph=False):
+    """d⟨gradient, output⟩ / d input for each of `inputs`, as Nodes, the way
+    torch.autograd.grad does; `.grad` attributes are left alone. `gradient` defaults
+    to [[1.0]] for a 1x1 output. An input the output does not depend on gets zeros.
+    With create_graph=True each gradient is a graph of mflow operations over the
+    inputs, so it can be differentiated again:
+
+    >>> x = Node([[1.0, 2.0]], requires_grad=True)
+    >>> (g,) = grad((x * x * x).sum(), [x], create_graph=True)   # 3 x²
+    >>> (h,) = grad(g, [x], gradient=[[1.0, 1.0]])               # 6 x
+    >>> h.value
+    array([[ 6., 12.]])
+    """
+    if type(output) is not Node:
+        raise TypeError(f"grad: the output is a {type(output).__name__}, not a Node")
+    inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
+    for k, x in enumerate(inputs):
+        if type(x) is not Node:
+            raise TypeError(f"grad: input {k} is a {type(x).__name__}, not a Node")
+        if not x.requires_grad:  # its gradient is not zero, only not tracked (as torch)
+            raise ValueError(f"grad: input {k} does not require grad; create it with "
+                             "Node(value, requires_grad=True)")
+    if gradient is None:
+        if output.shape != (1, 1):
+            raise ValueError(f"grad: an output of shape {output.shape} needs `gradient` of "
+                             "that shape (only a 1x1 output defaults to [[1.0]])")
+        gradient = np.ones((1, 1), output.dtype)
+    seed = gradient if isinstance(gradient, Node) else as_matrix(gradient, "grad")
+    if seed.shape != output.shape:
+        raise ValueError(f"grad: gradient has shape {seed.shape}, but the output has shape "
+                         f"{output.shape}")
+    if type(seed) is Node and (not create_graph or not seed.requires_grad):
+        seed = seed.value  # a constant: its value is all that matters
+    if type(seed) is Node and seed.dtype != output.dtype:
+        raise TypeError(f"grad: gradient is {seed.dtype}, the output {output.dtype}; mflow "
+                        "keeps one dtype per graph")
+    if type(seed) is not Node:
+        seed = seed.astype(output.dtype, copy=False)
+        if create_graph:
+            seed = _leaf(seed)
+    wanted = {x: None for x in inputs}
+
+    def collect(node, g):
+        if node in wanted:
+            wanted[node] = g
+    if output.requires_grad:
+        _backpropagate(output, seed, collect, create_graph)
+    out = []
+    for x in inputs:
+        g = wanted[x]
+        if g is None:
+            g = np.zeros(x.shape, x.dtype)
+        out.append(g if type(g) is Node else _leaf(np.array(g)))
+    return out
 
 
 def _topological(root, every=False):

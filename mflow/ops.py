@@ -6,7 +6,10 @@ oracles and tests read this table; adding an operation is one entry here plus
 its counterparts in the oracles.
 
 A VJP rule takes (g, ans, *operands, **attrs), where g is the cotangent of the
-result and ans the result itself, and returns one gradient per operand. A JVP
+result and ans the result itself, and returns one gradient per operand. It is
+written with operators and `F` (mflow.rule_ops) only, so that the same rule runs
+on arrays (the backward pass) and on Nodes (mflow.grad with create_graph=True,
+whose gradients can be differentiated again). A JVP
 rule takes (t, ans, *operands, **attrs), t the tuple of the operands' tangents,
 and returns the tangent of the result: dY itself, read off the same differential
 (the VJP is its transpose), in the result's shape. Each is
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import rule_ops as F
 from . import shapes
 
 
@@ -112,12 +116,12 @@ defop("pow", 1, shapes.pow, attrs={"p": 2}, drawn={"p": (2, 3, -1, 0.5, 1.5, -2.
       domain=_pow_domain,
       forward=lambda x, p: x ** p,
       # d(x⁰)/dx = 0 everywhere, x = 0 included (as torch): not 0 · 0⁻¹ = NaN
-      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1) if p != 0 else np.zeros_like(g * x),),
+      vjp=lambda g, ans, x, p: (g * p * x ** (p - 1) if p != 0 else F.zeros(x),),
       jvp=lambda t, ans, x, p: t[0] * p * x ** (p - 1) if p != 0 else np.zeros_like(t[0] * x))
 defop("relu", 1, shapes.same, kinks=(0.0,),
       convention="relu'(0) = 0 in mflow, torch and JAX",
       forward=lambda x: np.maximum(x, 0),
-      vjp=lambda g, ans, x: (g * (x > 0),), jvp=lambda t, ans, x: t[0] * (x > 0))
+      vjp=lambda g, ans, x: (g * F.positive(x),), jvp=lambda t, ans, x: t[0] * (x > 0))
 defop("exp", 1, shapes.same, domain=("bounded",),
       forward=np.exp, vjp=lambda g, ans, x: (g * ans,), jvp=lambda t, ans, x: t[0] * ans)
 defop("log", 1, shapes.same, domain=("positive",),
@@ -128,19 +132,12 @@ defop("tanh", 1, shapes.same,
 defop("sigmoid", 1, shapes.same,
       forward=_sigmoid, vjp=lambda g, ans, x: (g * ans * (1 - ans),),
       jvp=lambda t, ans, x: t[0] * ans * (1 - ans))
-defop("sin", 1, shapes.same, forward=np.sin, vjp=lambda g, ans, x: (g * np.cos(x),),
+defop("sin", 1, shapes.same, forward=np.sin, vjp=lambda g, ans, x: (g * F.cos(x),),
       jvp=lambda t, ans, x: t[0] * np.cos(x))
-defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda g, ans, x: (-g * np.sin(x),),
+defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda g, ans, x: (-g * F.sin(x),),
       jvp=lambda t, ans, x: -t[0] * np.sin(x))
 
 # --- matrix structure ----------------------------------------------------------
-
-
-def _spread(g, shape):
-    """g broadcast to shape, as a new array (np.broadcast_to is ten times slower here)."""
-    out = np.empty(shape, dtype=g.dtype)
-    out[...] = g
-    return out
 
 
 # dY = dA B + A dB  =>  G_A = G Bᵀ, G_B = Aᵀ G
@@ -152,7 +149,7 @@ defop("transpose", 1, shapes.transpose, rounding="exact",
 defop("sum", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1)},
       rounding="sums",
       forward=lambda x, axis: np.add.reduce(x, axis=axis, keepdims=True),
-      vjp=lambda g, ans, x, axis: (_spread(g, x.shape),),
+      vjp=lambda g, ans, x, axis: (F.spread(g, x.shape),),
       jvp=lambda t, ans, x, axis: np.add.reduce(t[0], axis=axis, keepdims=True))
 defop("mean", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1)},
       rounding="sums",
@@ -160,8 +157,8 @@ defop("mean", 1, shapes.reduce, attrs={"axis": None}, drawn={"axis": (None, 0, 1
 
 
 def _concat_vjp(g, ans, *xs, axis):
-    cuts = np.cumsum([x.shape[axis] for x in xs[:-1]])
-    return tuple(np.split(g, cuts, axis=axis))
+    ends = np.cumsum([x.shape[axis] for x in xs])
+    return tuple(g[a:b] if axis == 0 else g[:, a:b] for a, b in zip([0, *ends[:-1]], ends))
 
 
 defop("concat", None, shapes.concat, attrs={"axis": 0}, drawn={"axis": (0, 1)}, arities=(1, 2, 3),
@@ -170,28 +167,22 @@ defop("concat", None, shapes.concat, attrs={"axis": 0}, drawn={"axis": (0, 1)}, 
       jvp=lambda t, ans, *xs, axis: np.concatenate(t, axis=axis))
 
 
-def _index(rows, cols):
-    if isinstance(rows, slice) and isinstance(cols, slice):
-        return rows, cols
-    as_array = [np.arange(i.start, i.stop, i.step) if isinstance(i, slice) else np.array(i)
-                for i in (rows, cols)]
-    return np.ix_(*as_array)
-
-
-def _getitem_vjp(g, ans, x, rows, cols):
-    out = np.zeros(x.shape, dtype=g.dtype)
-    if isinstance(rows, slice) and isinstance(cols, slice):
-        out[rows, cols] = g
-    else:
-        np.add.at(out, _index(rows, cols), g)  # add, not assign: a repeated index gets every use
-    return (out,)
 
 
 # attrs are those of `shapes.normalise_index`: a slice or a tuple of ints per axis
 defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(None)},
       drawn={"rows": None, "cols": None}, rounding="exact",
-      forward=lambda x, rows, cols: x[_index(rows, cols)], vjp=_getitem_vjp,
-      jvp=lambda t, ans, x, rows, cols: t[0][_index(rows, cols)])
+      forward=lambda x, rows, cols: F.gather(x, rows, cols),
+      # a repeated index gets every use: added, not assigned
+      vjp=lambda g, ans, x, rows, cols: (F.scatter(g, x.shape, rows, cols),),
+      jvp=lambda t, ans, x, rows, cols: F.gather(t[0], rows, cols))
+
+# getitem's transpose, for differentiable gradients only (rule_ops.scatter on Nodes): not
+# in OPS, so never drawn nor compared on its own; getitem's second order goes through it.
+SCATTER = Op("scatter", 1, lambda x, shape, rows, cols: tuple(shape), rounding="exact",
+             forward=lambda x, shape, rows, cols: F.scatter(x, shape, rows, cols),
+             vjp=lambda g, ans, x, shape, rows, cols: (F.gather(g, rows, cols),),
+             jvp=lambda t, ans, x, shape, rows, cols: F.scatter(t[0], shape, rows, cols))
 
 # --- softmax -------------------------------------------------------------------
 
@@ -213,12 +204,12 @@ def _softmax(x, axis):
 # dY = diag(Y) dX - Y Yᵀ dX (per row)  =>  G_X = Y ⊙ (G - Σ G ⊙ Y)
 defop("softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)}, domain=("wide",),
       rounding="sums", forward=_softmax,
-      vjp=lambda g, ans, x, axis: (ans * (g - _sum(g * ans, axis=axis, keepdims=True)),),
+      vjp=lambda g, ans, x, axis: (ans * (g - F.sum(g * ans, axis)),),
       jvp=lambda t, ans, x, axis: ans * (t[0] - _sum(ans * t[0], axis=axis, keepdims=True)))
 # dY = dX - softmax(X) Σ dX  =>  G_X = G - softmax(X) Σ G
 defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)},
       domain=("wide",), rounding="sums", forward=_log_softmax,
-      vjp=lambda g, ans, x, axis: (g - np.exp(ans) * _sum(g, axis=axis, keepdims=True),),
+      vjp=lambda g, ans, x, axis: (g - F.exp(ans) * F.sum(g, axis),),
       jvp=lambda t, ans, x, axis: t[0] - _sum(np.exp(ans) * t[0], axis=axis, keepdims=True))
 
 # --- square matrices -----------------------------------------------------------
@@ -226,7 +217,7 @@ defop("log_softmax", 1, shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)
 # d tr(X) = tr(I dX)  =>  G_X = g I
 defop("trace", 1, shapes.scalar_of_square, rounding="sums",
       forward=lambda x: np.trace(x).reshape(1, 1).astype(x.dtype, copy=False),
-      vjp=lambda g, ans, x: (g[0, 0] * np.eye(x.shape[0], dtype=x.dtype),),
+      vjp=lambda g, ans, x: (g * F.eye(x.shape[0], x),),
       jvp=lambda t, ans, x: np.trace(t[0]).reshape(1, 1).astype(ans.dtype, copy=False))
 # dY = -Y dX Y  =>  G_X = -Yᵀ G Yᵀ
 defop("inv", 1, shapes.square, domain=("invertible",), rounding="sums",
@@ -234,28 +225,13 @@ defop("inv", 1, shapes.square, domain=("invertible",), rounding="sums",
       jvp=lambda t, ans, x: -ans @ t[0] @ ans)
 
 
-def _adjugate(x):
-    """adj X, so that X adj X = det X · I, singular X included (det X X⁻¹ is not):
-    with X = U S Vᵀ, adj X = det U det V · V adj(S) Uᵀ, adj(S)ᵢᵢ = ∏_{j≠i} sⱼ,
-    products on either side of i, no division (in float64, so that a float32
-    partial product does not overflow where the entry itself is finite)."""
-    if not np.all(np.isfinite(x)):  # the SVD would raise; NaN is the honest answer
-        return np.full_like(x, np.nan)
-    u, s, vt = np.linalg.svd(x.astype(np.float64, copy=False))
-    one = np.ones(1)
-    others = np.concatenate((one, np.cumprod(s[:-1]))) * np.concatenate(
-        (np.cumprod(s[:0:-1])[::-1], one))
-    adj = (np.linalg.det(u) * np.linalg.det(vt)) * (vt.T * others) @ u.T
-    return adj.astype(x.dtype, copy=False)
-
-
 # d det X = tr(adj X dX)  =>  G_X = g adj(X)ᵀ  (= g det X X⁻ᵀ where X is invertible;
 # at singular X JAX agrees; torch 2.13 returns 0 where the rank is n - 1 ≥ 1: pytorch#104675)
 defop("det", 1, shapes.scalar_of_square, domain=("invertible",), rounding="sums",
       forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
-      vjp=lambda g, ans, x: (g[0, 0] * _adjugate(x).T,),
+      vjp=lambda g, ans, x: (g * F.adjugate(x).T,),
       # d det X = tr(adj X dX) = Σ (adj X)ᵀ ⊙ dX
-      jvp=lambda t, ans, x: np.sum(_adjugate(x).T * t[0]).reshape(1, 1).astype(ans.dtype))
+      jvp=lambda t, ans, x: np.sum(F.adjugate(x).T * t[0]).reshape(1, 1).astype(ans.dtype))
 
 # --- convolution ---------------------------------------------------------------
 
@@ -275,20 +251,28 @@ def _conv2d(image, kernel, stride, padding):
     return np.tensordot(_windows(image, kernel, stride, padding), kernel, axes=2)
 
 
-# Y[i,j] = Σ_kl P[s i + k, s j + l] K[k,l] (P the padded image)
-#   => G_K[k,l] = Σ_ij G[i,j] P[s i + k, s j + l];  G_P[s i + k, s j + l] += G[i,j] K[k,l]
+# Y[i,j] = Σ_kl P[s i + k, s j + l] K[k,l] (P the padded image). With D the cotangent
+# dilated by the stride (D[s i, s j] = G[i, j], zeros between):
+#   G_K[k,l] = Σ_ij G[i,j] P[s i + k, s j + l] = (P ⋆ D)[k, l], a correlation cropped to K;
+#   G_P[m,n] = Σ_ij G[i,j] K[m - s i, n - s j] = the full convolution of D with K, i.e.
+#   D padded by K's size - 1 on every side, correlated with K flipped.
+# Written with F, so the same rule is differentiable again (it is bilinear in G and K).
 def _conv2d_vjp(g, ans, image, kernel, stride, padding):
-    gk = np.tensordot(g, _windows(image, kernel, stride, padding), axes=([0, 1], [0, 1]))
-    padded = _pad(image, kernel.shape, padding)
-    gp = np.zeros(padded.shape, dtype=np.result_type(g, kernel))
-    h, w = g.shape
-    for k in range(kernel.shape[0]):
-        for l in range(kernel.shape[1]):
-            gp[k:k + stride * h:stride, l:l + stride * w:stride] += g * kernel[k, l]
-    if padding == "same":
-        top, left = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
-        gp = gp[top:top + image.shape[0], left:left + image.shape[1]]
-    return gp, gk
+    (H, W), (kh, kw), (h, w) = image.shape, kernel.shape, g.shape
+    top, left = ((kh - 1) // 2, (kw - 1) // 2) if padding == "same" else (0, 0)
+    padded = image if padding == "valid" else F.scatter(
+        image, (H + kh - 1, W + kw - 1), slice(top, top + H, 1), slice(left, left + W, 1))
+    dh, dw = stride * (h - 1) + 1, stride * (w - 1) + 1
+    dilated = g if stride == 1 else F.scatter(g, (dh, dw), slice(0, dh, stride),
+                                              slice(0, dw, stride))
+    gk = F.conv2d(padded, dilated)[:kh, :kw]
+    framed = F.scatter(g, (dh + 2 * (kh - 1), dw + 2 * (kw - 1)),
+                       slice(kh - 1, kh - 1 + dh, stride), slice(kw - 1, kw - 1 + dw, stride))
+    gp = F.conv2d(framed, kernel[::-1, ::-1])  # rows of P past s (h - 1) + kh get nothing
+    gi = gp[top:top + H, left:left + W]
+    if gi.shape != (H, W):  # a stride that leaves the image's last rows or columns unread
+        gi = F.scatter(gi, (H, W), slice(0, gi.shape[0], 1), slice(0, gi.shape[1], 1))
+    return gi, gk
 
 
 defop("conv2d", 2, shapes.conv2d, attrs={"stride": 1, "padding": "valid"},

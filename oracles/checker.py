@@ -18,10 +18,11 @@ import zlib
 
 import numpy as np
 
-from . import forward_mode
+from . import forward_mode, second_order
 from .engine import capabilities, run_engine
 from .finite_differences import directional, finite_differences, forward_values
 from .forward_mode import has_jvp, tangents_of
+from .second_order import has_hvp
 from .tolerance import ad_tolerance, as_dtype, measure, refine
 from .verdict import (
     ORACLES,
@@ -31,6 +32,7 @@ from .verdict import (
     EngineMisbehaved,
     ForwardMismatch,
     GradientMismatch,
+    HessianMismatch,
     NumericallyUnsafe,
     ReferenceProblem,
     ShapeOrDtypeMismatch,
@@ -38,7 +40,7 @@ from .verdict import (
     Verdict,
     array_names,
     arrays,
-    norm,
+    compare_arrays,
     relative,
 )
 
@@ -54,8 +56,9 @@ class Checker:
     def __init__(self, engine, oracles=ORACLES, seed=0, fail_on_warnings=False, modes=None):
         # seed: kept for callers; probes are seeded by each case (case_rng), so that a
         # replay is the same check. fail_on_warnings: a right answer the engine warned
-        # about is a NumericallyUnsafe failure (else only counted). modes: ("vjp",) or
-        # ("vjp", "jvp"); default: forward mode too where the engine offers `jvp`
+        # about is a NumericallyUnsafe failure (else only counted). modes: a subset of
+        # ("vjp", "jvp", "hvp") with "vjp"; default: forward mode and second order too
+        # where the engine offers `jvp` and `hvp`
         unknown = set(oracles) - set(ORACLES)
         if unknown or not oracles:
             raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
@@ -66,12 +69,15 @@ class Checker:
             from .jax_backend import JaxOracle
             self.jax = JaxOracle()
         self.seed, self.fail_on_warnings = seed, fail_on_warnings
-        self.modes = tuple(modes) if modes is not None else (
-            ("vjp", "jvp") if has_jvp(engine) else ("vjp",))
-        if "jvp" in self.modes and not has_jvp(engine):
-            raise ValueError(f"modes {self.modes}: engine {engine.name!r} offers no jvp")
-        self.jvp_ops = capabilities(engine).jvp_ops
-        self.first_use = capabilities(engine).first_use
+        offers = {"vjp": True, "jvp": has_jvp(engine), "hvp": has_hvp(engine)}
+        self.modes = tuple(modes) if modes is not None else tuple(m for m, ok in offers.items()
+                                                                  if ok)
+        for m in self.modes:
+            if not offers.get(m):
+                raise ValueError(f"modes {self.modes}: engine {engine.name!r} offers no {m}")
+        caps = capabilities(engine)
+        self.mode_ops = {"vjp": set(engine.ops), "jvp": caps.jvp_ops, "hvp": caps.hvp_ops}
+        self.first_use, self.float64 = caps.first_use, "float64" in caps.dtypes
 
     def check(self, case):
         """The verdict on one case; raises its Failure when it fails."""
@@ -85,7 +91,7 @@ class Checker:
         subset of the checker's, for this case only."""
         verdict = Verdict(case, self.engine.name)
         verdict.modes = tuple(m for m in self.modes if (modes is None or m in modes) and (
-            m != "jvp" or set(case.program.ops()) <= self.jvp_ops))  # ops it has a JVP of
+            set(case.program.ops()) <= self.mode_ops[m]))  # ops it has that mode of
         verdict.outcome = self._conclude(case, verdict)
         return verdict
 
@@ -100,17 +106,11 @@ class Checker:
         cotangent = np.array(case.cotangent, dtype)
         base = max(TIME_LIMIT["base"], self.first_use)  # an engine that compiles: its own
         watch = _time_limit(base + TIME_LIMIT["per_step"] * len(program))
-        try:
-            with watch, warnings.catch_warnings(record=True) as warned:
-                warnings.simplefilter("always")
-                verdict.results["engine"] = run_engine(self.engine, program, inputs, cotangent)
-            verdict.warnings = [f"{w.category.__name__}: {w.message}" for w in warned]
-        except KeyboardInterrupt as e:
-            if watch.interrupted or not watch.armed:  # a Ctrl-C: the user stops the run
-                raise
-            return self._crashed(verdict, e)  # the engine raised it with no Ctrl-C
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - an engine that exits is a finding
-            return self._crashed(verdict, e)
+        result, crash = self._guarded(verdict, watch, lambda: run_engine(
+            self.engine, program, inputs, cotangent))
+        if crash:
+            return crash
+        verdict.results["engine"] = result
         changed = [f"x{i}" for i, (x, y) in enumerate(zip(inputs, case.inputs))
                    if not np.array_equal(x, y, equal_nan=True)]
         if not np.array_equal(cotangent, case.cotangent, equal_nan=True):
@@ -130,6 +130,8 @@ class Checker:
                 outcome = self._compare_all(case, verdict)
         if outcome is None and "jvp" in verdict.modes:
             outcome = self._forward_mode(case, verdict, watch)
+        if outcome is None and "hvp" in verdict.modes:
+            outcome = self._second_order(case, verdict, watch)
         if outcome is None and verdict.numeric_warnings and self.fail_on_warnings:
             return NumericallyUnsafe(f"numerically unsafe: the answers are right, but the "
                                      f"engine warned\n{verdict.describe()}", verdict)
@@ -189,22 +191,16 @@ class Checker:
                                                  base=verdict.values)
             if not verdict.fd_tangent[2] or not verdict.fd_tangent[3]:
                 verdict.unresolved_probes += 1
-        if self._compare_forward_mode(verdict, forward_mode.compare_references):
+        if self._compare_again(verdict, forward_mode.compare_references, forward_mode.refine):
             return ReferenceProblem(f"the references disagree (forward mode):\n"
                                     f"{verdict.describe()}", verdict)
         inputs = [np.array(x, dtype) for x in case.inputs]
         tangents = [np.array(t, dtype) for t in verdict.tangents]
-        try:
-            with watch, warnings.catch_warnings(record=True) as warned:
-                warnings.simplefilter("always")
-                _, jt = forward_mode.run_engine_jvp(self.engine, program, inputs, tangents)
-            verdict.warnings += [f"{w.category.__name__}: {w.message}" for w in warned]
-        except KeyboardInterrupt as e:
-            if watch.interrupted or not watch.armed:
-                raise
-            return self._crashed(verdict, e)
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - an engine that exits is a finding
-            return self._crashed(verdict, e)
+        answer, crash = self._guarded(verdict, watch, lambda: forward_mode.run_engine_jvp(
+            self.engine, program, inputs, tangents))
+        if crash:
+            return crash
+        jt = answer[1]
         verdict.jvps["engine"] = jt
         if jt.shape != program.output_shape or jt.dtype != dtype:
             verdict.comparisons.append(_mismatch("tangent", ("engine jvp", "program"), 0.0,
@@ -213,27 +209,90 @@ class Checker:
             return ShapeOrDtypeMismatch(f"wrong shape or dtype (forward mode):\n"
                                         f"{verdict.describe()}", verdict)
         grads = verdict.results["engine"].grads
-        if self._compare_forward_mode(verdict, lambda v: forward_mode.compare_engine(
-                v, jt, grads, dtype)):
+        if self._compare_again(verdict, lambda v: forward_mode.compare_engine(
+                v, jt, grads, dtype), forward_mode.refine):
             return TangentMismatch(f"forward mode differs:\n{verdict.describe()}", verdict)
         return None
 
+    def _second_order(self, case, verdict, watch):
+        """The engine's H ṫ along the case's tangent (oracles/second_order.py)."""
+        program, dtype = case.program, case.program.np_dtype
+        if not verdict.tangents:  # the same tangent forward mode draws
+            verdict.tangents = tangents_of(case, case_rng(case, seed=1))
+        second_order.references(self, case, verdict)
+        if any(k in verdict.errors for k in ("torch hvp", "jax hvp")) or \
+                "torch" not in verdict.hvps:
+            return ReferenceProblem(f"a reference raised (second order):\n"
+                                    f"{verdict.describe()}", verdict)
+        if self._compare_again(verdict, second_order.compare_references, second_order.refine):
+            return ReferenceProblem(f"the references disagree (second order):\n"
+                                    f"{verdict.describe()}", verdict)
+        inputs = [np.array(x, dtype) for x in case.inputs]
+        cotangent = np.array(case.cotangent, dtype)
+        tangents = [np.array(t, dtype) for t in verdict.tangents]
+        p64 = as_dtype(program, "float64")
+        c64 = np.asarray(case.cotangent, np.float64)
+        def run():
+            hs = second_order.run_engine_hvp(self.engine, program, inputs, cotangent, tangents)
+            if "fd" in self.oracles and self.float64:  # its own gradient, differenced
+                verdict.hvp_directions = tangents_of(case, case_rng(case, seed=2))
+                verdict.fd_hvp = second_order.engine_difference(
+                    lambda xs: run_engine(self.engine, p64, xs, c64).grads, p64, case.inputs,
+                    verdict.tangents, verdict.hvp_directions, verdict.scales[1:],
+                    verdict.values)
+            return hs
+        hs, crash = self._guarded(verdict, watch, run)
+        if crash:
+            return crash
+        if verdict.fd_hvp is not None and not (verdict.fd_hvp[2] and verdict.fd_hvp[3]):
+            verdict.unresolved_probes += 1
+        verdict.hvps["engine"] = hs
+        wrong = [f"x{i}: {h.shape} {h.dtype}" for i, (h, x) in enumerate(zip(hs, inputs))
+                 if h.shape != x.shape or h.dtype != dtype]
+        if wrong or len(hs) != len(inputs):
+            verdict.comparisons.append(_mismatch("hvp", ("engine hvp", "program"), 0.0,
+                f"expected one {dtype} array per input of its shape, got {len(hs)}: "
+                f"{', '.join(wrong)}"))
+            return ShapeOrDtypeMismatch(f"wrong shape or dtype (second order):\n"
+                                        f"{verdict.describe()}", verdict)
+        if self._compare_again(verdict, lambda v: second_order.compare_engine(v, hs, dtype),
+                               second_order.refine):
+            return HessianMismatch(f"second order differs:\n{verdict.describe()}", verdict)
+        return None
+
     @staticmethod
-    def _compare_forward_mode(verdict, compare):
-        """Run `compare`; if a comparison fails, measure the rounding of both passes
-        (forward_mode.refine, tolerance.refine) and compare again. True if one fails."""
+    def _compare_again(verdict, compare, refine_mode):
+        """Run `compare`; if a comparison fails, measure the rounding of the mode's
+        pass (`refine_mode`) and of the VJP (tolerance.refine), and compare again.
+        True if one fails."""
         before = len(verdict.comparisons)
         with np.errstate(all="ignore"):
             compare(verdict)
             if not verdict.failures:
                 return False
-            refined = forward_mode.refine(verdict)
+            refined = refine_mode(verdict)
             refined = refine(verdict) or refined  # the VJP's: the transpose identity reads it
             if not refined:
                 return True
             del verdict.comparisons[before:]
             compare(verdict)
         return bool(verdict.failures)
+
+    def _guarded(self, verdict, watch, call):
+        """call() runs the engine: under the time limit, its warnings recorded, what it
+        raises a finding. (answer, None), or (None, the failure)."""
+        try:
+            with watch, warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                answer = call()
+            verdict.warnings += [f"{w.category.__name__}: {w.message}" for w in warned]
+        except KeyboardInterrupt as e:
+            if watch.interrupted or not watch.armed:  # a Ctrl-C: the user stops the run
+                raise
+            return None, self._crashed(verdict, e)  # the engine raised it with no Ctrl-C
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - an engine that exits is a finding
+            return None, self._crashed(verdict, e)
+        return answer, None
 
     @staticmethod
     def _crashed(verdict, e):
@@ -277,21 +336,8 @@ class Checker:
                 verdict.errors["fd"] = f"{type(e).__name__}: {e}"
 
     def _compare(self, verdict, name, pair, a, b, i, dtype):
-        tol, reason = ad_tolerance(verdict, i, dtype)
-        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        if a64.shape != b64.shape:
-            verdict.comparisons.append(_mismatch(name, pair, tol,
-                                                 f"shapes {a64.shape} and {b64.shape}"))
-            return
-        diff = np.abs(a64 - b64)
-        if not np.isfinite(diff).all():  # NaN on both sides agrees; anything else is infinitely off
-            both = np.isnan(a64) & np.isnan(b64)
-            diff = np.where(both, 0.0, np.where(np.isfinite(diff), diff, np.inf))
-        err = norm(diff)
-        worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-        verdict.comparisons.append(Comparison(name, pair, err, relative(err, norm(b64)),
-                                              tuple(int(k) for k in worst), tol, reason,
-                                              bool(err <= tol)))
+        verdict.comparisons.append(compare_arrays(name, pair, a, b,
+                                                  *ad_tolerance(verdict, i, dtype)))
 
     def _compare_fd(self, verdict, pair, result, dtype):
         for k, probes in enumerate(verdict.probes):
@@ -317,15 +363,18 @@ class Checker:
                 + ("" if probes.full else ", along signed random directions"), ok))
 
 
-def modes_for(case, modes, jvp_every=3):
+def modes_for(case, modes, jvp_every=3, hvp_every=3):
     """The modes a fuzzing run checks on `case`: forward mode on one case in
-    `jvp_every`, chosen by the case itself, so that a replay checks the same; the
-    reducer and blame check all. Forward mode costs 0.82 of the reverse-mode check
+    `jvp_every`, second order on one in `hvp_every` (independently), chosen by the
+    case itself, so that a replay checks the same; the reducer and blame check all.
+    Forward mode costs 0.82 of the reverse-mode check
     (benchmarks/results/suite_forward_mode.md): one in three keeps a campaign within
     1.3x of its reverse-mode throughput (one in two measured 1.53x)."""
-    if "jvp" not in modes or zlib.crc32(repr(case.program).encode()) % jvp_every == 0:
-        return modes
-    return tuple(m for m in modes if m != "jvp")
+    crc = zlib.crc32(repr(case.program).encode())
+    skip = {"jvp"} if crc % jvp_every else set()
+    if (crc // jvp_every) % hvp_every:
+        skip.add("hvp")
+    return tuple(m for m in modes if m not in skip)
 
 
 def case_rng(case, seed=0):

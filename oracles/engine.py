@@ -36,6 +36,11 @@ Optional capabilities, each with its default:
                  jvp(fn, inputs, tangents) -> (output, J ṫ)
     jvp_ops      all of `ops`: those whose forward mode it has (a graph with another
                  is checked in reverse mode only)
+    hvp          second order, checked where offered (oracles/second_order.py): the
+                 Hessian-vector product ∂/∂x ⟨cotangent, J(x) ṫ⟩ per input; graph form
+                 hvp(output, leaves, cotangent, tangents) -> one array per leaf;
+                 functional form hvp(fn, inputs, cotangent, tangents) -> one per input
+    hvp_ops      all of `ops`: those whose second order it has
     first_use    0: seconds a case may take where the engine compiles on first use
                  (tinygrad): the time limit's base becomes the larger of this and 10 s
     conventions  {}: per kinked operation, its derivative at each kink where it
@@ -97,6 +102,16 @@ class MflowEngine:
     def jvp(self, output, leaves, tangents):
         return mflow.jvp(output, leaves, tangents)
 
+    def hvp(self, output, leaves, cotangent, tangents):
+        """∂/∂x ⟨Jᵀ cotangent, ṫ⟩: the gradient built as a graph (create_graph),
+        then differentiated once more."""
+        if not output.requires_grad:
+            return [np.zeros_like(x.value) for x in leaves]
+        grads = mflow.grad(output, leaves, cotangent, create_graph=True)
+        inner = grads[0] * tangents[0]
+        inner = sum(((g * t).sum() for g, t in zip(grads[1:], tangents[1:])), inner.sum())
+        return [h.value for h in mflow.grad(inner, leaves)]
+
     def to_numpy(self, value):
         return value.value
 
@@ -128,16 +143,19 @@ class Capabilities:
     functional: bool = False
     jvp_ops: frozenset = frozenset()  # empty: no forward mode
     first_use: float = 0.0
+    hvp_ops: frozenset = frozenset()  # empty: no second order
 
 
 def capabilities(engine):
     jvp = callable(getattr(engine, "jvp", None))
+    hvp = callable(getattr(engine, "hvp", None))
     return Capabilities(tuple(getattr(engine, "dtypes", DTYPES)),
                         dict(getattr(engine, "attrs", {}) or {}),
                         dict(getattr(engine, "conventions", {}) or {}),
                         str(getattr(engine, "version", "") or ""), hasattr(engine, "vjp"),
                         frozenset(getattr(engine, "jvp_ops", engine.ops) if jvp else ()),
-                        float(getattr(engine, "first_use", 0.0) or 0.0))
+                        float(getattr(engine, "first_use", 0.0) or 0.0),
+                        frozenset(getattr(engine, "hvp_ops", engine.ops) if hvp else ()))
 
 
 def check_adapter(engine, spec):
@@ -164,9 +182,10 @@ def check_adapter(engine, spec):
                 for k, v in allowed.items()):
             raise EngineError(f"--engine {spec!r}: attrs[{name!r}] = {allowed!r}: name one of "
                               f"its operations and a non-empty subset of the values drawn: {drawn}")
-    if not caps.jvp_ops <= set(engine.ops):
-        raise EngineError(f"--engine {spec!r}: jvp_ops {sorted(caps.jvp_ops - set(engine.ops))} "
-                          "are not in its ops")
+    for mode, declared in (("jvp", caps.jvp_ops), ("hvp", caps.hvp_ops)):
+        if not declared <= set(engine.ops):
+            raise EngineError(f"--engine {spec!r}: {mode}_ops "
+                              f"{sorted(declared - set(engine.ops))} are not in its ops")
     for name, at in caps.conventions.items():
         kinks = OPS[name].kinks if name in OPS else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):

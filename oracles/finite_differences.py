@@ -106,7 +106,7 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
         values = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64), batch)
         out = np.broadcast_to(values[-1], (b * q, *c.shape))  # unbatched if no input reaches it
         phi = (out * c).sum(axis=(-2, -1)).reshape(b, q)
-    valid = np.isfinite(phi).all(axis=0) & ~_straddles(program, base, values, q, b)
+    valid = np.isfinite(phi).all(axis=0) & ~straddles(program, base, values, q, b)
     biggest = max(np.abs(v).max() for v in base)  # rounding grows with the largest term, even
     phi_abs = np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest  # if it cancels later
     rounding = 64 * (len(program.steps) + 1) * U * phi_abs
@@ -139,7 +139,7 @@ def converges(d, noise):
     return ok
 
 
-def _straddles(program, base, values, q, b):
+def straddles(program, base, values, q, b):
     """(q,) True where a probe's perturbed evaluations put an operand of a kinked
     operation on another side of a kink (or on it) than the unperturbed one."""
     hit = np.zeros(q, bool)
@@ -160,9 +160,7 @@ def directional(program, inputs, tangents, cotangent, base=None):
     xs = [np.asarray(x, np.float64) for x in inputs]
     ts = [np.asarray(t, np.float64) for t in tangents]
     c = np.asarray(cotangent, np.float64)
-    reach = max(max(float(np.abs(t).max()) for t in ts), 1e-300)
-    h = U ** (1 / 3) * max(1.0, max(float(np.abs(x).max()) for x in xs)) / reach
-    steps = np.repeat(STEPS, 2) * np.tile([1.0, -1.0], len(STEPS))
+    h, steps = steps_along(xs, ts)
     batch = [x + (steps * h)[:, None, None] * t for x, t in zip(xs, ts)]
     if base is None:
         base = forward_values(program, xs)
@@ -171,13 +169,27 @@ def directional(program, inputs, tangents, cotangent, base=None):
         out = np.broadcast_to(values[-1], (len(steps), *c.shape))
         phi = (out * c).sum(axis=(-2, -1)).reshape(len(steps), 1)
     valid = bool(np.isfinite(phi).all()) and not bool(
-        _straddles(program, base, values, 1, len(steps))[0])
+        straddles(program, base, values, 1, len(steps))[0])
     biggest = max(np.abs(v).max() for v in base)
     rounding = 64 * (len(program.steps) + 1) * U * (
         np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest)
+    estimate, error, resolved = along(phi, h, rounding)
+    return estimate, error, valid, resolved and valid
+
+
+def steps_along(xs, ts):
+    """(h, the signed steps ±1, ±r, ... ±r⁴) for a difference along ts at xs."""
+    reach = max(max(float(np.abs(t).max()) for t in ts), 1e-300)
+    h = U ** (1 / 3) * max(1.0, max(float(np.abs(x).max()) for x in xs)) / reach
+    return h, np.repeat(STEPS, 2) * np.tile([1.0, -1.0], len(STEPS))
+
+
+def along(phi, h, rounding):
+    """(estimate, bound, resolved) from φ at the steps ±h, ±rh, ... (rows of `phi`,
+    one column), `rounding` the error of one φ: the rules of the module docstring."""
     d = [(phi[2 * j] - phi[2 * j + 1]) / (2 * k * h) for j, k in enumerate(STEPS)]
     with np.errstate(all="ignore"):
-        resolved = bool(converges(d, rounding / h)[0]) and valid
+        resolved = bool(converges(d, rounding / h)[0])
     r2 = R * R
     estimate = float(((r2 * d[0] - d[1]) / (r2 - 1))[0])
-    return estimate, float(abs(d[1] - d[0])[0] + 2 * rounding / h), valid, resolved
+    return estimate, float(abs(d[1] - d[0])[0] + 2 * rounding / h), resolved

@@ -22,7 +22,7 @@ import numpy as np
 
 from .program import interpret
 from .tolerance import C_ROUNDING, OVERFLOW_FACTOR, U32, U64, ad_tolerance, rounding_floor
-from .verdict import Comparison, norm, relative
+from .verdict import Comparison, compare_arrays, norm, relative
 
 # torch.func.jvp calls the deprecated torch.jit.script inside: torch's, not the user's
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
@@ -78,14 +78,20 @@ def references(checker, case, verdict, tangents):
             "torch32": lambda: torch_jvp(as_dtype(case.program, "float32"),
                                          [x.astype(np.float32) for x in x64],
                                          [t.astype(np.float32) for t in t64])[1]}
+    collect(checker, verdict, runs, verdict.jvps, "jvp")
+
+
+def collect(checker, verdict, runs, into, mode):
+    """Each reference's answer {who: run()} into `into`; one that raises into
+    verdict.errors as "WHO MODE" (JAX only where the checker uses it)."""
     for who, run in runs.items():
         if who == "jax" and "jax" not in checker.oracles:
             continue
         try:
             with np.errstate(all="ignore"):
-                verdict.jvps[who] = run()
+                into[who] = run()
         except Exception as e:  # noqa: BLE001 - a reference that raises is reported
-            verdict.errors[f"{who} jvp"] = f"{type(e).__name__}: {e}"
+            verdict.errors[f"{who} {mode}"] = f"{type(e).__name__}: {e}"
 
 
 def tolerance(verdict, dtype):
@@ -133,20 +139,7 @@ def refine(verdict):
 
 
 def _array(verdict, pair, a, b, dtype):
-    tol, reason = tolerance(verdict, dtype)
-    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a64.shape != b64.shape:
-        verdict.comparisons.append(Comparison("tangent", pair, float("inf"), float("inf"), (),
-                                              tol, f"shapes {a64.shape} and {b64.shape}", False))
-        return
-    with np.errstate(all="ignore"):
-        diff = np.abs(a64 - b64)
-    diff = np.where(np.isnan(a64) & np.isnan(b64), 0.0,
-                    np.where(np.isfinite(diff), diff, np.inf))
-    err = norm(diff)
-    worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(diff)), diff.shape))
-    verdict.comparisons.append(Comparison("tangent", pair, err, relative(err, norm(b64)), worst,
-                                          tol, reason, bool(err <= tol)))
+    verdict.comparisons.append(compare_arrays("tangent", pair, a, b, *tolerance(verdict, dtype)))
 
 
 def _scalar(verdict, pair, a, b, bound, reason):

@@ -84,6 +84,19 @@ def plain_jvp(program, inputs, tangents):
     return np.asarray(out), np.asarray(t)
 
 
+def plain_hvp(program, inputs, cotangent, tangents):
+    """jax.jvp of jax.vjp of the program interpreted with jax.numpy: H ṫ per input."""
+    def f(*xs):
+        return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
+
+    def vjp(*xs):
+        out, pullback = jax.vjp(f, *xs)
+        return pullback(jnp.asarray(cotangent, out.dtype))
+    _, hs = jax.jvp(vjp, tuple(jnp.asarray(x) for x in inputs),
+                    tuple(jnp.asarray(t) for t in tangents))
+    return [np.asarray(h) for h in hs]
+
+
 # --- the compiled interpreter ------------------------------------------------------
 
 # Opcodes; attributes that change the computation's structure get their own opcode.
@@ -221,7 +234,7 @@ class JaxOracle:
     # back to plain_vjp at ~0.5 s each, most of `test_deep_chains`' time.
     def __init__(self, side=8, slots=64, steps=(16, 40, 64)):
         self.P, self.S, self.buckets = side, slots, steps
-        self._compiled = {}
+        self._compiled, self._raw = {}, {}
 
     def _function(self, dtype, steps):
         if (dtype, steps) in self._compiled:
@@ -251,6 +264,7 @@ class JaxOracle:
             grads, _ = lax.scan(backward, grads, (ints, ps), reverse=True)
             return vals[out_slot], grads
 
+        self._raw[dtype, steps] = run  # for second order, differentiated again
         self._compiled[dtype, steps] = jax.jit(run)
         return self._compiled[dtype, steps]
 
@@ -288,6 +302,35 @@ class JaxOracle:
             init, tangent, ints, np.asarray(code["p"], dtype), slot[-1])
         m, n = program.output_shape
         return np.asarray(out)[:m, :n], np.asarray(t)[:m, :n]
+
+    def _hvp_function(self, dtype, steps):
+        """jax.jvp of the compiled VJP along the inputs' tangents (forward over reverse:
+        the derivative of Jᵀȳ along ṫ, H ṫ), compiled once per dtype and bucket."""
+        key = ("hvp", dtype, steps)
+        if key not in self._compiled:
+            self._function(dtype, steps)
+            run = self._raw[dtype, steps]
+
+            def hvp(init, tangent, ints, ps, cotangent, out_slot):
+                return jax.jvp(lambda v: run(v, ints, ps, cotangent, out_slot)[1], (init,),
+                               (tangent,))[1]
+            self._compiled[key] = jax.jit(hvp)
+        return self._compiled[key]
+
+    def hvp(self, program, inputs, cotangent, tangents):
+        """H ṫ per input: second order through the same compiled interpreter."""
+        encoded = self.encode(program)
+        if encoded is None:
+            return plain_hvp(program, inputs, cotangent, tangents)
+        code, consts, slot = encoded
+        dtype, P = program.np_dtype, self.P
+        init, ints = self._pack(code, consts, inputs, dtype)
+        cot = np.zeros((P, P), dtype)
+        cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
+        hs = np.asarray(self._hvp_function(dtype, len(code["op"]))(
+            init, self._slots(tangents, dtype), ints, np.asarray(code["p"], dtype), cot,
+            slot[-1]))
+        return [hs[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)]
 
     def encode(self, program):
         """The program as arrays of opcodes, slots and attributes; None if it does

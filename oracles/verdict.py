@@ -57,6 +57,12 @@ class TangentMismatch(EngineBug):
     transpose identity ⟨ȳ, J ṫ⟩ = ⟨Jᵀ ȳ, ṫ⟩. Checked where the engine offers `jvp`."""
 
 
+class HessianMismatch(EngineBug):
+    """Second order: the engine's Hessian-vector product (the derivative of its VJP
+    along the tangent) differs from torch double backward, JAX's, or a central
+    difference of the engine's own gradient. Checked where the engine offers `hvp`."""
+
+
 class NumericallyUnsafe(EngineBug):
     """The engine's answers are right, but it warned computing them (an overflow or
     an invalid value inside its rules: autograd's tanh VJP g / cosh(x)² at x = 400).
@@ -146,7 +152,7 @@ class Verdict:
     #   a comparison failed (tolerance.refine)
     errors: dict = field(default_factory=dict)       # who -> exception text
     warnings: list = field(default_factory=list)     # what the engine warned, as text
-    modes: tuple = ("vjp",)                          # what was checked: "vjp", "jvp"
+    modes: tuple = ("vjp",)                          # what was checked: "vjp", "jvp", "hvp"
     slow_once: bool = False                          # over the time limit once, not again
     tangents: list = field(default_factory=list)     # forward mode: ṫ per input (if checked)
     jvps: dict = field(default_factory=dict)         # who -> J ṫ (engine, torch, jax, torch32)
@@ -154,6 +160,11 @@ class Verdict:
     #   a JVP comparison failed (forward_mode.refine)
     fd_tangent: tuple | None = None                  # (estimate, bound, valid, resolved) of
     #   ⟨cotangent, J ṫ⟩ by a central difference along ṫ
+    hvps: dict = field(default_factory=dict)         # who -> H ṫ per input (second order)
+    hvp_spread: list | None = None                   # per input: second_order.refine's spread
+    hvp_directions: list = field(default_factory=list)  # w per input: the projection of
+    fd_hvp: tuple | None = None                      # ⟨w, H ṫ⟩ by a central difference of the
+    #   engine's own gradient along ṫ: (estimate, bound, valid, resolved)
     outcome: Failure | None = None                   # None: the case passed
 
     @property
@@ -185,6 +196,24 @@ class Verdict:
             lines.append(f"  ({self.unresolved_probes} finite-difference probes did not converge "
                          "(a pole or a fast oscillation nearby) and were left out)")
         return "\n".join(lines)
+
+
+def compare_arrays(what, pair, a, b, tolerance, reason):
+    """The Comparison of two arrays, norm-wise: NaN on both sides agrees, anything
+    else not finite is infinitely off; other shapes fail outright."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a64.shape != b64.shape:
+        return Comparison(what, pair, np.inf, np.inf, (), tolerance,
+                          f"shapes {a64.shape} and {b64.shape}", False)
+    with np.errstate(all="ignore"):
+        diff = np.abs(a64 - b64)
+    if not np.isfinite(diff).all():
+        diff = np.where(np.isnan(a64) & np.isnan(b64), 0.0,
+                        np.where(np.isfinite(diff), diff, np.inf))
+    err = norm(diff)
+    worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    return Comparison(what, pair, err, relative(err, norm(b64)), worst, tolerance, reason,
+                      bool(err <= tolerance))
 
 
 def array_names(case):

@@ -14,6 +14,10 @@ list    every saved regression report with its status, replayed on the engine it
 retire  move the fixed ones (or only those named by --signature) into DIR/archive,
         where the gate no longer replays them but the record is kept; guards are
         never retired; --dry-run says what would move
+merge   many machines' campaigns as one: OUT then each machine's campaign folder;
+        one summary and comparison report in OUT; with --from, their saved reports
+        into --reports DIR, one per signature
+          python -m mflow merge merged A/campaign B/campaign --from A/regr B/regr
 
 Exit status (fuzz and gate are pytest runs, and say so as pytest does): 0 all
 passed; 1 an engine failure was found (fuzz), is still there (gate), or a report
@@ -61,8 +65,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m mflow", description=__doc__.splitlines()[0],
                                  epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["fuzz", "gate", "report", "list", "retire"])
-    ap.add_argument("directory", nargs="?", help="report: the campaign's folder")
+    ap.add_argument("command", choices=["fuzz", "gate", "report", "list", "retire", "merge"])
+    ap.add_argument("directory", nargs="*", help="report: the campaign's folder; merge: the "
+                                                 "merged folder, then each machine's")
     ap.add_argument("--engine", default=os.environ.get("MFLOW_ENGINE"),
                     help="the engine under test, module[:attribute] (fuzz, gate: default "
                          "mflow; list, retire: default each report's own engine, named: only "
@@ -81,6 +86,14 @@ def main(argv=None):
     ap.add_argument("--dry-run", action="store_true", help="retire: only say what would move")
     ap.add_argument("--signature", nargs="*", default=None,
                     help="retire: only these reports (fixed ones among them)")
+    ap.add_argument("--db", default=None, metavar="URL",
+                    help="fuzz: the example database shared by the machines of a campaign, "
+                         "redis://host:port/n (or MFLOW_DB)")
+    ap.add_argument("--machine", default=None,
+                    help="fuzz: this machine's name in records and reports (or MFLOW_MACHINE; "
+                         "default the host name)")
+    ap.add_argument("--from", dest="sources", nargs="+", default=(), metavar="DIR",
+                    help="merge: the machines' saved-report folders, merged into --reports")
     args, extra = ap.parse_known_args(argv)
     if args.command in ("fuzz", "gate"):
         return _pytest(args, extra)
@@ -88,7 +101,16 @@ def main(argv=None):
         ap.error(f"unrecognised arguments: {' '.join(extra)}")
     if args.command == "report":
         from .comparison import main as report_main
-        return report_main([args.directory or args.report])
+        return report_main([args.directory[0] if args.directory else args.report])
+    if args.command == "merge":
+        if len(args.directory) < 2:
+            ap.error("merge: give the merged folder, then each machine's campaign folder")
+        from .merge import main as merge_main
+        try:
+            return merge_main(args.directory[0], args.directory[1:], args.sources, args.dir)
+        except FileNotFoundError as e:
+            print(e, file=sys.stderr)
+            return 4
     from mflow.oracles.checker import Checker
     from mflow.oracles.engine import EngineError, load_engine
     checkers = {}
@@ -149,6 +171,8 @@ def _pytest(args, extra):
         argv += ["-n", args.jobs] + (["--dist", "worksteal"] if args.command == "fuzz" else [])
     if args.command == "fuzz":
         argv += ["--mflow-shards", str(args.shards), "--mflow-campaign", args.report]
+        argv += ["--mflow-db", args.db] if args.db else []
+        argv += ["--mflow-machine", args.machine] if args.machine else []
     if args.strict:
         argv.append("--mflow-strict")
     return int(pytest.main(argv + extra))

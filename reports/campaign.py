@@ -156,7 +156,7 @@ class Campaign:
             signal.signal(signal.SIGINT, previous)
 
     def _run(self, exitstatus):
-        from .regressions import _versions
+        from .regressions import _versions, machine
         now = time.time()
         try:
             engine = self.engine()
@@ -168,6 +168,7 @@ class Campaign:
                 "engine": self.config.getoption("--mflow-engine", default="mflow"),
                 "engine_name": getattr(engine, "name", None),
                 "engine_version": _engine_version(engine),
+                "machine": machine(),
                 "versions": _versions(),
                 # the engine's derivative at each kink, so the report can be rebuilt anywhere
                 "kinks": _kinks(engine)}

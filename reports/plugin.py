@@ -22,6 +22,10 @@ Options (each also an environment variable, for tox and CI):
                          (NumericallyUnsafe; MFLOW_FAIL_ON_WARNINGS=1); else counted, shown
   --mflow-campaign DIR   record the run: stats, progress, the report (MFLOW_CAMPAIGN_DIR)
   --mflow-progress S     with a campaign, print progress every S seconds (10)
+  --mflow-db URL         share found examples with other machines: redis://host:port/n,
+                         beside the local directory (MFLOW_DB; needs mflow[scale])
+  --mflow-machine NAME   this machine's name in campaign records and saved reports
+                         (MFLOW_MACHINE; the host name)
 Hypothesis profiles "mflow-dev", "mflow-ci" and "mflow-fuzz" are registered; MFLOW_PROFILE
 (dev, ci or fuzz) loads one, and --mflow-fuzz / --mflow-gate load mflow-dev otherwise.
 
@@ -83,6 +87,12 @@ def pytest_addoption(parser):
                     help="record this run in DIR: stats, progress, the comparison report")
     group.addoption("--mflow-progress", type=float, default=10.0, metavar="SECONDS",
                     help="with --mflow-campaign, print progress every SECONDS (0: never)")
+    group.addoption("--mflow-db", default=env("MFLOW_DB"), metavar="URL",
+                    help="a Redis example database shared by the machines of a campaign, "
+                         "redis://host:port/n, beside the local one (fuzz profile; MFLOW_DB)")
+    group.addoption("--mflow-machine", default=env("MFLOW_MACHINE"), metavar="NAME",
+                    help="this machine's name in campaign records and saved reports "
+                         "(default the host name; MFLOW_MACHINE)")
 
 
 def _active(config):
@@ -95,6 +105,8 @@ _session_config = []  # the config, for hooks that get none (one session per pro
 def pytest_configure(config):
     _session_config[:] = [config]
     config.stash[DISAGREED] = []
+    if config.getoption("--mflow-machine"):  # read by saved reports and records, workers too
+        os.environ["MFLOW_MACHINE"] = config.getoption("--mflow-machine")
     _register_profiles(config)
     if _active(config):
         # one thread per worker, before torch or XLA start: the graphs are small, and
@@ -115,7 +127,6 @@ def pytest_configure(config):
 def _register_profiles(config):
     try:
         from hypothesis import HealthCheck, settings
-        from hypothesis.database import DirectoryBasedExampleDatabase
     except ImportError:  # mflow installed without its test extras: fine until asked for
         if _active(config):
             raise pytest.UsageError("the suite needs its test extras: pip install "
@@ -132,9 +143,7 @@ def _register_profiles(config):
                      deadline=None, print_blob=True, suppress_health_check=slow_is_fine,
                      # one database per engine: one engine's found examples are not
                      # replayed first on another
-                     database=DirectoryBasedExampleDatabase(str(
-                         config.rootpath / ".hypothesis" / "mflow-examples" /
-                         _safe(config.getoption("--mflow-engine"))))),
+                     database=example_database(config)),
     }
     for name, kw in profiles.items():  # each from Hypothesis's default: none inherits another's
         settings.register_profile(f"mflow-{name}", parent=default, **kw)
@@ -144,6 +153,37 @@ def _register_profiles(config):
                                 f"choose one of {', '.join(profiles)}")
     if chosen or _active(config):
         settings.load_profile(f"mflow-{chosen or 'dev'}")
+
+
+def example_database(config):
+    """The fuzz profile's example database: a local directory per engine, and with
+    --mflow-db redis://host:port/n also a Redis database shared by every machine of
+    the campaign (keys prefixed by the engine), so that what one machine finds the
+    others replay first. Hypothesis's own databases: each machine writes what it
+    finds to both, and reads both."""
+    from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase
+    engine = _safe(config.getoption("--mflow-engine"))
+    local = DirectoryBasedExampleDatabase(str(config.rootpath / ".hypothesis" /
+                                              "mflow-examples" / engine))
+    url = config.getoption("--mflow-db")
+    if not url or not _active(config):
+        return local
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise pytest.UsageError(f"--mflow-db {url!r}: give redis://host:port/n (the database "
+                                "shared by the machines of a campaign)")
+    try:
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+    except ImportError:
+        raise pytest.UsageError("--mflow-db needs the redis package: pip install "
+                                "'mflow[scale]'") from None
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise pytest.UsageError(f"--mflow-db {url!r}: no Redis answers there ({e})") from None
+    shared = RedisExampleDatabase(client, key_prefix=f"mflow:{engine}:".encode())
+    return MultiplexedDatabase(local, shared)
 
 
 def _safe(spec):

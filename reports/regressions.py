@@ -130,7 +130,15 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             np.save(tmp / "expected_forward.npy", ref.forward, allow_pickle=False)
             for i, g in enumerate(ref.grads):
                 np.save(tmp / f"expected_grad_x{i}.npy", np.asarray(g), allow_pickle=False)
-        answers = _save_answers(tmp, v.results, v.probes)
+        # forward mode and second order, where they were checked: the tangent and torch's
+        # answers, which reproduce.py replays too
+        for i, t in enumerate(v.tangents if (v.jvps or v.hvps) else ()):
+            np.save(tmp / f"tangent_x{i}.npy", np.asarray(t), allow_pickle=False)
+        if "torch" in v.jvps:
+            np.save(tmp / "expected_jvp.npy", np.asarray(v.jvps["torch"]), allow_pickle=False)
+        for i, h in enumerate(v.hvps.get("torch", ())):
+            np.save(tmp / f"expected_hvp_x{i}.npy", np.asarray(h), allow_pickle=False)
+        answers = _save_answers(tmp, v.results, v.probes, v.jvps, v.hvps)
         report = {
             "format": FORMAT,
             "signature": name,
@@ -159,6 +167,7 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
             "inputs": len(case.inputs),
             "reproduction": reproduction,
             "versions": _versions(),
+            "machine": machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **(extra or {}),
         }
@@ -178,16 +187,26 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
     return final
 
 
-def _save_answers(folder, results, probes):
+def machine():
+    """The machine a record comes from: MFLOW_MACHINE (--mflow-machine), else the host."""
+    import socket
+    return os.environ.get("MFLOW_MACHINE") or socket.gethostname()
+
+
+def _save_answers(folder, results, probes, jvps=None, hvps=None):
     """Every answer of the check, the engine's and each oracle's, as .npy files
     named WHO_forward and WHO_grad_xI (torch32: torch in float32, the rounding
     gauge); finite differences as their probes: fd_xI_directions, _estimate (of
     ⟨gradient, direction⟩), _error (its bound) and _valid (False: across a kink).
+    Forward mode's J ṫ as WHO_jvp, second order's H ṫ as WHO_hvp_xI.
     Returns {who: [file names]}."""
     saved = {}
     answers = [(who, {f"{who}_forward": r.forward,
                       **{f"{who}_grad_x{i}": g for i, g in enumerate(r.grads)}})
                for who, r in results.items()]
+    answers += [(f"{who} jvp", {f"{who}_jvp": t}) for who, t in (jvps or {}).items()]
+    answers += [(f"{who} hvp", {f"{who}_hvp_x{i}": h for i, h in enumerate(hs)})
+                for who, hs in (hvps or {}).items()]
     if probes:
         answers.append(("fd", {f"fd_x{i}_{name}": getattr(p, name) for i, p in enumerate(probes)
                                for name in ("directions", "estimate", "error", "valid")}))
@@ -334,9 +353,15 @@ def _tolerances(verdict):
     reproduce.py (none where the check stopped before computing one)."""
     from mflow.oracles.verdict import array_names
     dtype = verdict.case.program.dtype
-    return {name: float(verdict.tolerances[i, dtype][0])
-            for i, name in enumerate(array_names(verdict.case))
-            if (i, dtype) in verdict.tolerances}
+    found = {name: float(verdict.tolerances[i, dtype][0])
+             for i, name in enumerate(array_names(verdict.case))
+             if (i, dtype) in verdict.tolerances}
+    if ("jvp", dtype) in verdict.tolerances:
+        found["tangent"] = float(verdict.tolerances["jvp", dtype][0])
+    for i in range(len(verdict.case.inputs)):
+        if ("hvp", i, dtype) in verdict.tolerances:
+            found[f"hvp of x{i}"] = float(verdict.tolerances["hvp", i, dtype][0])
+    return found
 
 
 def _reproducer(case, tolerances, spec="mflow"):
@@ -379,6 +404,16 @@ compare("forward", output.value, here / "expected_forward.npy")
 for i, leaf in enumerate(leaves):
     got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
     compare(f"gradient of x{{i}}", got, here / f"expected_grad_x{{i}}.npy")
+if (here / "tangent_x0.npy").exists():  # forward mode and second order, where checked
+    tangents = [np.load(here / f"tangent_x{{i}}.npy") for i in range(len(leaves))]
+    compare("tangent", mflow.jvp(output, leaves, tangents), here / "expected_jvp.npy")
+    if output.requires_grad:
+        grads = mflow.grad(output, leaves, cotangent, create_graph=True)
+        inner = sum((g * t).sum() for g, t in zip(grads, tangents))
+        hvps = mflow.grad(inner, leaves) if getattr(inner, "requires_grad", False) else [
+            mflow.Node(np.zeros_like(x.value)) for x in leaves]
+        for i, h in enumerate(hvps):
+            compare(f"hvp of x{{i}}", h.value, here / f"expected_hvp_x{{i}}.npy")
 print("MISMATCH" if mismatch else
       "agrees with the saved references, within the verdict's tolerances")
 '''
@@ -438,6 +473,18 @@ def compare(name, got, path, shape):
 compare("forward", result.forward, here / "expected_forward.npy", program.output_shape)
 for i, g in enumerate(result.grads):
     compare(f"gradient of x{{i}}", g, here / f"expected_grad_x{{i}}.npy", program.inputs[i])
+if (here / "tangent_x0.npy").exists():  # forward mode and second order, where checked
+    from mflow.oracles.forward_mode import has_jvp, run_engine_jvp
+    from mflow.oracles.second_order import has_hvp, run_engine_hvp
+    tangents = [np.load(here / f"tangent_x{{i}}.npy") for i in range(len(inputs))]
+    if has_jvp(engine) and (here / "expected_jvp.npy").exists():
+        _, got = run_engine_jvp(engine, program, [x.copy() for x in inputs], tangents)
+        compare("tangent", got, here / "expected_jvp.npy", program.output_shape)
+    if has_hvp(engine) and (here / "expected_hvp_x0.npy").exists():
+        got = run_engine_hvp(engine, program, [x.copy() for x in inputs], cotangent.copy(),
+                             tangents)
+        for i, h in enumerate(got):
+            compare(f"hvp of x{{i}}", h, here / f"expected_hvp_x{{i}}.npy", program.inputs[i])
 print("MISMATCH" if mismatch else
       "agrees with the saved references, within the verdict's tolerances")
 '''

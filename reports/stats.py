@@ -41,7 +41,7 @@ class Stats:
         self.outcomes = {}   # "passed" or the failure kind -> cases
         self.failed = {}     # "engine vs torch" -> op -> graphs whose comparison failed
         self.failures = []   # {"test", "kind", "report"} per saved failure
-        self.modes = {}      # "vjp", "jvp" -> graphs checked in that mode
+        self.modes = {}      # "vjp", "jvp", "hvp" -> graphs checked in that mode
         self.slow_once = 0   # graphs over the time limit on the first run, not on the second
         self.warned = {}     # op -> graphs on which the engine warned (numerically unsafe)
         self.warnings = {}   # what it warned ("RuntimeWarning: overflow ...") -> graphs

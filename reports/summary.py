@@ -13,6 +13,7 @@ from mflow.reports.stats import Stats
 
 from mflow.ops import OPS
 
+MODE_NAMES = {"vjp": "reverse mode (VJP)", "jvp": "forward mode (JVP)", "hvp": "second order (HVP)"}
 
 def load(directory):
     """(merged Stats, failed tests) of the campaign recorded in `directory`."""
@@ -41,7 +42,7 @@ def summary_lines(stats, failed, interrupted=False, engine=None):
                  + (f" (never drawn: {', '.join(missing)})" if missing else ""))
     if stats.modes:
         lines.append("checked: " + ", ".join(
-            f"{ {'vjp': 'reverse mode (VJP)', 'jvp': 'forward mode (JVP)'}.get(m, m)} on "
+            f"{MODE_NAMES.get(m, m)} on "
             f"{n:,} graphs" for m, n in sorted(stats.modes.items(), key=lambda kv: kv[0] != "vjp")))
     lines.append("largest disagreement per oracle pair (|error| / tolerance; relative error):")
     lines += [f"  {pair:18s} {w['ratio']:.3g} of the tolerance; relative {w['rel']:.3g}"

@@ -11,6 +11,7 @@ from unittest import mock
 import numpy as np
 
 import mflow.node
+from mflow import rule_ops as F
 from mflow.ops import OPS
 
 
@@ -144,6 +145,37 @@ CATALOGUE += [
         {"tanh": {"jvp": lambda t, ans, x: t[0] * (1 - ans)}}),
 ]
 
+
+# Second order: VJP rules whose values are right (so every first-order check passes)
+# but which are not differentiable as written: a factor taken as a constant (`.value`,
+# a detached `ans` or operand) loses its term of the second derivative. Only the
+# second-order check (mflow.grad with create_graph=True, against torch double
+# backward, JAX and a central difference of the engine's own gradient) sees them.
+def _const(v):
+    """v's value as a constant: what a rule built from `.value` differentiates as."""
+    return v.value if isinstance(v, mflow.node.Node) else v
+
+
+CATALOGUE += [
+    Bug("tanh_vjp_detached", "tanh", "G (1 - Y²) with Y taken as a constant",
+        {"tanh": {"vjp": lambda g, ans, x: (g * (1 - _const(ans) ** 2),)}}),
+    Bug("exp_vjp_detached", "exp", "G exp(X) with exp(X) taken as a constant",
+        {"exp": {"vjp": lambda g, ans, x: (g * _const(ans),)}}),
+    Bug("mul_vjp_detached_operands", "mul", "(G B, G A) with A and B constants: no cross term",
+        {"mul": {"vjp": lambda g, ans, a, b: (g * _const(b), g * _const(a))}}),
+    Bug("log_vjp_from_value", "log", "G / X with X's value: second derivative 0",
+        {"log": {"vjp": lambda g, ans, x: (g / _const(x),)}}),
+    Bug("inv_vjp_detached", "inv", "-Yᵀ G Yᵀ with Y = X⁻¹ taken as a constant",
+        {"inv": {"vjp": lambda g, ans, x: (-_const(ans).T @ g @ _const(ans).T,)}}),
+    Bug("softmax_vjp_detached", "softmax", "Y ⊙ (G - Σ G ⊙ Y) with Y a constant",
+        {"softmax": {"vjp": lambda g, ans, x, axis: (
+            _const(ans) * (g - F.sum(g * _const(ans), axis)),)}}),
+    Bug("sin_vjp_detached", "sin", "G cos(X) with cos(X) computed on X's value",
+        {"sin": {"vjp": lambda g, ans, x: (g * np.cos(_const(x)),)}}),
+    Bug("det_vjp_detached", "det", "g adj(X)ᵀ with adj(X) taken as a constant",
+        {"det": {"vjp": lambda g, ans, x: (g * _const(F.adjugate(x)).T,)}}),
+]
+
 BUGS = {bug.name: bug for bug in CATALOGUE}
 
 
@@ -180,3 +212,6 @@ class PlantedEngine:
 
     def jvp(self, output, leaves, tangents):
         return self._planted(self._mflow.jvp, output, leaves, tangents)
+
+    def hvp(self, output, leaves, cotangent, tangents):
+        return self._planted(self._mflow.hvp, output, leaves, cotangent, tangents)

@@ -219,6 +219,53 @@ def test_a_wrong_jax_custom_vjp_is_caught():
     assert isinstance(outcome, GradientMismatch), outcome
 
 
+def test_a_custom_backward_that_is_not_differentiable_is_caught():
+    """Right in value, so every first-order check passes; but the saved output is
+    detached, so torch's double backward loses a term: second order sees it."""
+    import torch
+    from mflow.oracles.adapters.torch_custom import TorchCustomRules
+    from mflow.oracles.verdict import HessianMismatch
+    adapter("torch_custom")
+
+    class DetachedTanh(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = torch.tanh(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * (1 - y.detach() ** 2)
+
+    case = one_step_case("tanh", {}, "float64")
+    engine = TorchCustomRules({"tanh": DetachedTanh})
+    assert Checker(engine, modes=("vjp", "jvp")).judge(case).outcome is None
+    outcome = Checker(engine).judge(case).outcome
+    assert isinstance(outcome, HessianMismatch), outcome
+
+
+def test_a_jax_custom_vjp_whose_bwd_is_not_differentiable_is_caught():
+    import jax
+    import jax.numpy as jnp
+    from mflow.oracles.adapters.jax_custom import JaxCustomRules
+    from mflow.oracles.verdict import HessianMismatch
+    adapter("jax_custom")
+
+    @jax.custom_vjp
+    def exp(x):
+        return jnp.exp(x)
+
+    exp.defvjp(lambda x: (jnp.exp(x), jnp.exp(x)),
+               lambda y, g: (g * jax.lax.stop_gradient(y),))  # right value, no 2nd order
+    case = one_step_case("exp", {}, "float64")
+    engine = JaxCustomRules({"exp": exp})
+    assert Checker(engine, modes=("vjp",)).judge(case).outcome is None
+    outcome = Checker(engine).judge(case).outcome
+    assert isinstance(outcome, HessianMismatch), outcome
+
+
 def test_rules_for_unknown_operations_are_refused():
     from mflow.oracles.adapters.torch_custom import TorchCustomRules
     adapter("torch_custom")

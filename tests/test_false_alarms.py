@@ -51,8 +51,9 @@ def test_a_computed_value_near_a_pole_is_no_false_alarm(pole, outer, log_distanc
 def test_the_campaigns_pole_case_leaves_its_probe_out_and_counts_it():
     verdict = CHECKER.judge(pole_case("inv", "sin", np.pi / 2 - 1.5704))
     assert verdict.outcome is None, verdict.describe()
-    # the corner (the other four are exact zeros); and forward mode's probe along ṫ
-    assert verdict.unresolved_probes == 1 + ("jvp" in verdict.modes)
+    # the corner (the other four are exact zeros); forward mode's probe along ṫ; and
+    # second order's difference of the gradient along ṫ
+    assert verdict.unresolved_probes == 1 + ("jvp" in verdict.modes) + ("hvp" in verdict.modes)
 
 
 @settings(max_examples=40)

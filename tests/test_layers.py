@@ -11,29 +11,30 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"mflow": "mflow", "oracles": "mflow.oracles", "strategies": "mflow.strategies",
            "reports": "mflow.reports"}
 LAYERS = [
-    ["mflow", "mflow.shapes", "mflow.ops", "mflow.node", "mflow.forward", "mflow.functions",
-     "mflow.nn"],
+    ["mflow", "mflow.shapes", "mflow.rule_ops", "mflow.ops", "mflow.node", "mflow.forward",
+     "mflow.functions", "mflow.nn"],
     ["mflow.oracles", "mflow.oracles.program", "mflow.oracles.numpy_backend",
      "mflow.oracles.verdict", "mflow.strategies.domains"],
     ["mflow.strategies", "mflow.strategies.graphs"],
     ["mflow.oracles.engine", "mflow.oracles.torch_backend", "mflow.oracles.jax_backend",
      "mflow.oracles.finite_differences"],
-    ["mflow.oracles.tolerance", "mflow.oracles.forward_mode", "mflow.oracles.checker",
-     "mflow.oracles.kinks"],
+    ["mflow.oracles.tolerance", "mflow.oracles.forward_mode", "mflow.oracles.second_order",
+     "mflow.oracles.checker", "mflow.oracles.kinks"],
     ["mflow.oracles.local", "mflow.reports", "mflow.reports.reduce", "mflow.reports.regressions"],
     ["mflow.reports.stats"],
     ["mflow.reports.summary", "mflow.reports.plots", "mflow.reports.comparison"],
-    ["mflow.reports.campaign"],
+    ["mflow.reports.campaign", "mflow.reports.merge"],
     ["mflow.reports.plugin", "mflow.reports.fuzzing", "mflow.reports.gate",
      "mflow.reports.__main__", "mflow.__main__"],
 ]
 LAYER = {m: i for i, names in enumerate(LAYERS) for m in names}
 RENDER_ONLY = ["mflow.reports.stats", "mflow.reports.summary", "mflow.reports.plots",
-               "mflow.reports.comparison"]
+               "mflow.reports.comparison", "mflow.reports.merge"]
 RUNS_SOMETHING = {"mflow.oracles.engine", "mflow.oracles.torch_backend",
                   "mflow.oracles.jax_backend", "mflow.oracles.finite_differences",
                   "mflow.oracles.checker", "mflow.oracles.kinks", "mflow.oracles.local",
-                  "mflow.oracles.tolerance", "mflow.oracles.forward_mode"}
+                  "mflow.oracles.tolerance", "mflow.oracles.forward_mode",
+                  "mflow.oracles.second_order"}
 
 
 def imports():

@@ -64,8 +64,9 @@ def test_report_renders_with_plots_and_failure_drawings(browser, report, tmp_pat
     plots = re.search(r'data-plots="(\d+)/(\d+)"', dom)
     graphs = re.search(r'data-graphs="(\d+)/(\d+)"', dom)
     assert plots and graphs, "the page's load script did not run:\n" + dom[:2000]
-    # one per oracle pair: 5 in reverse mode, 6 in forward mode (the engine offers jvp)
-    assert plots.group(1) == plots.group(2) == "11", plots.group(0)
+    # one per oracle pair: 5 in reverse mode, 6 in forward mode, 4 in second order (the
+    # engine offers jvp and hvp)
+    assert plots.group(1) == plots.group(2) == "15", plots.group(0)
     assert graphs.group(1) == graphs.group(2) == "1", graphs.group(0)  # the tanh failure
     assert "GradientMismatch-tanh-" in dom
     assert re.search(r"<code>v\d+ = tanh</code>", dom), "the blamed step is not named"

@@ -6,7 +6,7 @@ autograd.scipy.signal.convolve (which flips the kernel: a true convolution)."""
 
 import autograd
 import autograd.numpy as anp
-from autograd import make_jvp, make_vjp
+from autograd import grad, make_jvp, make_vjp
 from autograd.scipy.signal import convolve
 from autograd.scipy.special import expit, logsumexp
 
@@ -50,6 +50,13 @@ class Autograd:
     def jvp(self, fn, inputs, tangents):  # autograd's own forward mode
         out, t = make_jvp(lambda xs: fn(*xs))(tuple(inputs))(tuple(tangents))
         return out, t
+
+    def hvp(self, fn, inputs, cotangent, tangents):
+        """Reverse over reverse, autograd's own: grad of ⟨Jᵀ cotangent, ṫ⟩."""
+        def inner(xs):
+            pullback, _ = make_vjp(lambda xs: fn(*xs))(xs)
+            return sum(anp.sum(g * t) for g, t in zip(pullback(cotangent), tangents))
+        return list(grad(inner)(tuple(inputs)))
 
     def to_numpy(self, value):
         return anp.asarray(value)

@@ -26,6 +26,16 @@ class JaxVjp:
         return jax.jvp(fn, tuple(jnp.asarray(x) for x in inputs),
                        tuple(jnp.asarray(t) for t in tangents))
 
+    def hvp(self, fn, inputs, cotangent, tangents):
+        """Reverse over reverse: the gradient of ⟨Jᵀ cotangent, ṫ⟩ (a custom_vjp rule
+        is differentiated through its bwd, which has no forward mode)."""
+        def inner(*xs):
+            out, pullback = jax.vjp(fn, *xs)
+            grads = pullback(jnp.asarray(cotangent, out.dtype))
+            return sum(jnp.vdot(g, jnp.asarray(t)) for g, t in zip(grads, tangents))
+        xs = tuple(jnp.asarray(x) for x in inputs)
+        return list(jax.grad(inner, argnums=tuple(range(len(xs))))(*xs))
+
     def to_numpy(self, value):
         return np.asarray(value)
 
