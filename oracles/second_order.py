@@ -1,7 +1,7 @@
 """Second order, for engines that offer it (`hvp` in the adapter, engine.py): the
 Hessian-vector product H ṫ = ∂/∂x ⟨ȳ, J(x) ṫ⟩, for every input, the derivative of
 the engine's own VJP along the case's tangent ṫ. Against torch double backward
-(float64), JAX (reverse over reverse through the compiled interpreter, float64)
+(float64), JAX (forward over reverse: jax.jvp of the compiled interpreter's VJP, float64)
 and a central difference of the engine's own gradient along ṫ, projected on a
 random direction w: d/dε ⟨w, ∇(x + εṫ)⟩ = ⟨w, H ṫ⟩. That last one needs no
 second-order reference: a backward pass that is right in value but not

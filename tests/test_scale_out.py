@@ -124,3 +124,29 @@ def test_three_machines_share_one_redis_database(tmp_path, redis_url):
     assert machines[2]["finished"] == "killed or still running"
     report = json.loads(next((a / "regressions").glob("*/report.json")).read_text())
     assert report["machine"] == "a"
+
+
+def test_merge_names_a_missing_folder_and_needs_two(tmp_path):
+    from mflow.reports.__main__ import main
+    assert main(["merge", str(tmp_path / "out"), str(tmp_path / "nowhere")]) == 4
+    with pytest.raises(SystemExit):
+        main(["merge", str(tmp_path / "out")])  # the merged folder alone: a usage error
+
+
+def test_merge_of_a_machine_that_died_before_writing_anything(tmp_path):
+    """A campaign folder with no records at all (killed at start) merges as 0 graphs."""
+    from mflow.reports.merge import merge_campaigns
+    from mflow.reports.summary import load
+    (tmp_path / "dead").mkdir()
+    (tmp_path / "alive").mkdir()
+    (tmp_path / "alive" / "stats-main.json").write_text(json.dumps(_stats(7)))
+    names = merge_campaigns(tmp_path / "out", [tmp_path / "alive", tmp_path / "dead"])
+    assert [n.split("-", 1)[0] for n in names] == ["m0", "m1"]  # no run.json: the folder names
+    assert load(tmp_path / "out")[0].checked == 7
+
+
+def _stats(n):
+    from mflow.reports.stats import Stats
+    s = Stats()
+    s.checked = n
+    return s.to_dict()
