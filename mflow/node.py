@@ -292,11 +292,12 @@ def _backpropagate(root, seed, visit, create_graph=False):
 
 
 def grad(output, inputs, gradient=None, create_graph=False):
-    """d⟨gradient, output⟩ / d input for each of `inputs`, as Nodes, the way
-    torch.autograd.grad does; `.grad` attributes are left alone. `gradient` defaults
-    to [[1.0]] for a 1x1 output. An input the output does not depend on gets zeros.
-    With create_graph=True each gradient is a graph of mflow operations over the
-    inputs, so it can be differentiated again:
+    """d⟨gradient, output⟩ / d input for each of `inputs` (Nodes that require grad),
+    as Nodes, the way torch.autograd.grad does; `.grad` attributes are left alone.
+    `gradient` defaults to [[1.0]] for a 1x1 output. An input the output does not
+    depend on gets zeros. With create_graph=True each gradient is a graph of mflow
+    operations over the inputs, so it can be differentiated again (at a singular
+    matrix det's then raises: its differentiable form is det X · X⁻¹):
 
     >>> x = Node([[1.0, 2.0]], requires_grad=True)
     >>> (g,) = grad((x * x * x).sum(), [x], create_graph=True)   # 3 x²
