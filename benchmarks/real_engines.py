@@ -45,6 +45,11 @@ TRIAGE = {
         "Saved before blame re-checked operands as the graph made them; blamed on conv2d "
         "now (`operands made by: transpose`)"),
 }
+TRIAGE["ForwardMismatch-sum-457c9e459f"] = (
+    "real bug (tinygrad 0.14.0): the full sum of a tensor concatenated with itself is wrong: "
+    "`a.cat(a).sum()` is 24 for a = [[0, 1], [2, 3]] (12 is right); `sum(0)`, `sum(1)` and "
+    "`a.cat(a).contiguous().sum()` are right. Blamed on sum over the value concat made "
+    "(tests/test_adapters.py::test_tinygrad_sum_of_a_concatenation_with_itself_is_wrong)")
 for _name in ("NotReproducible-conv2d-1d4a3d2851", "NotReproducible-cos-e5330b01c1",
               "NotReproducible-sin-688805d8af"):
     TRIAGE[_name] = (
@@ -68,15 +73,12 @@ NOTES = {
         "The floating-point warning is MyGrad's sigmoid, `1 / (1 + exp(-x))`, overflowing "
         "in exp for x < -709 (the answer, 0, right): numerically unsafe, not wrong."),
     "tinygrad": (
-        "Stopped by hand at 15,825 graphs (the session's end; about 5 graphs a second on a "
-        "machine shared with other campaigns, each new shape compiled by clang). The one "
-        "failed item is the suite's false alarm again, in a form the fix above did not "
-        "cover: a conv2d whose kernel compiled over 10 s on both runs, then fast on "
-        "Hypothesis's replay, so no report was saved (5 more graphs were 'slow once'). "
-        "Fixed: an adapter declares `first_use` (tinygrad: 120 s), the time limit's base for "
-        "an engine that compiles on first use. The self-concatenation bug was not drawn in "
-        "these graphs; tests/test_adapters.py finds it (and the earlier session's fan-out "
-        "campaign did)."),
+        "Run again on 2026-12-04 to reach 20,000 graphs (the run before, stopped at 15,825 at "
+        "a session's end, is replaced), with `first_use` = 120 s in force: no time-limit "
+        "false alarm. The self-concatenation sum bug was found again this time (fan-out "
+        "graphs: concat(x0, x0) -> sum), blamed on sum over the value concat made. It ran "
+        "the suite as it was before second order was checked (tinygrad's adapter has "
+        "neither jvp nor hvp)."),
     "jax_custom": (
         "Run again on 2026-12-04 to reach 20,000 graphs (the first run, stopped by hand at "
         "17,398 at a session's end, is replaced): stopped by hand (Ctrl-C) at 20,249 graphs, "
