@@ -10,13 +10,19 @@ import numpy as np
 KINK_MARGIN = 0.05  # fresh inputs of a kinked operation stay this far from the kink
 MAX_MAGNITUDE = 1e4  # larger intermediate values are not used: they only make overflow
 MAX_CONDITION = 100.0  # for inv and det: rounding and FD errors grow with the condition
+# and their smallest singular value at least this, so that X⁻¹ (which every derivative of
+# inv and det holds, squared at second order) stays below MAX_MAGNITUDE / 10: a perfectly
+# conditioned but tiny matrix (the corner of a saturated softmax, 4e-192) tests the
+# underflow and overflow of X⁻¹ products, not gradients (JAX's second derivative of det,
+# through LU, overflowed to NaN there while torch and mflow answered)
+MIN_SINGULAR = 1e-3
 
 
 def _accepts_invertible(v):
-    if v.shape[0] != v.shape[1]:
+    if v.shape[0] != v.shape[1] or not np.all(np.isfinite(v)):
         return False
-    with np.errstate(all="ignore"):
-        return bool(np.linalg.cond(v) <= MAX_CONDITION)
+    s = np.linalg.svd(v, compute_uv=False)
+    return bool(s[-1] >= MIN_SINGULAR and s[0] <= MAX_CONDITION * s[-1])
 
 
 ACCEPTS = {
