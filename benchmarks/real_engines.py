@@ -75,10 +75,15 @@ NOTES = {
     "tinygrad": (
         "Run again on 2026-12-04 to reach 20,000 graphs (the run before, stopped at 15,825 at "
         "a session's end, is replaced), with `first_use` = 120 s in force: no time-limit "
-        "false alarm. The self-concatenation sum bug was found again this time (fan-out "
-        "graphs: concat(x0, x0) -> sum), blamed on sum over the value concat made. It ran "
-        "the suite as it was before second order was checked (tinygrad's adapter has "
-        "neither jvp nor hvp)."),
+        "false alarm in 17,725 graphs. It did NOT reach 20,000: about 2 graphs a second on a "
+        "machine shared with the false-alarm campaign and CI (clang compiles each new shape), "
+        "and a Ctrl-C at 17,725 did not return within 5 minutes (the main process waited on "
+        "tinygrad's compile pool), so it was killed: its counts are those its stats file had "
+        "flushed, run.json was written by hand, failures.json is missing (8 test items "
+        "failed, all on the finding below, in 36 graphs). The self-concatenation sum bug was "
+        "found again (fan-out graphs: concat(x0, x0) -> sum), blamed on sum over the value "
+        "concat made. It ran the suite as it was before second order was checked "
+        "(tinygrad's adapter has neither jvp nor hvp)."),
     "jax_custom": (
         "Run again on 2026-12-04 to reach 20,000 graphs (the first run, stopped by hand at "
         "17,398 at a session's end, is replaced): stopped by hand (Ctrl-C) at 20,249 graphs, "
