@@ -83,7 +83,7 @@ def speed(n):
         ("check, both modes on every graph (+ JVP: torch f64 and f32, JAX, FD along ṫ, "
          "transpose identity)", median_us(lambda c: checker.judge(c, ("vjp", "jvp")), sample)),
         ("check, all three modes on every graph (+ HVP: torch double backward f64 and f32, "
-         "JAX reverse over reverse, FD of the engine's gradient along ṫ)",
+         "JAX forward over reverse, FD of the engine's gradient along ṫ)",
          median_us(lambda c: checker.judge(c, ("vjp", "jvp", "hvp")), sample)),
         ("check as a campaign runs it (forward mode and second order each on every third "
          "graph; mean)",

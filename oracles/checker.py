@@ -369,7 +369,9 @@ def modes_for(case, modes, jvp_every=3, hvp_every=3):
     case itself, so that a replay checks the same; the reducer and blame check all.
     Forward mode costs 0.82 of the reverse-mode check
     (benchmarks/results/suite_forward_mode.md): one in three keeps a campaign within
-    1.3x of its reverse-mode throughput (one in two measured 1.53x)."""
+    1.3x of its reverse-mode throughput (one in two measured 1.53x). Second order costs
+    1.9x the reverse-mode check (benchmarks/results/suite_second_order.md): one in three
+    costs a campaign 1.48x its check before second order."""
     crc = zlib.crc32(repr(case.program).encode())
     skip = {"jvp"} if crc % jvp_every else set()
     if (crc // jvp_every) % hvp_every:
