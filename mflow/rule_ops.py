@@ -50,11 +50,6 @@ def conv2d(image, kernel):
     return _apply("conv2d", image, kernel, stride=1, padding="valid")
 
 
-def det(x):
-    return np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False) if _is_array(x) \
-        else _apply("det", x)
-
-
 def spread(g, shape):
     """g broadcast to `shape`, as a new array (np.broadcast_to is ten times slower here);
     on a Node, g + zeros (exact), whose VJP sums back what was spread."""
