@@ -78,11 +78,12 @@ def speed(n):
             lambda c: checker.jax.run(c.program, c.inputs, c.cotangent), sample)),
         ("finite differences alone", median_us(
             lambda c: finite_differences(c.program, c.inputs, c.cotangent, rng), sample)),
-        ("check, reverse mode only: engine + torch (f64, f32 gauge) + JAX + FD + compare",
+        ("check, reverse mode only: engine + torch (f64; the f32 gauge only where a comparison "
+         "fails against the floor) + JAX + FD + compare",
          median_us(lambda c: checker.judge(c, ("vjp",)), sample)),
-        ("check, both modes on every graph (+ JVP: torch f64 and f32, JAX, FD along ṫ, "
+        ("check, both modes on every graph (+ JVP: torch f64, JAX, FD along ṫ, "
          "transpose identity)", median_us(lambda c: checker.judge(c, ("vjp", "jvp")), sample)),
-        ("check, all three modes on every graph (+ HVP: torch double backward f64 and f32, "
+        ("check, all three modes on every graph (+ HVP: torch double backward f64, "
          "JAX forward over reverse, FD of the engine's gradient along ṫ)",
          median_us(lambda c: checker.judge(c, ("vjp", "jvp", "hvp")), sample)),
         ("check as a campaign runs it (forward mode and second order each on every third "

@@ -13,9 +13,12 @@ validated on construction: an unknown operation, a reference to a later value
 or shapes that do not fit raise ProgramError naming the step.
 """
 
+import copy
 import json
 import math
+import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -123,6 +126,22 @@ class Program:
     @property
     def np_dtype(self):
         return np.dtype(self.dtype)
+
+    @cached_property
+    def digest(self):
+        """crc32 of the program's text: seeds what a check draws for it (probes, modes),
+        so that a replay draws the same. Computed once: the text costs ~50 µs."""
+        return zlib.crc32(repr(self).encode())
+
+    def with_dtype(self, dtype):
+        """The same program in another dtype, without checking it again (the shapes do
+        not depend on the dtype)."""
+        if dtype not in DTYPES:
+            raise ProgramError(f"dtype must be one of {DTYPES}; got {dtype!r}")
+        other = copy.copy(self)
+        other.__dict__.pop("digest", None)  # the text names the dtype
+        object.__setattr__(other, "dtype", dtype)
+        return other
 
     def ops(self):
         """The operations used, in order of first use."""

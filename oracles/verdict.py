@@ -52,8 +52,8 @@ class EngineMisbehaved(EngineBug):
 
 
 class TangentMismatch(EngineBug):
-    """Forward mode: the engine's JVP differs from the references' (torch.func.jvp,
-    jax.jvp, a central difference along the tangent), or from its own VJP by the
+    """Forward mode: the engine's JVP differs from the references' (torch's forward-mode
+    AD, jax.jvp, a central difference along the tangent), or from its own VJP by the
     transpose identity ⟨ȳ, J ṫ⟩ = ⟨Jᵀ ȳ, ṫ⟩. Checked where the engine offers `jvp`."""
 
 
@@ -150,6 +150,8 @@ class Verdict:
     gauge_relative: float = 0.0                      # float32's relative error on this case
     gauge_absolute: list = field(default_factory=list)  # per array: Monte Carlo spread, once
     #   a comparison failed (tolerance.refine)
+    gauged: set = field(default_factory=set)         # modes whose float32 gauge has run (only
+    #   once a comparison against the floor alone failed: tolerance.py, "Lazily")
     errors: dict = field(default_factory=dict)       # who -> exception text
     warnings: list = field(default_factory=list)     # what the engine warned, as text
     modes: tuple = ("vjp",)                          # what was checked: "vjp", "jvp", "hvp"

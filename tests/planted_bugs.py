@@ -120,7 +120,8 @@ CATALOGUE = [
 ]
 
 # Forward mode: wrong JVP rules (the VJPs stay right, so only the forward-mode check,
-# against torch.func.jvp, jax.jvp, finite differences and the transpose identity, sees them)
+# against torch's forward-mode AD, jax.jvp, finite differences and the transpose
+# identity, sees them)
 _sum = np.add.reduce
 CATALOGUE += [
     Bug("inv_jvp_missing_minus", "inv", "d X⁻¹ = X⁻¹ dX X⁻¹ in forward mode (sign lost)",

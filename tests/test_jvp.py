@@ -1,5 +1,5 @@
-"""Forward mode: mflow.jvp, each operation's own JVP rule, against torch.func.jvp
-and jax.jvp (float64), the transpose identity ⟨ȳ, J ṫ⟩ = ⟨Jᵀ ȳ, ṫ⟩ against
+"""Forward mode: mflow.jvp, each operation's own JVP rule, against torch's forward-mode
+AD and jax.jvp (float64), the transpose identity ⟨ȳ, J ṫ⟩ = ⟨Jᵀ ȳ, ṫ⟩ against
 mflow's own VJPs, and closed forms."""
 
 import numpy as np
