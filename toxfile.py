@@ -16,6 +16,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+from packaging.specifiers import SpecifierSet
 from tox.plugin import impl
 
 SHARED = ("torch", "jaxlib", "jax", "scipy", "numpy")
@@ -52,7 +53,8 @@ def share(target, donors):
             continue
         for donor in donors:
             dist = _installed(donor).get(name)
-            if dist is None or pins.get(name, dist.version) != dist.version or not dist.files:
+            if dist is None or not dist.files or (name in pins and not SpecifierSet(
+                    f"=={pins[name]}").contains(dist.version)):  # 2.13.0+cpu is 2.13.0
                 continue
             # not its scripts; its .dist-info last, so that pip sees it installed only
             # once every other file is in place

@@ -37,7 +37,7 @@ def test_the_pinned_torch_is_hard_linked_and_a_wrong_version_is_not(tmp_path, mo
     wrong, donor, target = (tmp_path / n / "site-packages" for n in ("a", "b", "c"))
     target.mkdir(parents=True)
     _dist(wrong, "torch", "9.9.9")        # not the version constraints.txt pins
-    _dist(donor, "torch", toxfile._pins()["torch"])
+    _dist(donor, "torch", toxfile._pins()["torch"] + "+cpu")  # a local build: the pin holds
     _dist(donor, "scipy", "1.0.0")        # unpinned: any version shares
     linked = toxfile.share(target, [wrong, donor])
     assert sorted(n.split()[0] for n in linked) == ["scipy", "torch"]
