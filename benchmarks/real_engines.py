@@ -50,6 +50,20 @@ TRIAGE["ForwardMismatch-sum-457c9e459f"] = (
     "`a.cat(a).sum()` is 24 for a = [[0, 1], [2, 3]] (12 is right); `sum(0)`, `sum(1)` and "
     "`a.cat(a).contiguous().sum()` are right. Blamed on sum over the value concat made "
     "(tests/test_adapters.py::test_tinygrad_sum_of_a_concatenation_with_itself_is_wrong)")
+TRIAGE["ForwardMismatch-combine-7ee6764bd3"] = (
+    "real bug (tinygrad 0.14.0): once a gradient of it was taken, `(-x).cat(x, dim=1).sum()` "
+    "is 1 for x = ones(6, 1) (0 is right), and stays 1 for fresh tensors of that graph in the "
+    "same process; in tinygrad alone, in a fresh process: `x = Tensor(np.ones((6, 1))); "
+    "y = (-x).cat(x, dim=1).sum(keepdim=True); y.gradient(x, gradient=Tensor(np.ones((1, "
+    "1))))[0].numpy(); y.numpy()` gives [[1.]]. Every step agrees alone, so blame says "
+    "'how contributions combine' (tests/test_adapters.py::"
+    "test_tinygrad_sum_of_a_concatenation_with_its_negation_is_wrong)")
+TRIAGE["ForwardMismatch-sin-856ba0aa37"] = (
+    "real bug (tinygrad 0.14.0): its own float64 sin (a polynomial after argument "
+    "reduction) is off by 5.7e-9 relative at x = 250.2: `Tensor([250.2], dtype=dtypes.float64)"
+    ".sin()` is -0.90330509458498, numpy, torch and JAX -0.9033050894709215; sin(100) and "
+    "sin(1000) are right to 2e-16 (tests/test_adapters.py::"
+    "test_tinygrad_float64_sin_loses_accuracy)")
 for _name in ("NotReproducible-conv2d-1d4a3d2851", "NotReproducible-cos-e5330b01c1",
               "NotReproducible-sin-688805d8af"):
     TRIAGE[_name] = (
@@ -73,17 +87,18 @@ NOTES = {
         "The floating-point warning is MyGrad's sigmoid, `1 / (1 + exp(-x))`, overflowing "
         "in exp for x < -709 (the answer, 0, right): numerically unsafe, not wrong."),
     "tinygrad": (
-        "Run again on 2026-12-04 to reach 20,000 graphs (the run before, stopped at 15,825 at "
-        "a session's end, is replaced), with `first_use` = 120 s in force: no time-limit "
-        "false alarm in 17,725 graphs. It did NOT reach 20,000: about 2 graphs a second on a "
-        "machine shared with the false-alarm campaign and CI (clang compiles each new shape), "
-        "and a Ctrl-C at 17,725 did not return within 5 minutes (the main process waited on "
-        "tinygrad's compile pool), so it was killed: its counts are those its stats file had "
-        "flushed, run.json was written by hand, failures.json is missing (8 test items "
-        "failed, all on the finding below, in 36 graphs). The self-concatenation sum bug was "
-        "found again (fan-out graphs: concat(x0, x0) -> sum), blamed on sum over the value "
-        "concat made. It ran the suite as it was before second order was checked "
-        "(tinygrad's adapter has neither jvp nor hvp)."),
+        "Run a third time on 2026-12-04, alone on the machine but for the suite's own "
+        "benchmarks, to reach 20,000 graphs (the runs before stopped at 14,158 and 17,725): "
+        "stopped with Ctrl-C at 19,986 graphs after 2,958 s (the summary, failures and report "
+        "written as for any stopped run), 14 short of 20,000, so a second run of 214 graphs "
+        "(`--examples 8`, 70 s, 0 failures, the suite as of the throughput work: float32 "
+        "gauged lazily) was merged with it (`python -m mflow merge`): 20,200 graphs; the "
+        "seconds above are the longer run's. `first_use` = 120 s: no time-limit false "
+        "alarm. Three distinct findings, all real bugs of tinygrad: the self-concatenation "
+        "sum again (8 items), a sum of a concatenation with its own negation (fan-out "
+        "graphs) and float64 sin's accuracy at 250.2 (small graphs). It ran the suite as "
+        "it was before second order was checked (tinygrad's adapter has neither jvp nor "
+        "hvp)."),
     "jax_custom": (
         "Run again on 2026-12-04 to reach 20,000 graphs (the first run, stopped by hand at "
         "17,398 at a session's end, is replaced): stopped by hand (Ctrl-C) at 20,249 graphs, "
@@ -94,6 +109,13 @@ NOTES = {
         "Stopped by hand at 14,158 graphs: three of its items had stopped at the suite's "
         "false alarm below (fixed since); the campaign was run again."),
 }
+
+
+def _command(run):
+    """The campaign's command line; a merge's, the commands of the runs it merged."""
+    if "machines" in run:
+        return "` + `".join(_command(m) for m in run["machines"])
+    return f"mflow {run.get('command', '').split(' ', 1)[-1]}"
 
 
 def _step(s):
@@ -126,7 +148,7 @@ def section(folder):
                      f"reproduce.py) | {TRIAGE.get(report_dir.name, 'NOT TRIAGED')} |")
     head = [f"## {folder.name}", "",
             f"- engine: `{run.get('engine', '?')}`{' ' + engine if engine else ''}; "
-            f"command: `mflow {run.get('command', '').split(' ', 1)[-1]}`; "
+            f"command: `{_command(run)}`; "
             f"{run.get('seconds', 0):.0f} s",
             f"- graphs checked: {stats.checked:,}; operations covered: {len(stats.ops)} "
             f"({', '.join(sorted(stats.ops))})",

@@ -11,7 +11,7 @@ progress line's figure. Writes benchmarks/results/throughput.md (figures only,
 never asserted on: read the ratios, measured side by side, not the seconds).
 
     python benchmarks/throughput.py [--before REV] [--graphs 200] [--rounds 3]
-        [--false-alarm 2000] [--seed N] [--examples 30] [--no-bugs]
+        [--false-alarm 2000] [--seed N] [--examples 30] [--no-bugs] [--no-power]
 """
 
 import argparse
@@ -129,6 +129,7 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     ap.add_argument("--examples", type=int, default=30, help="per fuzz item, for the campaign")
     ap.add_argument("--no-bugs", action="store_true")
+    ap.add_argument("--no-power", action="store_true", help="neither bugs nor false alarms")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--args", default="{}", help=argparse.SUPPRESS)
@@ -152,7 +153,7 @@ def main():
                                                   seed=args.seed))
                     print(name, "speed", speed[name][-1], flush=True)
             power = {}
-            for name, tree in trees.items():
+            for name, tree in ({} if args.no_power else trees).items():
                 power[name] = run_worker(tree, "power", false_alarm=args.false_alarm,
                                          seed=args.seed + 1, bugs=not args.no_bugs)
                 print(name, "power", json.dumps(power[name])[:300], flush=True)
@@ -203,15 +204,15 @@ def write(args, speed, power, fuzz):
         for checked, seconds, rate in runs:
             lines.append(f"| {name} | {checked:,} | {seconds:.0f} | {rate:.1f} |")
     rate = {name: statistics.mean(r[2] for r in runs) for name, runs in fuzz.items()}
-    lines += ["", f"Graphs per second, after / before: **{rate['after'] / rate['before']:.2f}**.",
-              "", "## The verdict's power, same run", ""]
+    lines += ["", f"Graphs per second, after / before: **{rate['after'] / rate['before']:.2f}**."]
+    lines += ["", "## The verdict's power, same run", ""] if power else []
     for name, p in power.items():
         fa = p["false_alarm"]
         lines.append(f"- {name}: false alarms on correct mflow: **{len(fa['failures'])}** in "
                      f"{fa['graphs']:,} graphs (seed {args.seed + 1}, all three modes on every "
                      f"graph) in {fa['seconds']:.0f} s"
                      + "".join(f"\n  - {f}" for f in fa["failures"][:10]))
-    if all("bugs" in p for p in power.values()):
+    if power and all("bugs" in p for p in power.values()):
         lines += ["", "Planted bugs (tests/planted_bugs.py), derandomised search: examples to "
                   "the first failure, steps after the reducer, before → after", "",
                   "| bug | examples before | after | steps before | after |",

@@ -20,6 +20,7 @@ from mflow.oracles.kinks import kink_table
 from mflow.oracles.program import Case, Program, Step
 from mflow.oracles.verdict import (
     EngineCrash,
+    ForwardMismatch,
     GradientMismatch,
     NumericallyUnsafe,
     ShapeOrDtypeMismatch,
@@ -119,6 +120,40 @@ def test_tinygrad_sum_of_a_concatenation_with_itself_is_wrong():
     from mflow.oracles.local import local_disagreement
     blamed = local_disagreement(engine, case)
     assert blamed["op"] == "sum" and blamed["variant"]["operands made by"] == ["concat"]
+
+
+def test_tinygrad_sum_of_a_concatenation_with_its_negation_is_wrong():
+    """tinygrad 0.14.0: once a gradient of it was taken, (-x).cat(x, dim=1).sum() is 1
+    for x = ones(6, 1) (0 is right), and stays 1 for fresh tensors of that graph in the
+    same process. In tinygrad alone, in a fresh process:"""
+    import subprocess
+    import sys
+    adapter("tinygrad")
+    alone = subprocess.run([sys.executable, "-c", (
+        "import numpy as np\n"
+        "from tinygrad import Tensor\n"
+        "x = Tensor(np.ones((6, 1)))\n"
+        "y = (-x).cat(x, dim=1).sum(keepdim=True)\n"
+        "y.gradient(x, gradient=Tensor(np.ones((1, 1))))[0].numpy()\n"
+        "print(y.numpy().item())\n")], capture_output=True, text=True, check=True,
+        env={**os.environ, "DEV": os.environ.get("DEV", "CPU")})
+    assert float(alone.stdout.split()[-1]) == 1.0
+    engine = adapter("tinygrad")  # and through the suite: found by fan-out-heavy graphs
+    case = _case([np.ones((6, 1))], [Step("neg", (0,)), Step("concat", (1, 0), {"axis": 1}),
+                                     Step("sum", (2,), {"axis": None})])
+    assert isinstance(Checker(engine).judge(case).outcome, ForwardMismatch)
+
+
+def test_tinygrad_float64_sin_loses_accuracy():
+    """tinygrad 0.14.0 computes sin itself (a polynomial after argument reduction): in
+    float64, sin(250.2) is off by 5.7e-9 relative (numpy, torch and JAX agree to the
+    last bit; sin(100) and sin(1000) are right to 2e-16)."""
+    adapter("tinygrad")
+    from tinygrad import Tensor, dtypes
+    got = Tensor([250.2], dtype=dtypes.float64).sin().numpy()[0]
+    assert abs(got - np.sin(250.2)) / abs(np.sin(250.2)) > 1e-9
+    right = Tensor([100.0, 1000.0], dtype=dtypes.float64).sin().numpy()
+    np.testing.assert_allclose(right, np.sin([100.0, 1000.0]), rtol=1e-15)
 
 
 def test_mygrad_float32_with_a_python_number_becomes_float64():
