@@ -92,9 +92,9 @@ def gauge(verdict):
     once a comparison against the floor alone has failed (see "Lazily" above)."""
     case = verdict.case
     program = case.program
-    gauge = verdict.results.get("torch32")
+    f32 = verdict.results.get("torch32")
     ref64 = verdict.results.get(verdict.reference) if verdict.reference else None
-    if gauge is not None and ref64 is not None:
+    if f32 is not None and ref64 is not None:
         # float32's relative error, the largest over the output and every gradient: one
         # array's float32 error can be small by chance; they share the same computation
         # (relative to the array's terms as well as its norm, so that an answer that
@@ -102,8 +102,8 @@ def gauge(verdict):
         verdict.gauge_relative = max(
             norm(np.asarray(g, np.float64) - r) / (norm(r) + scale)
             if norm(r) + scale > 0 else 0.0
-            for g, r, scale in zip(arrays(gauge), arrays(ref64), verdict.scales))
-    if gauge is not None and verdict.values:
+            for g, r, scale in zip(arrays(f32), arrays(ref64), verdict.scales))
+    if f32 is not None and verdict.values:
         # and the same measured by Monte Carlo arithmetic: a second, independent
         # look at float32's error on the output (see `perturbed_outputs`)
         exact, scale = verdict.values[-1], verdict.scales[0]
