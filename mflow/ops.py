@@ -167,8 +167,6 @@ defop("concat", None, shapes.concat, attrs={"axis": 0}, drawn={"axis": (0, 1)}, 
       jvp=lambda t, ans, *xs, axis: np.concatenate(t, axis=axis))
 
 
-
-
 # attrs are those of `shapes.normalise_index`: a slice or a tuple of ints per axis
 defop("getitem", 1, shapes.getitem, attrs={"rows": slice(None), "cols": slice(None)},
       drawn={"rows": None, "cols": None}, rounding="exact",
