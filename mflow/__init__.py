@@ -9,6 +9,7 @@ array([[2., 4.],
        [6., 8.]])
 """
 
+from . import nn
 from .forward import jvp
 from .functions import (
     concat,
@@ -42,6 +43,7 @@ if (_checkout / "oracles" / "__init__.py").is_file() and (_checkout / "pyproject
     __path__.append(str(_checkout))
 del _checkout
 
-__all__ = ["Node", "ShapeError", "OPS", "Op", "apply", "grad", "jvp", "concat", "conv2d", "cos",
+__all__ = ["nn", "Node", "ShapeError",
+           "OPS", "Op", "apply", "grad", "jvp", "concat", "conv2d", "cos",
            "det", "exp", "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin",
            "softmax", "sum", "tanh", "trace", "transpose"]

@@ -17,8 +17,14 @@ def jvp(output, inputs, tangents):
     >>> jvp((x * x).sum(), [x], [[[1.0, 0.0]]])
     array([[2.]])
     """
+    if type(output) is not Node:
+        raise TypeError(f"jvp: the output is a {type(output).__name__}, not a Node")
     if isinstance(inputs, Node):
         inputs, tangents = [inputs], [tangents]
+    inputs, tangents = list(inputs), list(tangents)
+    for k, x in enumerate(inputs):
+        if type(x) is not Node:
+            raise TypeError(f"jvp: input {k} is a {type(x).__name__}, not a Node")
     if len(inputs) != len(tangents):
         raise ValueError(f"jvp: {len(inputs)} inputs but {len(tangents)} tangents")
     tangent_of = {}

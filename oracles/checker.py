@@ -11,6 +11,7 @@ the kinds of failure, from `verdict.py`.
     >>> checker.check(case)               # raises verdict.outcome, if any
 """
 
+import contextlib
 import signal
 import threading
 import warnings
@@ -19,7 +20,7 @@ import zlib
 import numpy as np
 
 from . import forward_mode, second_order
-from .engine import capabilities, run_engine
+from .engine import Result, capabilities, run_engine
 from .finite_differences import directional, finite_differences, forward_values
 from .forward_mode import has_jvp, tangents_of
 from .second_order import has_hvp
@@ -48,6 +49,11 @@ from .verdict import (
 # steps), growing with the graph, so that a backward pass that re-walks shared
 # sub-graphs (exponential in the depth) is a finding, not a hung worker.
 TIME_LIMIT = dict(base=10.0, per_step=0.05)
+# The references' time limit per phase (torch, JAX, finite differences; a first JAX
+# compile of a large bucket on a loaded machine takes tens of seconds): a saved report
+# cannot make the gate run for hours (an 80,000-step program ran for over 200 s). A
+# reference out of time is a ReferenceProblem, never the engine's fault.
+REFERENCE_LIMIT = dict(base=120.0, per_step=0.05)
 
 
 class Checker:
@@ -108,24 +114,15 @@ class Checker:
         errors = {k: v for k, v in verdict.errors.items() if k != "torch32"}
         if errors:
             return ReferenceProblem(f"a reference raised:\n{verdict.describe()}", verdict)
-        # the engine gets copies, so that what it does to them cannot change the case
-        inputs = [np.array(x, dtype) for x in case.inputs]
-        cotangent = np.array(case.cotangent, dtype)
+        inputs = [np.asarray(x, dtype) for x in case.inputs]
+        cotangent = np.asarray(case.cotangent, dtype)
         base = max(TIME_LIMIT["base"], self.first_use)  # an engine that compiles: its own
         watch = _time_limit(base + TIME_LIMIT["per_step"] * len(program))
-        result, crash = self._guarded(verdict, watch, lambda: run_engine(
-            self.engine, program, inputs, cotangent))
+        result, crash = self._guarded(verdict, watch, lambda: engine_call(
+            run_engine, self.engine, program, inputs=inputs, cotangent=cotangent))
         if crash:
             return crash
         verdict.results["engine"] = result
-        changed = [f"x{i}" for i, (x, y) in enumerate(zip(inputs, case.inputs))
-                   if not np.array_equal(x, y, equal_nan=True)]
-        if not np.array_equal(cotangent, case.cotangent, equal_nan=True):
-            changed.append("the cotangent")
-        if changed:
-            verdict.errors["engine"] = f"changed {', '.join(changed)} in place"
-            return EngineMisbehaved(f"the engine changed {', '.join(changed)} in place\n"
-                                    f"{verdict.describe()}", verdict)
         # an engine's answer may hold inf or NaN: the comparisons handle them explicitly
         with np.errstate(all="ignore"):
             measure(verdict)
@@ -153,6 +150,13 @@ class Checker:
     def _compare_all(self, case, verdict):
         program, dtype = case.program, case.program.np_dtype
         names = array_names(case)
+        engine = verdict.results["engine"]
+        if len(engine.grads) != len(case.inputs):  # before anything reads them by index
+            verdict.comparisons.append(_mismatch("gradients", ("engine", "program"), 0.0,
+                f"expected one gradient per input, {len(case.inputs)}, got "
+                f"{len(engine.grads)}"))
+            return ShapeOrDtypeMismatch(f"wrong number of gradients:\n{verdict.describe()}",
+                                        verdict)
 
         # 1. the references among themselves
         if "torch" in verdict.results and "jax" in verdict.results:
@@ -166,7 +170,6 @@ class Checker:
             return ReferenceProblem(f"the references disagree:\n{verdict.describe()}", verdict)
 
         # 2. the engine against each reference
-        engine = verdict.results["engine"]
         for i, (name, a) in enumerate(zip(names, arrays(engine))):
             expected = program.output_shape if i == 0 else program.inputs[i - 1]
             if a.shape != tuple(expected) or a.dtype != dtype:
@@ -192,7 +195,8 @@ class Checker:
         """The engine's J ṫ along a tangent drawn from the case (oracles/forward_mode.py)."""
         program, dtype = case.program, case.program.np_dtype
         verdict.tangents = tangents_of(case, case_rng(case, seed=1))
-        forward_mode.references(self, case, verdict, verdict.tangents)
+        with self._referencing(case, verdict, "torch jvp"):
+            forward_mode.references(self, case, verdict, verdict.tangents)
         if not self.lazy_gauge:
             self._gauge(case, verdict, "jvp")
         raised = {k: v for k, v in verdict.errors.items() if k in ("torch jvp", "jax jvp")}
@@ -211,10 +215,11 @@ class Checker:
         if self._compare_again(verdict, forward_mode.compare_references, *stages):
             return ReferenceProblem(f"the references disagree (forward mode):\n"
                                     f"{verdict.describe()}", verdict)
-        inputs = [np.array(x, dtype) for x in case.inputs]
-        tangents = [np.array(t, dtype) for t in verdict.tangents]
-        answer, crash = self._guarded(verdict, watch, lambda: forward_mode.run_engine_jvp(
-            self.engine, program, inputs, tangents))
+        inputs = [np.asarray(x, dtype) for x in case.inputs]
+        tangents = [np.asarray(t, dtype) for t in verdict.tangents]
+        answer, crash = self._guarded(verdict, watch, lambda: engine_call(
+            forward_mode.run_engine_jvp, self.engine, program, inputs=inputs,
+            tangents=tangents))
         if crash:
             return crash
         jt = answer[1]
@@ -236,7 +241,8 @@ class Checker:
         program, dtype = case.program, case.program.np_dtype
         if not verdict.tangents:  # the same tangent forward mode draws
             verdict.tangents = tangents_of(case, case_rng(case, seed=1))
-        second_order.references(self, case, verdict)
+        with self._referencing(case, verdict, "torch hvp"):
+            second_order.references(self, case, verdict)
         if not self.lazy_gauge:
             self._gauge(case, verdict, "hvp")
         if any(k in verdict.errors for k in ("torch hvp", "jax hvp")) or \
@@ -248,19 +254,22 @@ class Checker:
         if self._compare_again(verdict, second_order.compare_references, *stages):
             return ReferenceProblem(f"the references disagree (second order):\n"
                                     f"{verdict.describe()}", verdict)
-        inputs = [np.array(x, dtype) for x in case.inputs]
-        cotangent = np.array(case.cotangent, dtype)
-        tangents = [np.array(t, dtype) for t in verdict.tangents]
+        inputs = [np.asarray(x, dtype) for x in case.inputs]
+        cotangent = np.asarray(case.cotangent, dtype)
+        tangents = [np.asarray(t, dtype) for t in verdict.tangents]
         p64 = as_dtype(program, "float64")
         c64 = np.asarray(case.cotangent, np.float64)
-        def run():
-            hs = second_order.run_engine_hvp(self.engine, program, inputs, cotangent, tangents)
+
+        def run():  # every engine call on fresh copies (engine_call)
+            hs = engine_call(second_order.run_engine_hvp, self.engine, program, inputs=inputs,
+                             cotangent=cotangent, tangents=tangents)
             if "fd" in self.oracles and self.float64:  # its own gradient, differenced
                 verdict.hvp_directions = tangents_of(case, case_rng(case, seed=2))
                 verdict.fd_hvp = second_order.engine_difference(
-                    lambda xs: run_engine(self.engine, p64, xs, c64).grads, p64, case.inputs,
-                    verdict.tangents, verdict.hvp_directions, verdict.scales[1:],
-                    verdict.values)
+                    lambda xs: engine_call(run_engine, self.engine, p64, inputs=xs,
+                                           cotangent=c64).grads,
+                    p64, case.inputs, verdict.tangents, verdict.hvp_directions,
+                    verdict.scales[1:], verdict.values)
             return hs
         hs, crash = self._guarded(verdict, watch, run)
         if crash:
@@ -304,7 +313,7 @@ class Checker:
         tolerances computed so far. False when already gauged."""
         if mode in verdict.gauged:
             return False
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), self._referencing(case, verdict, "torch32"):
             if "vjp" not in verdict.gauged:
                 try:
                     verdict.results["torch32"] = run_engine(
@@ -342,13 +351,31 @@ class Checker:
     @staticmethod
     def _crashed(verdict, e):
         verdict.errors["engine"] = f"{type(e).__name__}: {e}"
-        kind = EngineHang if isinstance(e, _Hung) else EngineCrash
+        if isinstance(e, ChangedInPlace):
+            return EngineMisbehaved(f"the engine {e}\n{verdict.describe()}", verdict)
+        kind = EngineHang if isinstance(e, NoAnswer) else EngineCrash
         crash = kind(f"the engine raised {type(e).__name__}: {e}\n{verdict.describe()}",
                      verdict)
         crash.__cause__ = e
         return crash
 
+    @contextlib.contextmanager
+    def _referencing(self, case, verdict, who):
+        """The references' time limit around one phase of their work (REFERENCE_LIMIT):
+        out of time, the phase stops and `who` is recorded as having raised NoAnswer,
+        which makes the case a ReferenceProblem, never the engine's fault."""
+        limit = REFERENCE_LIMIT["base"] + REFERENCE_LIMIT["per_step"] * len(case.program)
+        try:
+            with _time_limit(limit):
+                yield
+        except NoAnswer as e:
+            verdict.errors[who] = f"NoAnswer: {e}"
+
     def _references(self, case, verdict):
+        with self._referencing(case, verdict, "references"):
+            self._run_references(case, verdict)
+
+    def _run_references(self, case, verdict):
         program = case.program
         p64 = as_dtype(program, "float64")
         x64 = [np.asarray(x, np.float64) for x in case.inputs]
@@ -417,16 +444,58 @@ def modes_for(case, modes, jvp_every=3, hvp_every=3):
     return tuple(m for m in modes if m not in skip)
 
 
-def case_rng(case, seed=0):
-    """A generator seeded by the case itself: a replay draws the same probes."""
+def case_digest(case):
+    """crc32 of the case, its program and every array: what the check draws for a case
+    (probes, tangents, whether it is checked twice) depends on the case alone, never on
+    what the process checked before."""
     digest = case.program.digest
     for a in (*case.inputs, case.cotangent):
         digest = zlib.crc32(np.ascontiguousarray(a).tobytes(), digest)
-    return np.random.default_rng([digest, seed])
+    return digest
 
 
-class _Hung(Exception):
-    pass
+def case_rng(case, seed=0):
+    """A generator seeded by the case itself: a replay draws the same probes."""
+    return np.random.default_rng([case_digest(case), seed])
+
+
+class NoAnswer(Exception):
+    """Raised by the time limit: no answer in time."""
+
+
+class ChangedInPlace(Exception):
+    """The engine changed an array it was handed (an EngineMisbehaved finding)."""
+
+
+def engine_call(run, *args, **arrays):
+    """run(*args, **copies): every array the engine receives is a fresh copy (each keyword
+    an array or a list of arrays), so that nothing it does to them reaches the case,
+    and a copy it changed raises ChangedInPlace naming it; every array of the answer is
+    copied on receipt, so that an engine that keeps what it returned and changes it
+    later (a gradient buffer) cannot change an answer already recorded."""
+    copies = {k: [np.array(x) for x in v] if isinstance(v, (list, tuple)) else np.array(v)
+              for k, v in arrays.items()}
+    answer = run(*args, **copies)
+    changed = []
+    for k, given in arrays.items():
+        names = {"inputs": "x{}", "tangents": "the tangent of x{}"}.get(k, f"the {k}")
+        pairs = zip(given, copies[k]) if isinstance(given, (list, tuple)) else [(given, copies[k])]
+        changed += [names.format(i) for i, (a, b) in enumerate(pairs)
+                    if not np.array_equal(a, b, equal_nan=True)]
+    if changed:
+        raise ChangedInPlace(f"changed {', '.join(changed)} in place")
+    return _owned(answer)
+
+
+def _owned(answer):
+    """The answer with every numpy array in it copied (Result, tuple, list, array)."""
+    if isinstance(answer, np.ndarray):
+        return answer.copy()
+    if isinstance(answer, Result):
+        return Result(_owned(answer.forward), [_owned(g) for g in answer.grads])
+    if isinstance(answer, (list, tuple)):
+        return type(answer)(_owned(a) for a in answer)
+    return answer
 
 
 class _time_limit:
@@ -445,7 +514,7 @@ class _time_limit:
         if self.armed:
             def hung(signum, frame):
                 where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "?"
-                raise _Hung(f"no answer after {self.seconds:.0f} s (stopped in {where})")
+                raise NoAnswer(f"no answer after {self.seconds:.0f} s (stopped in {where})")
             self.previous = signal.signal(signal.SIGALRM, hung)
             self.previous_int = signal.getsignal(signal.SIGINT)
             if callable(self.previous_int):

@@ -29,6 +29,7 @@ DTYPES = ("float64", "float32")
 # Bounds on what a loaded program may ask for, so a damaged file cannot allocate gigabytes:
 # far beyond what fuzzing draws (sides to 64, a few inputs, chains of a few thousand steps).
 MAX_INPUTS, MAX_SIDE, MAX_STEPS = 64, 4096, 100_000
+MAX_POWER = 16  # |p| of pow: fuzzing draws up to 3; x ** 1e308 only tests overflow
 
 
 class ProgramError(ValueError):
@@ -108,6 +109,11 @@ class Program:
                 raise ProgramError(f"{where}: unknown attributes {sorted(unknown)}; "
                                    f"{step.op} takes {sorted(op.attrs) or 'none'}")
             operands = [shapes[a] for a in step.args]
+            p = step.attrs.get("p") if step.op == "pow" else None
+            if isinstance(p, (int, float)) and not isinstance(p, bool) and \
+                    not abs(p) <= MAX_POWER:
+                raise ProgramError(f"{where}: exponent {p!r}; a program's |p| is at most "
+                                   f"{MAX_POWER}")
             try:
                 if step.op == "getitem":  # concrete, bounded indices: every backend reads these
                     rows, cols = normalise_index((step.attrs["rows"], step.attrs["cols"]),

@@ -1,53 +1,195 @@
-"""The suite's command, for those who don't write pytest (python -m mflow, or mflow-suite):
+"""The suite's command, for those who don't write pytest (python -m mflow, or mflow-suite).
 
-fuzz    a campaign on an engine: pytest --mflow-fuzz with the fuzz profile, progress,
-        and at the end the summary and the comparison report in --report DIR
-          python -m mflow fuzz --engine my_pkg.adapter:engine --examples 500 --jobs auto
-gate    replay every saved report (--reports DIR) against the engine
-report  the comparison report again, from a campaign's folder
-list    every saved regression report with its status, replayed on the engine it
-        was made on (--engine: only that engine's reports): FAILING (the bug is
-        still there), fixed, a guard (a case the references once disagreed on:
-        "guard ok" or "guard: references disagree", never the engine's fault),
-        unreadable (a damaged report: named, skipped) or "no engine" (its adapter
-        does not load here)
-retire  move the fixed ones (or only those named by --signature) into DIR/archive,
-        where the gate no longer replays them but the record is kept; guards are
-        never retired; --dry-run says what would move
-merge   many machines' campaigns as one: OUT then each machine's campaign folder;
-        one summary and comparison report in OUT; with --from, their saved reports
-        into --reports DIR, one per signature
-          python -m mflow merge merged A/campaign B/campaign --from A/regr B/regr
+  fuzz     a campaign on an engine: pytest --mflow-fuzz with the fuzz profile, progress,
+           and at the end the summary and the comparison report in --report DIR
+  gate     replay every saved report (--reports DIR) against the engine
+  report   the comparison report again, from a campaign's folder
+  list     every saved regression report with its status
+  retire   move the fixed reports into DIR/archive (the gate no longer replays them)
+  merge    many machines' campaigns as one summary, report and corpus
+
+`python -m mflow COMMAND --help` tells each command's options. Which engine runs is
+chosen on the command line only (--engine, or MFLOW_ENGINE): a report names the
+engine it was made on for display, and `list` and `retire` replay another engine's
+report only when that engine is allowed (--allow-engine SPEC, MFLOW_ALLOWED_ENGINES).
 
 Exit status (fuzz and gate are pytest runs, and say so as pytest does): 0 all
 passed; 1 an engine failure was found (fuzz), is still there (gate), or a report
-is FAILING or unreadable (list, retire); 2 interrupted; 4 usage error; 5 nothing
-to run; 6 with --strict, no engine failure but the references disagreed on a case.
+is FAILING, unreadable or its engine does not load (list, retire), or a merged
+campaign recorded a failure (merge); 2 interrupted (Ctrl-C); 4 usage error (an
+unknown option or command, an engine that does not load, --examples or --shards
+below 1, a --reports that is not a folder or whose archive/ is a link, a missing
+folder), one line; 5 nothing to run; 6 with --strict, no engine failure but the
+references disagreed on a case.
 """
-
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from . import regressions
+from . import files, regressions
+
+USAGE_ERROR = 4
 
 
-def status(folder, checker_for, engine=None):
-    """(state, report or None, detail) of one saved report, replayed on the engine it
-    was made on (`checker_for(spec)`: a Checker, or an EngineError). With `engine`
-    named, another engine's report is "other engine" and not replayed."""
+class Parser(argparse.ArgumentParser):
+    """argparse, with the documented usage-error status (argparse's own 2 is the
+    status of an interrupted run here)."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(Exception):
+    """A usage error found after parsing: one line, status 4."""
+
+
+def _positive(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: give 1 or more")
+    return n
+
+
+def parser():
+    env = os.environ.get
+    ap = Parser(prog="python -m mflow", description=__doc__.split("\n\n")[0],
+                epilog=__doc__.split("\n\n", 2)[2],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    def command(name, summary):
+        return commands.add_parser(name, help=summary, description=summary)
+
+    def engine(p, default_help):
+        p.add_argument("--engine", default=env("MFLOW_ENGINE"), metavar="SPEC",
+                       help=f"the engine under test, module[:attribute] of an adapter "
+                            f"({default_help}; or MFLOW_ENGINE)")
+
+    def corpus(p):
+        p.add_argument("--reports", "--dir", dest="dir", metavar="DIR",
+                       default=env("MFLOW_REPORTS_DIR", "reports/regressions"),
+                       help="the saved reports' folder (default reports/regressions, or "
+                            "MFLOW_REPORTS_DIR)")
+
+    for name, summary in (("fuzz", "a fuzzing campaign on the engine, with progress, its "
+                                   "summary and comparison report; other options go to pytest"),
+                          ("gate", "replay every saved report against the engine; other "
+                                   "options go to pytest")):
+        p = command(name, summary)
+        engine(p, "default mflow")
+        corpus(p)
+        p.add_argument("--jobs", default="auto", help="processes (pytest-xdist -n; 1: none)")
+        p.add_argument("--strict", action="store_true",
+                       help="exit status 6 when the references disagreed on a case")
+        if name == "fuzz":
+            p.add_argument("--examples", type=_positive, default=1000,
+                           help="examples per test item (default 1000)")
+            p.add_argument("--report", default="reports/latest", metavar="DIR",
+                           help="the campaign's folder: records, summary, comparison report")
+            p.add_argument("--shards", type=_positive, default=8,
+                           help="items the random graphs are split into (default 8)")
+            p.add_argument("--db", default=None, metavar="URL",
+                           help="the example database shared by the machines of a campaign, "
+                                "redis://host:port/n (or MFLOW_DB)")
+            p.add_argument("--machine", default=None,
+                           help="this machine's name in records and reports (or "
+                                "MFLOW_MACHINE; default the host name)")
+    p = command("report", "the comparison report again, from a campaign's folder")
+    p.add_argument("directory", nargs="?", default="reports/latest",
+                   help="the campaign's folder (default reports/latest)")
+    for name, summary in (("list", "every saved report and its status: FAILING, fixed, "
+                                   "guard ok, unreadable, ..."),
+                          ("retire", "move the fixed reports into DIR/archive, where the gate "
+                                     "no longer replays them; guards are never retired")):
+        p = command(name, summary)
+        engine(p, "default: each report on its own engine if allowed; named: only that "
+                  "engine's reports")
+        corpus(p)
+        p.add_argument("--allow-engine", action="append", metavar="SPEC",
+                       default=[s for s in env("MFLOW_ALLOWED_ENGINES", "").split(",") if s],
+                       help="an engine other than mflow that may be imported to replay the "
+                            "reports made on it (repeatable; or MFLOW_ALLOWED_ENGINES=a,b)")
+        if name == "retire":
+            p.add_argument("--dry-run", action="store_true", help="only say what would move")
+            p.add_argument("--signature", nargs="+", default=None,
+                           help="only these reports (the fixed ones among them)")
+    p = command("merge", "many machines' campaigns as one: OUT, then each machine's "
+                         "campaign folder")
+    p.add_argument("out", metavar="OUT", help="the merged folder")
+    p.add_argument("campaigns", nargs="+", metavar="CAMPAIGN", help="each machine's folder")
+    p.add_argument("--from", dest="sources", nargs="+", default=(), metavar="DIR",
+                   help="the machines' saved-report folders, merged into --reports")
+    corpus(p)
+    return ap
+
+
+def main(argv=None):
+    ap = parser()
+    args, extra = ap.parse_known_args(argv)
+    if extra and args.command not in ("fuzz", "gate"):
+        ap.error(f"unrecognised arguments: {' '.join(extra)}")
+    try:
+        if args.command in ("fuzz", "gate"):
+            return _pytest(args, extra)
+        if args.command == "report":
+            from .comparison import main as report_main
+            return report_main([args.directory])
+        if args.command == "merge":
+            from .campaign import NotACampaignFolder
+            from .merge import MissingFolder
+            from .merge import main as merge_main
+            try:
+                return merge_main(args.out, args.campaigns, args.sources, args.dir)
+            except (MissingFolder, NotACampaignFolder, files.UnsafeFolder) as e:
+                raise UsageError(str(e)) from None
+        return _list(args)
+    except UsageError as e:
+        print(f"{ap.prog} {args.command}: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _corpus(path):
+    """The saved reports' folder as given: absent (nothing saved yet) or a folder."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UsageError(f"--reports {path}: not a folder")
+    return Path(path)
+
+
+def _engine(spec):
+    from mflow.oracles.engine import EngineError, load_engine
+    try:
+        return load_engine(spec)
+    except EngineError as e:
+        raise UsageError(str(e)) from None
+
+
+def status(folder, checker_for, engine=None, allowed=()):
+    """(state, report or None, detail) of one saved report. Replayed on the engine named
+    on the command line (`engine`; another engine's report: "other engine", not replayed),
+    else on the engine it was made on, if that is mflow or `allowed` ("not allowed"
+    otherwise: a report never chooses what is imported). `checker_for(spec)`: a Checker,
+    or an EngineError."""
     from mflow.oracles.engine import EngineError
     from mflow.oracles.verdict import accuses_engine
     try:
         case, report = regressions.load(folder)
     except regressions.ReportError as e:
         return "unreadable", None, str(e)
-    spec = regressions.recorded_engine(report) or engine or "mflow"
-    if engine is not None and not regressions.same_engine(spec, engine):
-        return "other engine", report, spec
+    recorded = regressions.recorded_engine(report)
+    if engine is not None:
+        if recorded is not None and not regressions.same_engine(recorded, engine):
+            return "other engine", report, recorded
+        spec = engine
+    else:
+        spec = recorded or "mflow"
+        if not any(regressions.same_engine(spec, a) for a in ("mflow", *allowed)):
+            return "not allowed", report, spec
     try:
         checker = checker_for(spec)
     except EngineError as e:
@@ -61,58 +203,13 @@ def status(folder, checker_for, engine=None):
     return "fixed", report, ""
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m mflow", description=__doc__.splitlines()[0],
-                                 epilog=__doc__.split("\n", 2)[2],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["fuzz", "gate", "report", "list", "retire", "merge"])
-    ap.add_argument("directory", nargs="*", help="report: the campaign's folder; merge: the "
-                                                 "merged folder, then each machine's")
-    ap.add_argument("--engine", default=os.environ.get("MFLOW_ENGINE"),
-                    help="the engine under test, module[:attribute] (fuzz, gate: default "
-                         "mflow; list, retire: default each report's own engine, named: only "
-                         "that engine's reports)")
-    ap.add_argument("--reports", "--dir", dest="dir",
-                    default=os.environ.get("MFLOW_REPORTS_DIR", "reports/regressions"),
-                    help="the saved reports' folder (default reports/regressions, or "
-                         "MFLOW_REPORTS_DIR)")
-    ap.add_argument("--examples", type=int, default=1000, help="fuzz: examples per test item")
-    ap.add_argument("--jobs", default="auto", help="fuzz, gate: processes (pytest-xdist -n)")
-    ap.add_argument("--report", default="reports/latest",
-                    help="fuzz: the campaign's folder (summary, comparison report)")
-    ap.add_argument("--shards", type=int, default=8, help="fuzz: items for the random graphs")
-    ap.add_argument("--strict", action="store_true",
-                    help="fuzz, gate: exit status 6 when the references disagreed")
-    ap.add_argument("--dry-run", action="store_true", help="retire: only say what would move")
-    ap.add_argument("--signature", nargs="*", default=None,
-                    help="retire: only these reports (fixed ones among them)")
-    ap.add_argument("--db", default=None, metavar="URL",
-                    help="fuzz: the example database shared by the machines of a campaign, "
-                         "redis://host:port/n (or MFLOW_DB)")
-    ap.add_argument("--machine", default=None,
-                    help="fuzz: this machine's name in records and reports (or MFLOW_MACHINE; "
-                         "default the host name)")
-    ap.add_argument("--from", dest="sources", nargs="+", default=(), metavar="DIR",
-                    help="merge: the machines' saved-report folders, merged into --reports")
-    args, extra = ap.parse_known_args(argv)
-    if args.command in ("fuzz", "gate"):
-        return _pytest(args, extra)
-    if extra:
-        ap.error(f"unrecognised arguments: {' '.join(extra)}")
-    if args.command == "report":
-        from .comparison import main as report_main
-        return report_main([args.directory[0] if args.directory else args.report])
-    if args.command == "merge":
-        if len(args.directory) < 2:
-            ap.error("merge: give the merged folder, then each machine's campaign folder")
-        from .merge import main as merge_main
-        try:
-            return merge_main(args.directory[0], args.directory[1:], args.sources, args.dir)
-        except FileNotFoundError as e:
-            print(e, file=sys.stderr)
-            return 4
+def _list(args):
+    """list and retire."""
     from mflow.oracles.checker import Checker
     from mflow.oracles.engine import EngineError, load_engine
+
+    from .summary import printable
+    directory = _corpus(args.dir)
     checkers = {}
 
     def checker_for(spec):  # one Checker per engine; a spec that fails to load, once
@@ -125,51 +222,67 @@ def main(argv=None):
             raise checkers[spec]
         return checkers[spec]
     if args.engine is not None:
+        checkers[args.engine] = Checker(_engine(args.engine))
+    archive = None
+    if args.command == "retire" and not args.dry_run and os.path.lexists(directory):
         try:
-            checker_for(args.engine)
-        except EngineError as e:
-            print(e, file=sys.stderr)
-            return 4
-    folders = regressions.reports(args.dir)
+            archive = files.folder(directory / regressions.ARCHIVE)
+        except files.ReportError as e:
+            raise UsageError(str(e)) from None
+    folders = regressions.reports(directory)
     if not folders:
-        print(f"no regression reports in {args.dir}")
+        print(f"no regression reports in {directory}")
     bad = 0
     for folder in folders:
-        state, report, now = status(folder, checker_for, args.engine)
+        state, report, now = status(folder, checker_for, args.engine, args.allow_engine)
         bad += state in ("FAILING", "unreadable", "no engine")
         if state == "other engine":
-            print(f"{state:10s} {folder.name}  (made on {now}: not replayed here)")
+            print(printable(f"{state:10s} {folder.name}  (made on {now}: not replayed here)"))
+            continue
+        if state == "not allowed":
+            print(printable(f"{'not run':10s} {folder.name}  (made on {now}, which is not "
+                            f"imported unless named: --engine {now}, or --allow-engine {now})"))
             continue
         if report is None:
-            print(f"{state:10s} {folder.name}  ({now})")
+            print(printable(f"{state:10s} {folder.name}  ({now})"))
             continue
-        seen = len(list((Path(folder) / "seen").glob("*")))
+        seen = files.count(Path(folder) / "seen")
         on = regressions.recorded_engine(report) or args.engine or "mflow"
-        print(f"{state:10s} {folder.name}  ({report['failure']} on {on}, "
-              f"{report.get('steps')} steps, "
-              f"found {1 + seen}x, saved {report.get('date', '?')}){' now ' + now if now else ''}")
-        chosen = args.signature is None or folder.name in args.signature
+        print(printable(f"{state:10s} {folder.name}  ({report['failure']} on {on}, "
+                        f"{report.get('steps')} steps, found {1 + seen}x, saved "
+                        f"{report.get('date', '?')}){' now ' + now if now else ''}"))
+        chosen = getattr(args, "signature", None) is None or folder.name in args.signature
         if args.command == "retire" and state == "fixed" and chosen:
-            archive = Path(args.dir) / regressions.ARCHIVE
             if args.dry_run:
-                print(f"           would retire to {archive / folder.name}")
+                print(f"           would retire to {directory / regressions.ARCHIVE / folder.name}")
                 continue
-            archive.mkdir(exist_ok=True)
-            shutil.move(str(folder), str(archive / folder.name))
-            print(f"           retired to {archive / folder.name}")
+            target = _free(archive / folder.name)
+            os.rename(folder, target)  # within one folder: atomic, never through a link
+            print(f"           retired to {target}")
     return 1 if bad else 0
+
+
+def _free(path):
+    """`path`, or path.2, path.3, ... where a report of that name was retired before."""
+    k, free = 1, path
+    while os.path.lexists(free):
+        k += 1
+        free = path.with_name(f"{path.name}.{k}")
+    return free
 
 
 def _pytest(args, extra):
     """fuzz and gate: the plugin's tests, in this process; pytest's exit status."""
     import pytest
+    _corpus(args.dir)
+    _engine(args.engine)  # a mistyped engine: one line and status 4, before pytest starts
     os.environ.setdefault("MFLOW_PROFILE", "fuzz" if args.command == "fuzz" else "ci")
-    os.environ["MFLOW_FUZZ_EXAMPLES"] = str(args.examples)
     argv = [f"--mflow-{args.command}", "--mflow-engine", args.engine or "mflow",
             "--mflow-reports", args.dir]
     if args.jobs not in ("0", "1"):
         argv += ["-n", args.jobs] + (["--dist", "worksteal"] if args.command == "fuzz" else [])
     if args.command == "fuzz":
+        os.environ["MFLOW_FUZZ_EXAMPLES"] = str(args.examples)
         argv += ["--mflow-shards", str(args.shards), "--mflow-campaign", args.report]
         argv += ["--mflow-db", args.db] if args.db else []
         argv += ["--mflow-machine", args.machine] if args.machine else []

@@ -20,8 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from mflow.reports import atomic_write
-from mflow.reports.stats import Stats
+from mflow.reports import atomic_write, files
 
 FLUSH_SECONDS = 2.0
 
@@ -42,15 +41,19 @@ def start_campaign(config, engine):
 class Campaign:
     def __init__(self, directory, worker, config):
         self.directory, self.worker, self.config = directory, worker, config
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.stats, self.last_flush = None, 0.0
         self.failed_tests, self.started = [], time.time()
         self.progress_every, self.last_progress = config.getoption("--mflow-progress"), time.time()
         self._thread, self._stop = None, threading.Event()
         self.write_error = None  # the last failed write of a record (a full disk), if any
         if worker is None:  # the controller (or the one process): a new campaign
-            self._lock = _lock(self.directory)
-            _keep_previous(self.directory)
+            import pytest
+            try:
+                files.folder(self.directory)
+                self._lock = _lock(self.directory)  # before the records move
+                claim(self.directory)
+            except files.ReportError as e:
+                raise pytest.UsageError(f"--mflow-campaign {e}") from None
 
     # -- in every process that checks graphs
     def checked(self, stats, saved=None):
@@ -78,13 +81,8 @@ class Campaign:
 
     # -- in the controller
     def merged(self):
-        total = Stats()
-        for f in sorted(self.directory.glob("stats-*.json")):
-            try:
-                total.merge(Stats.from_dict(json.loads(f.read_text())))
-            except (OSError, ValueError, KeyError):
-                continue  # written atomically, so only a foreign file gets here
-        return total
+        from .summary import load
+        return load(self.directory)[0]  # a damaged file is left out (only a foreign one is)
 
     def show_progress(self):
         self.last_progress = time.time()
@@ -220,13 +218,40 @@ def _kinks(engine):
 
 
 RECORDS = ("stats-*.json", "failures.json", "run.json", "index.html", "summary.md")
+MARK = ".mflow-campaign"  # a folder a campaign or a merge wrote: its records are ours
+PREVIOUS = "previous"
+
+
+class NotACampaignFolder(files.ReportError):
+    """A folder that holds files no campaign wrote: recording there could replace them."""
+
+
+def claim(directory):
+    """`directory` as a campaign's folder, ready for a new run: created if absent; refused
+    (NotACampaignFolder) if it holds a record-named file but no campaign wrote it (no
+    MARK: the user's own index.html stays where it is); the last run's records moved,
+    never deleted, into previous/<when it started>/. Returns the folder."""
+    directory = files.folder(directory)
+    old = [name for pattern in RECORDS for name in files.entries(directory, pattern)]
+    if old and not os.path.lexists(directory / MARK):
+        raise NotACampaignFolder(
+            f"{directory}: holds {', '.join(old[:3])}{', ...' if len(old) > 3 else ''}, "
+            "which no campaign of mflow wrote; choose a new or empty folder")
+    if old:
+        _keep_previous(directory, old)
+    mark = directory / MARK
+    if not os.path.lexists(mark):
+        files.atomic_write(mark, "records of mflow's campaigns: run.json, stats-*.json, "
+                           "failures.json, index.html, summary.md, previous/\n")
+    return directory
 
 
 def _lock(directory):
     """Hold DIR/.lock for this run: two campaigns recording into one folder would mix
     their records. The lock goes with the process, however it ends."""
     import fcntl
-    f = open(directory / ".lock", "w")  # noqa: SIM115 - held open for the whole run
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    f = os.fdopen(fd, "r+b")  # noqa: SIM115 - held open for the whole run
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -237,18 +262,22 @@ def _lock(directory):
     return f
 
 
-def _keep_previous(directory):
-    """The last run's records move to DIR/previous/ (replacing the run before it), so
-    a new run that dies at once loses nothing: the last good records stay there."""
-    import shutil
-    old = [f for pattern in RECORDS for f in directory.glob(pattern)]
-    if not old:
-        return
-    previous = directory / "previous"
-    shutil.rmtree(previous, ignore_errors=True)
-    previous.mkdir()
-    for f in old:
-        os.replace(f, previous / f.name)
+def _keep_previous(directory, names):
+    """The last run's records move into previous/<when it started>/ (a new folder per
+    run, so no record is ever replaced or deleted): a new run that dies at once loses
+    nothing."""
+    from .summary import run_record
+    started = run_record(directory).get("started") or _iso(
+        max(os.lstat(directory / n).st_mtime for n in names))
+    stamp = "".join(c if c.isalnum() or c in "-+" else "-" for c in started)[:40]
+    previous = files.folder(directory / PREVIOUS)
+    target, k = previous / stamp, 1
+    while os.path.lexists(target):
+        k += 1
+        target = previous / f"{stamp}.{k}"
+    target.mkdir()
+    for name in names:
+        os.replace(directory / name, target / name)
 
 
 def _distributed(config):

@@ -14,7 +14,6 @@ highlighted, and links to its saved report.
 
 import argparse
 import base64
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mflow.reports.stats import HIST_LO, HIST_STEP, hist_bin
 
 from . import atomic_write, plots
-from .summary import load
+from .files import entries
+from .summary import load, run_record
 
 PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch",
          # forward mode, where the engine offers it (oracles/forward_mode.py)
@@ -122,9 +122,9 @@ def context(directory, out=None):
     only that: no engine or oracle runs while a report is built."""
     directory = Path(directory)
     out = Path(out or directory)
-    stats, failed = load(directory)
-    run_file = directory / "run.json"
-    run = json.loads(run_file.read_text()) if run_file.exists() else {}
+    problems = []
+    stats, failed = load(directory, problems)
+    run = run_record(directory, problems)  # each field of its type, or left out
     pairs = [p for p in PAIRS if p in stats.pairs] + sorted(set(stats.pairs) - set(PAIRS))
     kinks = run.get("kinks")
     # what the run recorded, and only that: a record never names code to import
@@ -144,6 +144,7 @@ def context(directory, out=None):
         "kinks": kinks,
         "failed": failed,
         "hist_lo": HIST_LO,
+        "problems": problems,
     }
 
 
@@ -169,9 +170,11 @@ def main(argv=None):
     parser.add_argument("directory", help="the campaign's folder (pytest --mflow-campaign DIR)")
     parser.add_argument("--out", help="where to write index.html and summary.md (default DIR)")
     args = parser.parse_args(argv)
-    if not any(Path(args.directory).glob("stats-*.json")):
-        parser.error(f"{args.directory} holds no stats-*.json: run a campaign into it first "
-                     "(pytest --mflow-campaign DIR, python -m mflow fuzz, or tox -e fuzz)")
+    if not entries(args.directory, "stats-*.json"):
+        print(f"{parser.prog}: error: {args.directory} holds no stats-*.json: run a campaign "
+              "into it first (pytest --mflow-campaign DIR, python -m mflow fuzz, or tox -e "
+              "fuzz)", file=sys.stderr)
+        return 4  # a usage error, as the command's others
     for path in write_report(args.directory, args.out):
         print(path)
     return 0

@@ -9,46 +9,56 @@ other finds counted in its `seen/`).
 Each machine wrote its own records (--mflow-campaign) and reports (--mflow-reports)
 while sharing found examples through the example database (--mflow-db); nothing
 here runs an engine. A machine that was killed mid-run left what it had flushed
-(every 2 s): that much is counted, nothing of the others is lost."""
+(every 2 s): that much is counted, nothing of the others is lost. Every file is
+read through the bounded reader (files.py): a damaged record is named and left
+out, the rest merged; OUT is a campaign folder as a run's is (campaign.claim), so a
+merge never deletes or overwrites a file it did not write.
+"""
 
 import json
 import re
 import shutil
 from pathlib import Path
 
-from . import atomic_write
+from . import files
+from .campaign import claim
 from .regressions import _count, reports
+from .summary import failures, printable, run_record
+
+
+class MissingFolder(files.ReportError):
+    """A folder named on the command line that does not exist (a usage error)."""
 
 
 def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))[:60] or "machine"
 
 
-def _read(path, default):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):  # a machine stopped before writing it, or mid-write
-        return default
-
-
-def merge_campaigns(out, folders):
-    """Copy every machine's stats files into OUT (named by machine), join their
-    failed tests and run records; returns the machines' names, in order."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("stats-*.json"):  # OUT holds this merge alone
-        old.unlink()
+def merge_campaigns(out, folders, problems):
+    """Every machine's stats into OUT (named by machine), their failed tests and run
+    records joined; returns the machines' names, in order. Damaged records are named
+    in `problems` and left out."""
+    from .stats import Stats
+    for folder in map(Path, folders):
+        if not files.is_folder(folder):
+            raise MissingFolder(f"{folder}: no such campaign folder")
+    out = claim(out)
     names, failed, runs = [], [], []
     for k, folder in enumerate(map(Path, folders)):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: no such campaign folder")
-        run = _read(folder / "run.json", {})
+        run = run_record(folder, problems)
         name = f"m{k}-{_safe(run.get('machine') or folder.resolve().parent.name)}"
         names.append(name)
-        for stats in sorted(folder.glob("stats-*.json")):
-            shutil.copyfile(stats, out / f"stats-{name}-{stats.name[len('stats-'):]}")
-        failed += [{**f, "test": f"{name}: {f.get('test')}"}
-                   for f in _read(folder / "failures.json", []) if isinstance(f, dict)]
+        for stats in files.entries(folder, "stats-*.json"):
+            try:  # read whole and checked, then written anew: never a copy of a link or a FIFO
+                record = Stats.from_dict(files.read_json(folder / stats,
+                                                         limit=files.MAX_STATS_BYTES))
+            except (files.ReportError, ValueError) as e:
+                problems.append(str(e) if str(e).startswith(str(folder)) else
+                                f"{folder / stats}: {e}")
+                continue
+            files.atomic_write(out / f"stats-{name}-{stats[len('stats-'):]}",
+                               json.dumps(record.to_dict()))
+        failed += [{**f, "test": f"{name}: {f['test']}"} for f in failures(folder, problems)]
         runs.append({**run, "machine": name, "folder": str(folder),
                      "finished": run.get("finished", "killed or still running")})
     first = next((r for r in runs if r.get("engine")), {})
@@ -56,41 +66,78 @@ def merge_campaigns(out, folders):
                                      "versions")}
     run.update(machines=runs, command="merge of " + ", ".join(names),
                seconds=max((r.get("seconds", 0) for r in runs), default=0))
-    atomic_write(out / "failures.json", json.dumps(failed))
-    atomic_write(out / "run.json", json.dumps(run))
+    files.atomic_write(out / "failures.json", json.dumps(failed))
+    files.atomic_write(out / "run.json", json.dumps(run))
     return names
 
 
-def merge_reports(into, folders):
+def merge_reports(into, folders, problems):
     """Every saved report of `folders` into `into`, one per signature; returns
-    (copied, already there)."""
-    into = Path(into)
-    into.mkdir(parents=True, exist_ok=True)
+    (copied, already there). A report that does not load is named and not copied."""
+    from .regressions import load
+    for folder in map(Path, folders):
+        if not files.is_folder(folder):
+            raise MissingFolder(f"--from {folder}: no such folder of saved reports")
+    into = files.folder(into)
     copied = counted = 0
     for folder in folders:
         for report in reports(folder):
+            try:
+                load(report)  # whole and valid, through the bounded reader
+            except files.ReportError as e:
+                problems.append(str(e))
+                continue
             target = into / report.name
-            if target.exists():
+            if files.is_folder(target):
                 _count(target)  # found again, on another machine
                 counted += 1
                 continue
-            shutil.copytree(report, target, symlinks=True)
+            _copy_report(report, target)
             copied += 1
     return copied, counted
+
+
+def _copy_report(source, target):
+    """A report folder copied file by file through the bounded reader (its regular
+    files only, links and FIFOs left behind), into a temporary folder renamed into
+    place: whole or not at all."""
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name in files.entries(source):
+            path = source / name
+            if name == "seen":
+                files.folder(tmp / "seen")
+                continue
+            try:
+                data = files.read_bytes(path, 64 << 20)
+            except files.ReportError:
+                continue  # not a regular file, or absurdly large: not part of a report
+            (tmp / name).write_bytes(data)
+        files.folder(tmp / "seen")
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def main(out, campaigns, report_folders=(), into=None):
     from .comparison import write_report
     from .summary import load, summary_lines
-    names = merge_campaigns(out, campaigns)
+    problems = []
+    names = merge_campaigns(out, campaigns, problems)  # MissingFolder: the command's usage error
+    copied = counted = None
+    if report_folders:
+        copied, counted = merge_reports(into, report_folders, problems)
     stats, failed = load(out)
     print(f"merged {len(names)} machines into {out}: {', '.join(names)}")
     for line in summary_lines(stats, failed):
         print(line)
-    if report_folders:
-        copied, counted = merge_reports(into, report_folders)
+    if copied is not None:
         print(f"saved reports: {copied} copied into {into}, {counted} found there already "
               "(counted in their seen/)")
+    for problem in problems:
+        print(printable(f"left out, damaged: {problem}"))
     for path in write_report(out):
         print(f"comparison report: {path}")
     return 1 if failed else 0

@@ -30,8 +30,10 @@ Hypothesis profiles "mflow-dev", "mflow-ci" and "mflow-fuzz" are registered; MFL
 (dev, ci or fuzz) loads one, and --mflow-fuzz / --mflow-gate load mflow-dev otherwise.
 
 Exit status: 0 all passed; 1 a test failed (an engine bug was found, or the gate
-replayed one that is still there); 2 interrupted; 4 usage error (a bad
---mflow-engine); 5 no tests collected; 6 (strict only) no engine failure, but
+replayed one that is still there; -x or --maxfail stopping the run after one
+included); 2 interrupted (Ctrl-C); 4 usage error (an --mflow-engine that does not
+load, --mflow-shards below 1, --mflow-reports that is not a folder, a malformed
+--mflow-db), one line; 5 no tests collected; 6 (strict only) no engine failure, but
 the references disagreed on some case, which was saved as a guard.
 
 Light to import: no torch, JAX or Hypothesis strategies until a test needs them.
@@ -47,8 +49,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 SHIPPED = {"fuzz": HERE / "fuzzing.py", "gate": HERE / "gate.py"}
 REFERENCES_DISAGREED = 6  # the exit status of a strict run whose references disagreed
-MAX_GUARDS_SAVED = 3      # guards reduced and saved per process (each costs ~100s of checks)
-RECHECK_EVERY = 50        # a passing case is checked again now and then (history dependence)
 
 ENGINE = pytest.StashKey()         # the adapter under test
 CAMPAIGN = pytest.StashKey()       # the Campaign recording this run, or None
@@ -119,7 +119,15 @@ def pytest_configure(config):
         explicit = config.args_source == pytest.Config.ArgsSource.ARGS and any(
             Path(a.split("::")[0]).exists() for a in config.args)
         config.args[:] = (list(config.args) if explicit else []) + shipped
-        wanted_ops(config)  # a mistyped name: a usage error before any record is touched
+        # usage errors before any record is touched: one line, exit status 4
+        wanted_ops(config)
+        if config.getoption("--mflow-shards") < 1:
+            raise pytest.UsageError(f"--mflow-shards {config.getoption('--mflow-shards')}: "
+                                    "give 1 or more (items the random-graph test is split into)")
+        where = reports_dir(config)
+        if os.path.lexists(where) and not os.path.isdir(where):
+            raise pytest.UsageError(f"--mflow-reports {where}: not a folder")
+        engine_of(config)
     from .campaign import start_campaign
     config.stash[CAMPAIGN] = start_campaign(config, lambda: engine_of(config))
 
@@ -177,13 +185,64 @@ def example_database(config):
     except ImportError:
         raise pytest.UsageError("--mflow-db needs the redis package: pip install "
                                 "'mflow[scale]'") from None
-    client = redis.Redis.from_url(url, socket_connect_timeout=5)
     try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         client.ping()
-    except redis.RedisError as e:
-        raise pytest.UsageError(f"--mflow-db {url!r}: no Redis answers there ({e})") from None
+    except (ValueError, redis.RedisError) as e:
+        raise pytest.UsageError(f"--mflow-db {url!r}: no Redis answers there "
+                                f"({type(e).__name__}: {e})") from None
     shared = RedisExampleDatabase(client, key_prefix=f"mflow:{engine}:".encode())
-    return MultiplexedDatabase(local, shared)
+    return MultiplexedDatabase(local, Optional(shared, url))
+
+
+class Optional:
+    """An example database the run can lose (a shared Redis server going away): its
+    first error is one warning, and from then on it is left out, so the run goes on
+    with the local database and nothing counts against the engine."""
+
+    def __new__(cls, db, name):
+        from hypothesis.database import ExampleDatabase
+
+        class _Optional(ExampleDatabase):
+            def __init__(self):
+                super().__init__()
+                self.db, self.name, self.lost = db, name, None
+
+            def _use(self, method, *args, default=None):
+                if self.lost is None:
+                    try:
+                        return getattr(self.db, method)(*args)
+                    except Exception as e:  # noqa: BLE001 - any failure of the server
+                        self.lost = f"{type(e).__name__}: {e}"
+                        _lost_database(self.name, self.lost)
+                return default
+
+            def fetch(self, key):
+                return self._use("fetch", key, default=()) or ()
+
+            def save(self, key, value):
+                self._use("save", key, value)
+
+            def delete(self, key, value):
+                self._use("delete", key, value)
+
+            def move(self, src, dest, value):
+                self._use("move", src, dest, value)
+        return _Optional()
+
+
+class SharedDatabaseLost(UserWarning):
+    """The shared example database stopped answering; the run goes on without it."""
+
+
+def _lost_database(name, error):
+    with warnings.catch_warnings():  # a warning, never an error (-W error, filterwarnings)
+        warnings.simplefilter("always")
+        warnings.warn(SharedDatabaseLost(
+            f"the shared example database {name} stopped answering ({error}); this run goes "
+            "on with the local one"), stacklevel=3)
+    print(f"mflow: the shared example database {name} stopped answering ({error}); going "
+          "on with the local one", file=sys.stderr, flush=True)
 
 
 def _safe(spec):
@@ -229,14 +288,13 @@ def engine_reports(config):
     """The saved reports made on the engine under test (and those that cannot be read,
     so that the gate names them); another engine's reports are its gate's, not this
     one's: counted in OTHERS and said in the header."""
-    import json
-
+    from .files import ReportError, read_json
     from .regressions import recorded_engine, reports, same_engine
     spec, mine, others = config.getoption("--mflow-engine"), [], {}
     for folder in reports(reports_dir(config)):
-        try:
-            recorded = recorded_engine(json.loads((folder / "report.json").read_text()))
-        except Exception:  # noqa: BLE001 - unreadable: the gate's load names the damage
+        try:  # the one bounded reader: a FIFO or a link to /dev/zero is a named error
+            recorded = recorded_engine(read_json(folder / "report.json"))
+        except ReportError:  # unreadable: the gate's load names the damage
             recorded = spec
         if recorded is None or same_engine(recorded, spec):
             mine.append(folder)
@@ -299,10 +357,14 @@ def wanted_ops(config):
 def mflow_checker(request, mflow_engine):
     """Checks a case, saves its failure, counts it; `.checker` is the plain Checker."""
     from mflow.oracles.checker import Checker
+
+    from .saving import SavingChecker
     fail = request.config.getoption("--mflow-fail-on-warnings")
-    return SavingChecker(Checker(mflow_engine, fail_on_warnings=fail), mflow_engine,
-                         reports_dir(request.config),
-                         request.config.stash[CAMPAIGN])
+    saving = SavingChecker(Checker(mflow_engine, fail_on_warnings=fail), mflow_engine,
+                           reports_dir(request.config), request.config.stash[CAMPAIGN],
+                           spec=request.config.getoption("--mflow-engine"))
+    yield saving
+    saving.close()
 
 
 def pytest_warning_recorded(warning_message, when, nodeid, location):
@@ -315,256 +377,57 @@ _disagreements = []  # the hook has no config; one session per process
 
 
 def pytest_sessionstart(session):
-    """A case left in flight by a run that died (one process: a segfault took pytest
-    down) is saved before anything else."""
+    """A case left in flight by a dead run of this engine (one process: a segfault took
+    pytest down) is replayed in a fresh process, and saved if it kills that one too,
+    before anything else (reports/inflight.py)."""
     config = session.config
     if _active(config) and not hasattr(config, "workerinput"):
-        for path in sorted((reports_dir(config) / ".inflight").glob("*.case")):
-            folder = save_inflight(reports_dir(config), path.stem, "a previous run died")
-            if folder is not None:
-                print(f"mflow: a previous run died while checking a case: saved as {folder}",
-                      flush=True)  # the engine may kill this run too, before pytest flushes
+        _recover(config)
+
+
+def _recover(config, worker=None):
+    from mflow.oracles.engine import engine_record
+
+    from .inflight import recover
+    engine = engine_of(config)
+    lines = recover(reports_dir(config), config.getoption("--mflow-engine"),
+                    {**engine_record(engine), "engine_name": engine.name}, worker=worker)
+    for line in lines:  # printed at once: the engine may kill this run too
+        print(f"mflow: {line}", flush=True)
+    return lines
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    """pytest-xdist: a worker died (a segfault, os._exit): what it was checking is
+    replayed in a fresh process, and saved if that dies too."""
+    worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
+    config = _session_config[0] if _session_config else None
+    if worker and config is not None and _active(config):
+        lines = _recover(config, worker)
+        if lines:
+            report.longrepr = f"{report.longrepr}\n" + "\n".join(lines)
+
+
+def pytest_keyboard_interrupt(excinfo):
+    """pytest-xdist ends a run stopped by -x or --maxfail with its Interrupted, which
+    pytest counts as a Ctrl-C (status 2): told apart here, so that a failure found
+    keeps its status 1."""
+    if type(excinfo.value).__name__ == "Interrupted" and \
+            str(excinfo.value).startswith("stopping after"):
+        _stopped_by_maxfail.append(True)
+
+
+_stopped_by_maxfail = []
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     if _active(session.config):  # a finished process leaves nothing in flight
-        paths = {_inflight_path(reports_dir(session.config)), *_inflight_files}
-        for path in paths:  # this session's, and those of checkers that tests made
-            f = _inflight_files.pop(path, None)
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:  # a full disk: what is buffered cannot go out, nor is needed
-                    pass
-            path.unlink(missing_ok=True)
-            try:
-                path.parent.rmdir()  # the last process to finish removes the folder
-            except OSError:
-                pass
+        from .saving import close_all
+        close_all()
+    if exitstatus == pytest.ExitCode.INTERRUPTED and _stopped_by_maxfail and \
+            session.testsfailed:
+        session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
     if _disagreements and exitstatus == 0 and session.config.getoption("--mflow-strict"):
         session.exitstatus = REFERENCES_DISAGREED
-
-
-class SavingChecker:
-    """The checker, saving a regression report when Hypothesis replays the final,
-    shrunk failing example (and only then: not every step of the shrinking),
-    counting every case, and telling the campaign (if any) what it saw."""
-
-    def __init__(self, checker, engine, directory, campaign=None):
-        from .stats import Stats
-        self.checker, self.engine, self.directory = checker, engine, directory
-        self.stats, self.campaign = Stats(), campaign
-        self.guards_saved = 0
-
-    def check(self, case):
-        from mflow.oracles.verdict import accuses_engine
-        saved = None
-        try:
-            _write_inflight(self.directory, case)  # if the engine kills this process, it is saved
-        except OSError as e:  # a full disk: check on, without that safety net; say so once
-            if not getattr(self, "inflight_error", None):
-                print(f"mflow: the case in flight cannot be kept on disk ({e}); a crash of "
-                      "the engine's process will not be saved", file=sys.stderr, flush=True)
-            self.inflight_error = str(e)
-        from mflow.oracles.checker import modes_for
-        from mflow.oracles.verdict import EngineHang
-        verdict = self.checker.judge(case, modes_for(case, self.checker.modes))
-        if isinstance(verdict.outcome, EngineHang):
-            # a hang is a finding only if it happens again: an engine that compiles on
-            # first use (tinygrad, on a loaded machine) was over the limit once, then fast
-            second = self.checker.judge(case, verdict.modes)
-            if not isinstance(second.outcome, EngineHang):
-                second.slow_once, verdict = True, second
-        self.stats.add(verdict)  # every case counts, whatever its outcome
-        try:
-            failure = verdict.outcome
-            if failure is None or accuses_engine(failure):
-                again = self._again(verdict)
-                if again is not None:
-                    saved = self._save(again, reduce=False)
-                    if saved is not None:
-                        again.add_note(f"saved as the regression report {saved}")
-                    raise again
-            if failure is None:
-                return verdict
-            if not accuses_engine(failure):
-                saved = self._guard(failure)
-                return verdict
-            if _final_example():
-                saved = self._save(failure)
-                if saved is not None:
-                    failure.add_note(f"saved as the regression report {saved}")
-            raise failure
-        finally:
-            if self.campaign is not None:
-                self.campaign.checked(self.stats, saved)
-
-    def _again(self, verdict):
-        """Every failing case, and every RECHECK_EVERY-th passing one, checked again:
-        a NotReproducible failure if the verdict changed, else None."""
-        from mflow.oracles.verdict import NotReproducible, same_failure
-        if verdict.outcome is None:
-            self.passed = getattr(self, "passed", 0) + 1
-            if self.passed % RECHECK_EVERY:
-                return None
-        second = self.checker.judge(verdict.case, verdict.modes)
-        first = verdict.outcome
-        if (first is None and second.outcome is None) or (
-                first is not None and same_failure(first, second.outcome)):
-            return None
-        name = lambda o: "passed" if o is None else type(o).__name__  # noqa: E731
-        failed = second if first is None else verdict
-        return NotReproducible(
-            f"the same case, checked twice: {name(first)}, then {name(second.outcome)} (the "
-            f"engine's answers depend on history)\n{failed.describe()}", failed)
-
-    def _save(self, failure, reduce=True):
-        from mflow.oracles.engine import engine_record
-
-        from .reduce import reduce_and_save
-        from .regressions import save
-        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-        line = " ".join(filter(None, [test, _reproduce_line()]))
-        try:
-            saved = (reduce_and_save(failure, self.checker, self.engine, self.directory, line)
-                     if reduce else save(failure, self.engine, self.directory, line,
-                                         extra=engine_record(self.engine)))
-        except OSError as e:  # a full disk: the finding stands, printed, only its report is lost
-            failure.add_note(f"the regression report could NOT be saved in {self.directory}: "
-                             f"{e}")
-            self.stats.failures.append({"test": test, "kind": type(failure).__name__,
-                                        "report": f"NOT saved ({e})"})
-            return None
-        self.stats.failures.append({"test": test, "kind": type(failure).__name__,
-                                    "report": str(saved)})
-        return saved
-
-    def _guard(self, failure):
-        """The references disagree: not the engine's fault, so the test goes on.
-        Reduced and saved as a guard (a few per process), and warned."""
-        from mflow.oracles.verdict import ReferenceDisagreement
-        saved = None
-        if self.guards_saved < MAX_GUARDS_SAVED:
-            self.guards_saved += 1
-            saved = self._save(failure)
-        warnings.warn(ReferenceDisagreement(
-            f"the references disagree (not your engine){f'; saved as {saved}' if saved else ''}:"
-            f" {str(failure).splitlines()[-1].strip()[:300]}"), stacklevel=2)
-        return saved
-
-
-# --- a case in flight: an engine that kills its process still leaves a finding ------
-
-def _inflight_path(directory, worker=None):
-    worker = worker or os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return Path(directory) / ".inflight" / f"{worker}.case"
-
-
-_inflight_files = {}  # path -> the file kept open, overwritten in place per case
-
-
-def _write_inflight(directory, case):
-    """The case about to be checked, on disk: one line of JSON (the program, each
-    array's shape and dtype), then the arrays' bytes; overwritten in place and flushed
-    to the kernel (which keeps it when the process dies), ~20 µs, where a new .npz per
-    case cost 800 µs. It is whole before the engine runs: only a write cut in the middle
-    is unreadable, and the engine does not run then."""
-    import json
-
-    import numpy as np
-    path = _inflight_path(directory)
-    f = _inflight_files.get(path)
-    if f is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = _inflight_files[path] = open(path, "wb")  # noqa: SIM115 - kept for the session
-    arrays = [np.ascontiguousarray(a) for a in (*case.inputs, case.cotangent)]
-    head = json.dumps({"program": case.program.to_json(),
-                       "arrays": [[list(a.shape), a.dtype.str] for a in arrays]})
-    f.seek(0)
-    f.write(head.encode() + b"\n" + b"".join(a.tobytes() for a in arrays))
-    f.truncate()
-    f.flush()
-
-
-def _read_inflight(path):
-    import json
-
-    import numpy as np
-    from mflow.oracles.program import Case, Program
-    data = path.read_bytes()
-    head, _, body = data.partition(b"\n")
-    meta = json.loads(head)
-    program = Program.from_json(meta["program"])
-    arrays, offset = [], 0
-    for shape, dtype in meta["arrays"]:
-        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        arrays.append(np.frombuffer(body[offset:offset + n], dtype).reshape(shape).copy())
-        offset += n
-    if len(arrays) != len(program.inputs) + 1 or offset != len(body):
-        raise ValueError("a half-written case")
-    return Case(program, tuple(arrays[:-1]), arrays[-1])
-
-
-def save_inflight(directory, worker, how):
-    """Save the case a dead process was checking as an EngineCrash report; the folder,
-    or None if there was none (or it cannot be read)."""
-    from mflow.oracles.verdict import EngineCrash, Verdict
-
-    from .regressions import save
-    path = _inflight_path(directory, worker)
-    try:
-        case = _read_inflight(path)
-    except Exception:  # noqa: BLE001 - nothing in flight, or a half-written file
-        return None
-    try:  # the report names the engine that died, whatever it is
-        name = engine_of(_session_config[0]).name
-    except Exception:  # noqa: BLE001 - no config, or an adapter that does not load
-        name = "the engine under test"
-    verdict = Verdict(case, name)
-    verdict.errors["engine"] = f"ProcessDied: {how}"
-    try:
-        from mflow.oracles.engine import engine_record
-        engine = engine_of(_session_config[0])
-        extra = engine_record(engine)
-    except Exception:  # noqa: BLE001 - the spec is recorded all the same
-        engine = None
-        extra = {"engine_spec": _session_config[0].getoption("--mflow-engine")
-                 if _session_config else None}
-    folder = save(EngineCrash(f"the engine's process died ({how}) while checking this case\n"
-                              f"{verdict.describe()}", verdict), engine, directory, extra=extra)
-    path.unlink(missing_ok=True)
-    return folder
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_handlecrashitem(crashitem, report, sched):
-    """pytest-xdist: a worker died (a segfault, os._exit): save what it was checking."""
-    worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", None)
-    config = _session_config[0] if _session_config else None
-    if worker and config is not None and _active(config):
-        folder = save_inflight(reports_dir(config), worker, f"worker {worker} crashed")
-        if folder is not None:
-            report.longrepr = f"{report.longrepr}\nthe case it was checking: saved as {folder}"
-
-
-def _reproduce_line():
-    """The @reproduce_failure decorator that replays the current Hypothesis example
-    (Hypothesis internals, pinned in constraints.txt; tests/test_hypothesis_internals.py)."""
-    try:
-        from hypothesis import __version__
-        from hypothesis.control import current_build_context
-        from hypothesis.core import encode_failure
-        blob = encode_failure(current_build_context().data.choices)
-        return f"@reproduce_failure({__version__!r}, {blob!r})"
-    except Exception:  # noqa: BLE001 - outside Hypothesis, or its internals moved
-        return ""
-
-
-def _final_example():
-    from hypothesis.control import current_build_context
-    from hypothesis.errors import InvalidArgument
-    try:
-        return current_build_context().is_final
-    except InvalidArgument:  # not under Hypothesis: a single check is final
-        return True

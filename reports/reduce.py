@@ -14,10 +14,13 @@ keeping each change only while the failure persists:
     each element alone the same way. A bug is read more easily off
     tanh'(1) with a cotangent of 1 than off tanh'(0.547847) times 0.547847.
 
-Every try costs one check, and `max_checks` bounds them all. A rounded value
-may land on a kink or outside an operation's domain (log 0, a singular
-matrix): the check then fails another way, or raises, and the try is dropped.
-Values that are not finite are never tried. Shapes and dtypes are kept.
+Every try costs one check, and `max_checks` bounds them all. A try is made only
+while every operand stays inside its operation's domain and clear of its kinks,
+as the strategies draw them (`within_domains`): a rounded value that lands on
+log 0, a singular matrix or relu's kink would test something else than the
+failure found (det's second derivative does not exist at a singular matrix, and
+a planted JVP bug once shrank to a crash there). Values that are not finite are
+never tried. Shapes and dtypes are kept.
 
     smaller = reduce(case, still_fails)           # a Case
     reduce(case, still_fails, stats=found)        # also fills the dict `found`:
@@ -87,11 +90,41 @@ class _Checks:
         return self.limit - self.used
 
     def __call__(self, case):
+        if not within_domains(case):
+            return False
         self.used += 1
         try:
             return bool(self.still_fails(case))
         except Exception:  # noqa: BLE001
             return False
+
+
+def within_domains(case):
+    """Whether every operand of every step lies inside its operation's domain and clear
+    of its kinks (mflow.ops, strategies.domains), computed in float64 by numpy."""
+    from mflow.oracles.numpy_backend import NUMPY_OPS
+    from mflow.oracles.program import interpret
+    from mflow.strategies.domains import accepts
+
+    from mflow.ops import OPS
+    program = case.program.with_dtype("float64") if case.program.dtype != "float64" \
+        else case.program
+    with np.errstate(all="ignore"):
+        try:
+            values = interpret(program, NUMPY_OPS, lambda x: np.asarray(x, np.float64),
+                               lambda a: a.astype(np.float64), case.inputs)
+        except Exception:  # noqa: BLE001 - a forward that raises (a singular inv) is outside
+            return False
+        if not all(np.all(np.isfinite(v)) for v in values):
+            return False
+        for step in program.steps:
+            if step.op == "const":
+                continue
+            op = OPS[step.op]
+            for a, domain in zip(step.args, op.domains(len(step.args), step.attrs)):
+                if not accepts(domain, values[a], op.kinks):
+                    return False
+    return True
 
 
 def _bypass_steps(case, fails):

@@ -36,13 +36,14 @@ from pathlib import Path
 import numpy as np
 from mflow.oracles.program import Case, Program, ProgramError
 
+from . import files
+from .files import MAX_JSON_BYTES, ReportError
+
+__all__ = ["ReportError", "load", "save", "reports", "signature"]
+
 DEFAULT_DIR = Path("reports") / "regressions"  # relative to where the suite runs
 ARCHIVE = "archive"
 FORMAT = 1
-
-
-class ReportError(ValueError):
-    """A report that cannot be loaded, naming the file and the field."""
 
 
 def signature(failure, blamed=None):
@@ -112,11 +113,10 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
     from mflow.oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = files.folder(directory)
     name = signature(failure, blamed)
     final = directory / name
-    if final.exists():
+    if os.path.lexists(final):
         _count(final)
         return final
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=directory))
@@ -133,7 +133,7 @@ def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=Non
         # forward mode and second order, where they were checked: the tangent and torch's
         # answers, which reproduce.py replays too
         for i, t in enumerate(v.tangents if (v.jvps or v.hvps) else ()):
-            np.save(tmp / f"tangent_x{i}.npy", np.asarray(t), allow_pickle=False)
+            np.save(tmp / f"tangent_x{i}.npy", np.asarray(t, np.float64), allow_pickle=False)
         if "torch" in v.jvps:
             np.save(tmp / "expected_jvp.npy", np.asarray(v.jvps["torch"]), allow_pickle=False)
         for i, h in enumerate(v.hvps.get("torch", ())):
@@ -245,107 +245,69 @@ def same_engine(a, b):
 
 
 def _count(folder):
-    seen = folder / "seen"
-    seen.mkdir(exist_ok=True)
-    (seen / uuid.uuid4().hex).touch()
+    """One more find of the report in `folder`: a new empty file in its seen/ (refused,
+    UnsafeFolder, where the report or its seen/ is a link or not a folder)."""
+    seen = files.folder(files.folder(folder, create=False) / "seen")
+    fd = os.open(seen / uuid.uuid4().hex, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
+    os.close(fd)
 
 
-MAX_JSON_BYTES = 4 << 20  # a report.json or program.json of 100,000 steps fits in this
+# What a report may ask a replay for, so that one file cannot make the gate allocate
+# gigabytes or run for hours (a 4096x4096 input made finite differences allocate 3.75 GiB;
+# 80,000 steps replayed for over 200 s): far beyond what fuzzing draws (sides to 64,
+# chains of 2,000 steps), with the references' time limit (checker.REFERENCE_LIMIT) behind.
+MAX_REPORT_SIDE, MAX_REPORT_STEPS = 256, 5_000
 
 
 def load(folder):
     """(Case, report dict) from a report folder, validated; ReportError names
     the file and the field when anything is missing or malformed. Reads only
-    regular files inside the folder (no symlinks, FIFOs or devices), bounds
-    every size before reading, checks an array's header before allocating it,
-    and executes nothing: a damaged or hostile folder gets a named error."""
+    regular files inside the folder (no symlinks, FIFOs or devices) through
+    `files`, bounds every size before reading, checks an array's header before
+    allocating it, refuses programs past MAX_REPORT_STEPS steps or sides past
+    MAX_REPORT_SIDE and values that are not finite, and executes nothing."""
     folder = Path(folder)
     path = folder / "report.json"
-    report = _json(path)
-    if not isinstance(report, dict):
-        raise ReportError(f"{path}: expected a JSON object, found {type(report).__name__}")
+    report = files.read_json(path)
     for field, kind in (("format", int), ("signature", str), ("failure", str),
                         ("inputs", int), ("comparisons", list)):
         if not isinstance(report.get(field), kind) or isinstance(report.get(field), bool):
             raise ReportError(f"{path}: field {field!r} is missing or not a {kind.__name__}")
     if report["format"] != FORMAT:
         raise ReportError(f"{path}: format {report['format']} is not {FORMAT}")
+    if not isinstance(report.get("guard", False), bool):
+        raise ReportError(f"{path}: field 'guard' is not true or false")
+    program_path = folder / "program.json"
     try:
-        program = Program.from_json(_read(folder / "program.json", MAX_JSON_BYTES).decode())
+        program = Program.from_json(files.read_bytes(program_path, MAX_JSON_BYTES).decode())
     except (ProgramError, UnicodeDecodeError) as e:
-        raise ReportError(f"{folder / 'program.json'}: {e}") from None
+        raise ReportError(f"{program_path}: {e}") from None
+    if len(program) > MAX_REPORT_STEPS:
+        raise ReportError(f"{program_path}: {len(program):,} steps, more than the "
+                          f"{MAX_REPORT_STEPS:,} a report may replay")
+    side = max(max(s) for s in program.shapes)
+    if side > MAX_REPORT_SIDE:
+        raise ReportError(f"{program_path}: a value of side {side}, more than the "
+                          f"{MAX_REPORT_SIDE} a report may replay")
     if len(program.inputs) != report["inputs"]:
         raise ReportError(f"{path}: field 'inputs' says {report['inputs']}, the program has "
                           f"{len(program.inputs)}")
-    arrays = []
-    for i, shape in enumerate(program.inputs):
-        arrays.append(_array(folder / f"x{i}.npy", shape, program.dtype))
-    cotangent = _array(folder / "cotangent.npy", program.output_shape, program.dtype)
-    return Case(program, tuple(arrays), cotangent), report
-
-
-def _read(path, limit):
-    """The bytes of a regular file of at most `limit` bytes, not through a symlink."""
-    import stat
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as e:
-        raise ReportError(f"{path}: cannot open ({e.strerror or e})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ReportError(f"{path}: not a regular file")
-        if info.st_size > limit:
-            raise ReportError(f"{path}: {info.st_size:,} bytes, more than the {limit:,} "
-                              "this file can need")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(limit + 1)[:limit]
-    finally:
-        os.close(fd)
-
-
-def _json(path):
-    try:
-        # (Infinity is allowed: an infinite |error| is recorded as such; the program
-        # and its values are validated apart, in Program.from_json)
-        return json.loads(_read(path, MAX_JSON_BYTES).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        kind = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise ReportError(f"{path}: cannot read the report ({kind})") from None
-
-
-def _array(path, shape, dtype):
-    import io
-    want = np.dtype(dtype)
-    data = _read(path, int(np.prod(shape)) * want.itemsize + 4096)
-    try:
-        f = io.BytesIO(data)
-        version = np.lib.format.read_magic(f)
-        header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                  else np.lib.format.read_array_header_2_0)(f)
-        found_shape, fortran, found_dtype = header
-        if tuple(found_shape) != tuple(shape) or found_dtype != want:
-            raise ReportError(f"{path}: expected shape {tuple(shape)} and dtype {dtype}, "
-                              f"found {tuple(found_shape)} and {found_dtype}")
-        a = np.load(io.BytesIO(data), allow_pickle=False)
-    except ReportError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any damage in a .npy file is named, not raised raw
-        raise ReportError(f"{path}: cannot load the array ({type(e).__name__}: {e})") from None
-    if a.shape != tuple(shape) or a.dtype != want:
-        raise ReportError(f"{path}: expected shape {tuple(shape)} and dtype {dtype}, "
-                          f"found {a.shape} and {a.dtype}")
-    return a
+    arrays = [files.read_array(folder / f"x{i}.npy", shape, program.dtype)
+              for i, shape in enumerate(program.inputs)]
+    arrays.append(files.read_array(folder / "cotangent.npy", program.output_shape,
+                                   program.dtype))
+    for i, a in enumerate(arrays):
+        if not np.all(np.isfinite(a)):
+            name = f"x{i}.npy" if i < len(program.inputs) else "cotangent.npy"
+            raise ReportError(f"{folder / name}: holds values that are not finite")
+    return Case(program, tuple(arrays[:-1]), arrays[-1]), report
 
 
 def reports(directory=DEFAULT_DIR):
-    """Every saved report folder (not the archive), sorted."""
+    """Every saved report folder (not the archive, no link), sorted."""
     directory = Path(directory)
-    if not directory.exists():
-        return []
-    return sorted(p for p in directory.iterdir()
-                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-                  and p.name != ARCHIVE)
+    return [directory / name for name in files.entries(directory)
+            if not name.startswith(".") and name != ARCHIVE and files.is_folder(directory / name)]
 
 
 def _tolerances(verdict):
@@ -364,19 +326,30 @@ def _tolerances(verdict):
     return found
 
 
+def expected(folder, name, shape):
+    """A saved float64 reference `name`.npy of `shape` in a report folder, read through
+    the bounded reader (reproduce.py); None if the report has none."""
+    path = Path(folder) / f"{name}.npy"
+    if not os.path.lexists(path):
+        return None
+    return files.read_array(path, shape, np.float64)
+
+
 def _reproducer(case, tolerances, spec="mflow"):
     if spec != "mflow":
         return _engine_reproducer(case, tolerances, spec)
-    return f'''"""Replays one saved failure with numpy and mflow only: run it from this folder."""
+    return f'''"""Replays one saved failure with numpy and mflow only: run it from this folder.
+Every file is read through mflow's bounded loader (mflow.reports.regressions.load)."""
 import pathlib
 
 import numpy as np
+from mflow.reports.regressions import expected, load
 
 import mflow
 
 here = pathlib.Path(__file__).resolve().parent
-inputs = [np.load(here / f"x{{i}}.npy") for i in range({len(case.inputs)})]
-cotangent = np.load(here / "cotangent.npy")
+case, _ = load(here)
+inputs, cotangent = case.inputs, case.cotangent
 # the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
 tolerances = {tolerances!r}
 
@@ -386,34 +359,34 @@ leaves = [{", ".join(f"x{i}" for i in range(len(case.inputs)))}]
 mismatch = False
 
 
-def compare(name, got, path):
+def compare(name, got, saved):
     global mismatch
-    if not path.exists() or name not in tolerances:
+    want = expected(here, saved, got.shape)
+    if want is None or name not in tolerances:
         print(f"{{name}}: no saved reference or tolerance")
         return
-    want = np.load(path)
-    diff = np.asarray(got, np.float64) - want if got.shape == want.shape else np.inf
-    err = float(np.sqrt(np.sum(np.square(diff))))
+    err = float(np.sqrt(np.sum(np.square(np.asarray(got, np.float64) - want))))
     ok = err <= tolerances[name]
     mismatch |= not ok
     print(f"{{name}}: |mflow - reference| = {{err:.3g}}, tolerance {{tolerances[name]:.3g}}"
           f"{{'' if ok else '  MISMATCH'}}")
 
 
-compare("forward", output.value, here / "expected_forward.npy")
+compare("forward", output.value, "expected_forward")
 for i, leaf in enumerate(leaves):
     got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
-    compare(f"gradient of x{{i}}", got, here / f"expected_grad_x{{i}}.npy")
-if (here / "tangent_x0.npy").exists():  # forward mode and second order, where checked
-    tangents = [np.load(here / f"tangent_x{{i}}.npy") for i in range(len(leaves))]
-    compare("tangent", mflow.jvp(output, leaves, tangents), here / "expected_jvp.npy")
+    compare(f"gradient of x{{i}}", got, f"expected_grad_x{{i}}")
+tangents = [expected(here, f"tangent_x{{i}}", x.shape) for i, x in enumerate(inputs)]
+if tangents[0] is not None:  # forward mode and second order, where checked
+    tangents = [t.astype(case.program.dtype) for t in tangents]
+    compare("tangent", mflow.jvp(output, leaves, tangents), "expected_jvp")
     if output.requires_grad:
         grads = mflow.grad(output, leaves, cotangent, create_graph=True)
         inner = sum((g * t).sum() for g, t in zip(grads, tangents))
         hvps = mflow.grad(inner, leaves) if getattr(inner, "requires_grad", False) else [
             mflow.Node(np.zeros_like(x.value)) for x in leaves]
         for i, h in enumerate(hvps):
-            compare(f"hvp of x{{i}}", h.value, here / f"expected_hvp_x{{i}}.npy")
+            compare(f"hvp of x{{i}}", h.value, f"expected_hvp_x{{i}}")
 print("MISMATCH" if mismatch else
       "agrees with the saved references, within the verdict's tolerances")
 '''
@@ -421,21 +394,22 @@ print("MISMATCH" if mismatch else
 
 def _engine_reproducer(case, tolerances, spec):
     """reproduce.py for a report made on another engine: rebuilds that engine from its
-    adapter's spec and replays the program on it through the protocol."""
+    adapter's spec (the one named on the command line when the report was saved) and
+    replays the program on it through the protocol."""
     return f'''"""Replays one saved failure on the engine it was found on ({spec}), through
-its adapter; needs numpy, mflow (the suite) and that engine. Run it from this folder."""
+its adapter; needs numpy, mflow (the suite) and that engine. Run it from this folder.
+Every file is read through mflow's bounded loader (mflow.reports.regressions.load)."""
 import pathlib
 import traceback
 
 import numpy as np
 
 from mflow.oracles.engine import load_engine, run_engine
-from mflow.oracles.program import Program
+from mflow.reports.regressions import expected, load
 
 here = pathlib.Path(__file__).resolve().parent
-program = Program.from_json((here / "program.json").read_text())
-inputs = [np.load(here / f"x{{i}}.npy") for i in range({len(case.inputs)})]
-cotangent = np.load(here / "cotangent.npy")
+case, _ = load(here)
+program, inputs, cotangent = case.program, case.inputs, case.cotangent
 # the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
 tolerances = {tolerances!r}
 for k, step in enumerate(program.steps):  # value k + number of inputs
@@ -446,11 +420,11 @@ try:
     result = run_engine(engine, program, [x.copy() for x in inputs], cotangent.copy())
 except BaseException:  # noqa: BLE001 - the crash is the finding
     traceback.print_exc()
-    raise SystemExit("MISMATCH: the engine raised")
+    raise SystemExit("MISMATCH: the engine raised") from None
 mismatch = False
 
 
-def compare(name, got, path, shape):
+def compare(name, got, saved, shape):
     global mismatch
     got = np.asarray(got)
     if got.shape != tuple(shape) or got.dtype != program.np_dtype:
@@ -458,33 +432,37 @@ def compare(name, got, path, shape):
         print(f"{{name}}: shape {{got.shape}} and dtype {{got.dtype}}, expected {{tuple(shape)}} "
               f"and {{program.dtype}}  MISMATCH")
         return
-    if not path.exists() or name not in tolerances:
+    want = expected(here, saved, shape)
+    if want is None or name not in tolerances:
         print(f"{{name}}: no saved reference or tolerance")
         return
-    want = np.load(path)
-    diff = np.asarray(got, np.float64) - want if got.shape == want.shape else np.inf
-    err = float(np.sqrt(np.sum(np.square(diff))))
+    err = float(np.sqrt(np.sum(np.square(np.asarray(got, np.float64) - want))))
     ok = err <= tolerances[name]
     mismatch |= not ok
     print(f"{{name}}: |engine - reference| = {{err:.3g}}, tolerance {{tolerances[name]:.3g}}"
           f"{{'' if ok else '  MISMATCH'}}")
 
 
-compare("forward", result.forward, here / "expected_forward.npy", program.output_shape)
-for i, g in enumerate(result.grads):
-    compare(f"gradient of x{{i}}", g, here / f"expected_grad_x{{i}}.npy", program.inputs[i])
-if (here / "tangent_x0.npy").exists():  # forward mode and second order, where checked
+compare("forward", result.forward, "expected_forward", program.output_shape)
+if len(result.grads) != len(inputs):
+    mismatch = True
+    print(f"{{len(result.grads)}} gradients for {{len(inputs)}} inputs  MISMATCH")
+for i, g in enumerate(result.grads[:len(inputs)]):
+    compare(f"gradient of x{{i}}", g, f"expected_grad_x{{i}}", program.inputs[i])
+tangents = [expected(here, f"tangent_x{{i}}", x.shape) for i, x in enumerate(inputs)]
+if tangents[0] is not None:  # forward mode and second order, where checked
     from mflow.oracles.forward_mode import has_jvp, run_engine_jvp
     from mflow.oracles.second_order import has_hvp, run_engine_hvp
-    tangents = [np.load(here / f"tangent_x{{i}}.npy") for i in range(len(inputs))]
-    if has_jvp(engine) and (here / "expected_jvp.npy").exists():
-        _, got = run_engine_jvp(engine, program, [x.copy() for x in inputs], tangents)
-        compare("tangent", got, here / "expected_jvp.npy", program.output_shape)
-    if has_hvp(engine) and (here / "expected_hvp_x0.npy").exists():
+    tangents = [t.astype(program.dtype) for t in tangents]
+    if has_jvp(engine) and expected(here, "expected_jvp", program.output_shape) is not None:
+        _, got = run_engine_jvp(engine, program, [x.copy() for x in inputs],
+                                [t.copy() for t in tangents])
+        compare("tangent", got, "expected_jvp", program.output_shape)
+    if has_hvp(engine) and expected(here, "expected_hvp_x0", program.inputs[0]) is not None:
         got = run_engine_hvp(engine, program, [x.copy() for x in inputs], cotangent.copy(),
-                             tangents)
+                             [t.copy() for t in tangents])
         for i, h in enumerate(got):
-            compare(f"hvp of x{{i}}", h, here / f"expected_hvp_x{{i}}.npy", program.inputs[i])
+            compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}", program.inputs[i])
 print("MISMATCH" if mismatch else
       "agrees with the saved references, within the verdict's tolerances")
 '''

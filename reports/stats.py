@@ -12,6 +12,17 @@ HIST_BINS = int(round((HIST_HI - HIST_LO) / HIST_STEP)) + 2
 MAX_WARNINGS = 20  # distinct warning texts kept (an engine may word each one differently)
 
 
+def _count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _cell(cell):
+    return (isinstance(cell, dict) and isinstance(cell.get("hist"), list)
+            and len(cell["hist"]) == HIST_BINS and all(_count(n) for n in cell["hist"])
+            and all(isinstance(cell.get(k), (int, float)) and not isinstance(cell.get(k), bool)
+                    for k in ("ratio", "rel")))
+
+
 def hist_bin(ratio):
     """The histogram bin of one |error| / tolerance."""
     if not ratio > 0:
@@ -105,15 +116,46 @@ class Stats:
 
     @classmethod
     def from_dict(cls, d):
+        """Stats from `to_dict`'s JSON, every field checked (a record may be damaged
+        or hostile): ValueError names the first field that is wrong. Fields written
+        before they were counted read as none."""
+        def counts(name, value, nested=False):
+            ok = isinstance(value, dict) and all(
+                isinstance(k, str) and (counts(name, v) if nested else _count(v))
+                for k, v in value.items())
+            if not ok:
+                raise ValueError(f"field {name!r}: expected {{name: count}}"
+                                 f"{' per pair' if nested else ''}")
+            return True
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, found {type(d).__name__}")
         s = cls()
+        if not _count(d.get("checked")):
+            raise ValueError("field 'checked': expected a count")
         s.checked = d["checked"]
-        s.ops, s.oracles, s.pairs = d["ops"], d["oracles"], d["pairs"]
-        s.skipped, s.failures = d["skipped"], d["failures"]
-        # records written before these were counted read as none
-        s.unresolved, s.outcomes = d.get("unresolved", {}), d.get("outcomes", {})
+        for name in ("ops", "oracles", "skipped", "unresolved", "outcomes", "warned",
+                     "warnings", "modes"):
+            value = d.get(name, {})
+            counts(name, value)
+            setattr(s, name, value)
         s.failed = d.get("failed", {})
-        s.warned, s.warnings = d.get("warned", {}), d.get("warnings", {})
-        s.modes, s.slow_once = d.get("modes", {}), d.get("slow_once", 0)
+        counts("failed", s.failed, nested=True)
+        s.slow_once = d.get("slow_once", 0)
+        if not _count(s.slow_once):
+            raise ValueError("field 'slow_once': expected a count")
+        s.pairs = d.get("pairs", {})
+        if not isinstance(s.pairs, dict) or not all(
+                isinstance(pair, str) and isinstance(by_op, dict) and all(
+                    isinstance(op, str) and _cell(cell) for op, cell in by_op.items())
+                for pair, by_op in s.pairs.items()):
+            raise ValueError(f"field 'pairs': expected {{pair: {{op: {{hist: {HIST_BINS} "
+                             "counts, ratio, rel}}}}")
+        s.failures = d.get("failures", [])
+        if not isinstance(s.failures, list) or not all(
+                isinstance(f, dict) and all(isinstance(f.get(k), str)
+                                            for k in ("test", "kind", "report"))
+                for f in s.failures):
+            raise ValueError("field 'failures': expected a list of {test, kind, report}")
         return s
 
     def merge(self, other):

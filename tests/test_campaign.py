@@ -122,17 +122,21 @@ def test_sigkill_at_random_moments_leaves_only_complete_records(tmp_path):
 
 
 def test_a_new_campaign_keeps_the_last_records_and_locks_its_folder(tmp_path):
-    """The last run's records move to previous/ (never deleted); a second campaign
-    cannot record into a folder a running one holds."""
+    """The last run's records move to previous/<when it started>/, never deleted nor
+    replaced; a second campaign cannot record into a folder a running one holds."""
     import fcntl
 
     import pytest as _pytest
-    from mflow.reports.campaign import _keep_previous, _lock
-    (tmp_path / "stats-main.json").write_text("{}")
-    (tmp_path / "run.json").write_text("{}")
-    _keep_previous(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "previous").iterdir()) == ["run.json",
-                                                                        "stats-main.json"]
+    from mflow.reports.campaign import _lock, claim
+    claim(tmp_path)                                # a new campaign folder: marked as ours
+    for started in ("2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"):
+        (tmp_path / "stats-main.json").write_text("{}")
+        (tmp_path / "run.json").write_text(json.dumps({"started": started}))
+        claim(tmp_path)
+    runs = sorted((tmp_path / "previous").iterdir())
+    assert [p.name[:10] for p in runs] == ["2026-01-01", "2026-01-02"]
+    assert all(sorted(p.name for p in run.iterdir()) == ["run.json", "stats-main.json"]
+               for run in runs)
     held = _lock(tmp_path)
     try:
         with _pytest.raises(_pytest.UsageError, match="another campaign"):
@@ -140,6 +144,25 @@ def test_a_new_campaign_keeps_the_last_records_and_locks_its_folder(tmp_path):
     finally:
         fcntl.flock(held, fcntl.LOCK_UN)
         held.close()
+
+
+def test_a_folder_of_the_users_own_is_never_a_campaigns(tmp_path):
+    """A folder holding an index.html no campaign wrote is refused (it would have been
+    moved away), and a file of the user's inside previous/ stays where it is."""
+    import pytest
+    from mflow.reports.campaign import NotACampaignFolder, claim
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("my page")
+    with pytest.raises(NotACampaignFolder, match="index.html, which no campaign"):
+        claim(mine)
+    assert (mine / "index.html").read_text() == "my page"
+    ours = claim(tmp_path / "ours")
+    (ours / "previous").mkdir()
+    (ours / "previous" / "notes.txt").write_text("kept")
+    (ours / "run.json").write_text("{}")
+    claim(ours)
+    assert (ours / "previous" / "notes.txt").read_text() == "kept"
 
 
 # --- a full disk: the checking goes on, the summary says what was not written ----------
@@ -170,13 +193,13 @@ def test_a_finding_whose_report_cannot_be_saved_still_fails_and_says_so(tmp_path
     from mflow.oracles.program import Case, Program, Step
     from mflow.oracles.verdict import GradientMismatch
     from mflow.reports import reduce
-    from mflow.reports.plugin import SavingChecker
+    from mflow.reports.saving import SavingChecker
 
     from tests.planted_bugs import BUGS
     monkeypatch.setattr(reduce, "reduce_and_save", _no_space)
     case = Case(Program(((2, 2),), (Step("tanh", (0,)),)), (np.eye(2) * 0.5,), np.ones((2, 2)))
     saving = SavingChecker(Checker(MflowEngine()), MflowEngine(), tmp_path)
-    monkeypatch.setattr("mflow.reports.plugin._final_example", lambda: True)
+    monkeypatch.setattr("mflow.reports.saving.final_example", lambda: True)
     with BUGS["tanh_not_squared"].planted(), pytest.raises(GradientMismatch) as found:
         saving.check(case)
     assert any("could NOT be saved" in n and "No space" in n for n in found.value.__notes__)

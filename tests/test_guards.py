@@ -21,7 +21,7 @@ from mflow.oracles.verdict import (
     same_failure,
 )
 from mflow.reports import regressions
-from mflow.reports.plugin import SavingChecker
+from mflow.reports.saving import SavingChecker
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = Case(Program(((2, 2),), (Step("tanh", (0,)),)), (np.eye(2),), np.ones((2, 2)))
@@ -154,13 +154,19 @@ def test_a_keyboard_interrupt_the_engine_raises_is_a_crash_and_a_ctrl_c_stops_th
 
     from mflow.oracles.checker import Checker
     from mflow.oracles.verdict import EngineCrash
-    handler = signal.getsignal(signal.SIGINT)
-    verdict = Checker(Wrapped(raises_keyboard_interrupt)).judge(CASE)
-    assert isinstance(verdict.outcome, EngineCrash), verdict.describe()
-    assert verdict.errors["engine"].startswith("KeyboardInterrupt")
-    with pytest.raises(KeyboardInterrupt):
-        Checker(Wrapped(sends_ctrl_c)).judge(CASE)
-    assert signal.getsignal(signal.SIGINT) is handler  # put back as it was
+    # a user's Ctrl-C reaches a process whose SIGINT is Python's default handler; a pytest
+    # worker's disposition depends on what ran in it before (xdist's execnet, an earlier
+    # test), so this test sets it rather than inherit it
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        verdict = Checker(Wrapped(raises_keyboard_interrupt)).judge(CASE)
+        assert isinstance(verdict.outcome, EngineCrash), verdict.describe()
+        assert verdict.errors["engine"].startswith("KeyboardInterrupt")
+        with pytest.raises(KeyboardInterrupt):
+            Checker(Wrapped(sends_ctrl_c)).judge(CASE)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_engine_that_answers_object_arrays_still_gets_its_report(tmp_path):
