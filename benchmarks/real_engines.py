@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from mflow.reports.records import load as load_stats
 from mflow.reports.regressions import load, reports
-from mflow.reports.summary import load as load_stats
 
 from mflow.ops import OPS
 

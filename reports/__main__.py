@@ -141,9 +141,9 @@ def main(argv=None):
             from .comparison import main as report_main
             return report_main([args.directory])
         if args.command == "merge":
-            from .campaign import NotACampaignFolder
             from .merge import MissingFolder
             from .merge import main as merge_main
+            from .records import NotACampaignFolder
             try:
                 return merge_main(args.out, args.campaigns, args.sources, args.dir)
             except (MissingFolder, NotACampaignFolder, files.UnsafeFolder) as e:

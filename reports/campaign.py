@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from mflow.reports import atomic_write, files
+from mflow.reports import atomic_write, files, records
 
 FLUSH_SECONDS = 2.0
 
@@ -51,7 +51,7 @@ class Campaign:
             try:
                 files.folder(self.directory)
                 self._lock = _lock(self.directory)  # before the records move
-                claim(self.directory)
+                records.claim(self.directory)
             except files.ReportError as e:
                 raise pytest.UsageError(f"--mflow-campaign {e}") from None
 
@@ -81,7 +81,7 @@ class Campaign:
 
     # -- in the controller
     def merged(self):
-        from .summary import load
+        from .records import load
         return load(self.directory)[0]  # a damaged file is left out (only a foreign one is)
 
     def show_progress(self):
@@ -217,35 +217,6 @@ def _kinks(engine):
         return None
 
 
-RECORDS = ("stats-*.json", "failures.json", "run.json", "index.html", "summary.md")
-MARK = ".mflow-campaign"  # a folder a campaign or a merge wrote: its records are ours
-PREVIOUS = "previous"
-
-
-class NotACampaignFolder(files.ReportError):
-    """A folder that holds files no campaign wrote: recording there could replace them."""
-
-
-def claim(directory):
-    """`directory` as a campaign's folder, ready for a new run: created if absent; refused
-    (NotACampaignFolder) if it holds a record-named file but no campaign wrote it (no
-    MARK: the user's own index.html stays where it is); the last run's records moved,
-    never deleted, into previous/<when it started>/. Returns the folder."""
-    directory = files.folder(directory)
-    old = [name for pattern in RECORDS for name in files.entries(directory, pattern)]
-    if old and not os.path.lexists(directory / MARK):
-        raise NotACampaignFolder(
-            f"{directory}: holds {', '.join(old[:3])}{', ...' if len(old) > 3 else ''}, "
-            "which no campaign of mflow wrote; choose a new or empty folder")
-    if old:
-        _keep_previous(directory, old)
-    mark = directory / MARK
-    if not os.path.lexists(mark):
-        files.atomic_write(mark, "records of mflow's campaigns: run.json, stats-*.json, "
-                           "failures.json, index.html, summary.md, previous/\n")
-    return directory
-
-
 def _lock(directory):
     """Hold DIR/.lock for this run: two campaigns recording into one folder would mix
     their records. The lock goes with the process, however it ends."""
@@ -260,24 +231,6 @@ def _lock(directory):
         raise pytest.UsageError(f"another campaign is recording into {directory}; "
                                 "wait for it, or choose another --mflow-campaign") from None
     return f
-
-
-def _keep_previous(directory, names):
-    """The last run's records move into previous/<when it started>/ (a new folder per
-    run, so no record is ever replaced or deleted): a new run that dies at once loses
-    nothing."""
-    from .summary import run_record
-    started = run_record(directory).get("started") or _iso(
-        max(os.lstat(directory / n).st_mtime for n in names))
-    stamp = "".join(c if c.isalnum() or c in "-+" else "-" for c in started)[:40]
-    previous = files.folder(directory / PREVIOUS)
-    target, k = previous / stamp, 1
-    while os.path.lexists(target):
-        k += 1
-        target = previous / f"{stamp}.{k}"
-    target.mkdir()
-    for name in names:
-        os.replace(directory / name, target / name)
 
 
 def _distributed(config):

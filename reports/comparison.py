@@ -24,7 +24,7 @@ from mflow.reports.stats import HIST_LO, HIST_STEP, hist_bin
 
 from . import atomic_write, plots
 from .files import entries
-from .summary import load, run_record
+from .records import load, run_record
 
 PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch",
          # forward mode, where the engine offers it (oracles/forward_mode.py)

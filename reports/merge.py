@@ -11,7 +11,7 @@ while sharing found examples through the example database (--mflow-db); nothing
 here runs an engine. A machine that was killed mid-run left what it had flushed
 (every 2 s): that much is counted, nothing of the others is lost. Every file is
 read through the bounded reader (files.py): a damaged record is named and left
-out, the rest merged; OUT is a campaign folder as a run's is (campaign.claim), so a
+out, the rest merged; OUT is a campaign folder as a run's is (records.claim), so a
 merge never deletes or overwrites a file it did not write.
 """
 
@@ -21,9 +21,9 @@ import shutil
 from pathlib import Path
 
 from . import files
-from .campaign import claim
+from .records import claim, failures, run_record
 from .regressions import _count, reports
-from .summary import failures, printable, run_record
+from .summary import printable
 
 
 class MissingFolder(files.ReportError):
@@ -34,11 +34,12 @@ def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))[:60] or "machine"
 
 
-def merge_campaigns(out, folders, problems):
+def merge_campaigns(out, folders, problems=None):
     """Every machine's stats into OUT (named by machine), their failed tests and run
     records joined; returns the machines' names, in order. Damaged records are named
     in `problems` and left out."""
     from .stats import Stats
+    problems = [] if problems is None else problems
     for folder in map(Path, folders):
         if not files.is_folder(folder):
             raise MissingFolder(f"{folder}: no such campaign folder")
@@ -71,10 +72,11 @@ def merge_campaigns(out, folders, problems):
     return names
 
 
-def merge_reports(into, folders, problems):
+def merge_reports(into, folders, problems=None):
     """Every saved report of `folders` into `into`, one per signature; returns
     (copied, already there). A report that does not load is named and not copied."""
     from .regressions import load
+    problems = [] if problems is None else problems
     for folder in map(Path, folders):
         if not files.is_folder(folder):
             raise MissingFolder(f"--from {folder}: no such folder of saved reports")
@@ -123,7 +125,8 @@ def _copy_report(source, target):
 
 def main(out, campaigns, report_folders=(), into=None):
     from .comparison import write_report
-    from .summary import load, summary_lines
+    from .records import load
+    from .summary import summary_lines
     problems = []
     names = merge_campaigns(out, campaigns, problems)  # MissingFolder: the command's usage error
     copied = counted = None

@@ -211,14 +211,19 @@ class Optional:
             def _use(self, method, *args, default=None):
                 if self.lost is None:
                     try:
+                        if method == "fetch":
+                            return self._listed(*args)
                         return getattr(self.db, method)(*args)
                     except Exception as e:  # noqa: BLE001 - any failure of the server
                         self.lost = f"{type(e).__name__}: {e}"
                         _lost_database(self.name, self.lost)
                 return default
 
-            def fetch(self, key):
-                return self._use("fetch", key, default=()) or ()
+            def fetch(self, key):  # Hypothesis's fetch is a generator: read it all here
+                return self._use("fetch", key, default=())
+
+            def _listed(self, key):
+                return list(self.db.fetch(key))
 
             def save(self, key, value):
                 self._use("save", key, value)

@@ -5,73 +5,13 @@ prints it at the end of a run; to print it again from what a run left behind:
     python -m mflow.reports.summary DIR      (exit 1 when the run found failures)
 """
 
-import os
 import sys
-from pathlib import Path
-
-from mflow.reports.stats import Stats
 
 from mflow.ops import OPS
 
-from . import files
+from .records import load, run_record
 
 MODE_NAMES = {"vjp": "reverse mode (VJP)", "jvp": "forward mode (JVP)", "hvp": "second order (HVP)"}
-
-
-def load(directory, problems=None):
-    """(merged Stats, failed tests) of the campaign recorded in `directory`, read through
-    the bounded reader: a damaged or hostile record (a FIFO, a link, a wrong JSON type,
-    missing keys) is left out and named in `problems` (a list, if given), never raised."""
-    directory = Path(directory)
-    problems = [] if problems is None else problems
-    stats = Stats()
-    for name in files.entries(directory, "stats-*.json"):
-        try:
-            stats.merge(Stats.from_dict(files.read_json(directory / name,
-                                                        limit=files.MAX_STATS_BYTES)))
-        except (files.ReportError, ValueError) as e:
-            problems.append(str(e) if str(e).startswith(str(directory)) else
-                            f"{directory / name}: {e}")
-    return stats, failures(directory, problems)
-
-
-def failures(directory, problems=None):
-    """The failed tests a campaign recorded (failures.json): dicts with a test and a
-    message, as text; [] if none were recorded, or the record is damaged (named)."""
-    path = Path(directory) / "failures.json"
-    if not os.path.lexists(path):
-        return []
-    try:
-        found = files.read_json(path, expect=list)
-    except files.ReportError as e:
-        if problems is not None:
-            problems.append(str(e))
-        return []
-    return [{**{k: v for k, v in f.items() if isinstance(k, str)},
-             "test": str(f.get("test")), "message": str(f.get("message", ""))}
-            for f in found if isinstance(f, dict)]
-
-
-RUN_FIELDS = {"engine": str, "engine_name": str, "engine_version": str, "machine": str,
-              "started": str, "finished": str, "command": str, "seconds": (int, float),
-              "interrupted": bool, "exitstatus": int, "kinks": list, "versions": dict,
-              "machines": list, "folder": str}
-
-
-def run_record(directory, problems=None):
-    """The run.json of a campaign as a dict of the fields a report shows, each of its
-    type (a field of another type is left out); {} if absent or damaged (named)."""
-    path = Path(directory) / "run.json"
-    if not os.path.lexists(path):
-        return {}
-    try:
-        run = files.read_json(path)
-    except files.ReportError as e:
-        if problems is not None:
-            problems.append(str(e))
-        return {}
-    return {k: v for k, v in run.items() if k in RUN_FIELDS and isinstance(v, RUN_FIELDS[k])
-            and not (RUN_FIELDS[k] is int and isinstance(v, bool))}
 
 
 def printable(text):

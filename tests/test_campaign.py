@@ -127,7 +127,8 @@ def test_a_new_campaign_keeps_the_last_records_and_locks_its_folder(tmp_path):
     import fcntl
 
     import pytest as _pytest
-    from mflow.reports.campaign import _lock, claim
+    from mflow.reports.campaign import _lock
+    from mflow.reports.records import claim
     claim(tmp_path)                                # a new campaign folder: marked as ours
     for started in ("2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"):
         (tmp_path / "stats-main.json").write_text("{}")
@@ -150,7 +151,7 @@ def test_a_folder_of_the_users_own_is_never_a_campaigns(tmp_path):
     """A folder holding an index.html no campaign wrote is refused (it would have been
     moved away), and a file of the user's inside previous/ stays where it is."""
     import pytest
-    from mflow.reports.campaign import NotACampaignFolder, claim
+    from mflow.reports.records import NotACampaignFolder, claim
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "index.html").write_text("my page")
@@ -174,12 +175,23 @@ def _no_space(*args, **kwargs):
 
 def test_a_record_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
     import pytest
-    from mflow.reports import atomic_write
+    from mflow.reports import atomic_write, files
+    real = os.fdopen
 
-    def half_then_full(self, text, *a, **k):
-        open(self, "w").write(text[:3])  # noqa: SIM115 - a write cut short by the full disk
-        _no_space()
-    monkeypatch.setattr(Path, "write_text", half_then_full)
+    class HalfThenFull:
+        def __init__(self, fd, *a, **k):
+            self.f = real(fd, *a, **k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:3])  # a write cut short by the full disk
+            _no_space()
+    monkeypatch.setattr(files.os, "fdopen", HalfThenFull)
     with pytest.raises(OSError):
         atomic_write(tmp_path / "run.json", "{}" * 100)
     assert list(tmp_path.iterdir()) == []
@@ -247,7 +259,8 @@ def test_a_run_on_a_full_disk_ends_with_a_summary_and_no_stray_files(tmp_path):
         assert "fuzzing summary:" in output and "graphs checked" in output, output
         assert "could NOT be saved" in output and "No space left" in output, output
         assert "campaign records NOT" in output, output
-        stray = [p for p in disk.rglob("*") if p.is_file() and p.name != ".lock" and (
+        ours = (".lock", ".mflow-campaign")
+        stray = [p for p in disk.rglob("*") if p.is_file() and p.name not in ours and (
                  p.name.startswith(".") or p.suffix == ".tmp" or ".inflight" in p.parts)]
         assert stray == [], stray
     finally:

@@ -20,16 +20,17 @@ LAYERS = [
      "mflow.oracles.finite_differences"],
     ["mflow.oracles.tolerance", "mflow.oracles.forward_mode", "mflow.oracles.second_order",
      "mflow.oracles.checker", "mflow.oracles.kinks"],
-    ["mflow.oracles.local", "mflow.reports", "mflow.reports.reduce", "mflow.reports.regressions"],
-    ["mflow.reports.stats"],
+    ["mflow.reports.files", "mflow.oracles.local", "mflow.reports", "mflow.reports.reduce",
+     "mflow.reports.regressions", "mflow.reports.inflight"],
+    ["mflow.reports.stats", "mflow.reports.records"],
     ["mflow.reports.summary", "mflow.reports.plots", "mflow.reports.comparison"],
-    ["mflow.reports.campaign", "mflow.reports.merge"],
+    ["mflow.reports.campaign", "mflow.reports.merge", "mflow.reports.saving"],
     ["mflow.reports.plugin", "mflow.reports.fuzzing", "mflow.reports.gate",
      "mflow.reports.__main__", "mflow.__main__"],
 ]
 LAYER = {m: i for i, names in enumerate(LAYERS) for m in names}
-RENDER_ONLY = ["mflow.reports.stats", "mflow.reports.summary", "mflow.reports.plots",
-               "mflow.reports.comparison", "mflow.reports.merge"]
+RENDER_ONLY = ["mflow.reports.stats", "mflow.reports.records", "mflow.reports.summary",
+               "mflow.reports.plots", "mflow.reports.comparison", "mflow.reports.merge"]
 RUNS_SOMETHING = {"mflow.oracles.engine", "mflow.oracles.torch_backend",
                   "mflow.oracles.jax_backend", "mflow.oracles.finite_differences",
                   "mflow.oracles.checker", "mflow.oracles.kinks", "mflow.oracles.local",
