@@ -232,6 +232,9 @@ def _list(args):
     folders = regressions.reports(directory)
     if not folders:
         print(f"no regression reports in {directory}")
+    for stray in regressions.strays(directory):
+        what = "a link" if stray.is_symlink() else "not a folder"
+        print(printable(f"not a report {stray.name}  ({what}: left alone)"))
     bad = 0
     for folder in folders:
         state, report, now = status(folder, checker_for, args.engine, args.allow_engine)

@@ -310,6 +310,15 @@ def reports(directory=DEFAULT_DIR):
             if not name.startswith(".") and name != ARCHIVE and files.is_folder(directory / name)]
 
 
+def strays(directory=DEFAULT_DIR):
+    """What else lies in a corpus where reports would (a link, a file, a FIFO): named by
+    `list`, never followed or replayed."""
+    directory = Path(directory)
+    return [directory / name for name in files.entries(directory)
+            if not name.startswith(".") and name != ARCHIVE
+            and not files.is_folder(directory / name)]
+
+
 def _tolerances(verdict):
     """The norm-wise tolerance per array the verdict used in the case's dtype, for
     reproduce.py (none where the check stopped before computing one)."""
