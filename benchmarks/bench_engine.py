@@ -22,11 +22,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mflow.oracles.catalogue import CATALOGUE as OPS  # noqa: E402
 from mflow.oracles.program import Program, Step, interpret  # noqa: E402
 from mflow.oracles.torch_backend import TORCH_OPS  # noqa: E402
 
 import mflow  # noqa: E402
-from mflow import OPS, ShapeError  # noqa: E402
+from mflow import ShapeError  # noqa: E402
 
 torch.set_num_threads(1)
 OUT = Path(__file__).resolve().parent / "results" / "engine.md"

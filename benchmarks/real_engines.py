@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from mflow.oracles.catalogue import CATALOGUE as OPS
 from mflow.reports.records import load as load_stats
 from mflow.reports.regressions import load, reports
-
-from mflow.ops import OPS
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "real_engines.md"

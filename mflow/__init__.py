@@ -1,4 +1,6 @@
-"""mflow: a compact reverse-mode autodiff engine whose values are 2-D matrices.
+"""mflow: a compact autodiff engine whose values are 2-D matrices: reverse mode
+(`backward`, `grad`), forward mode over a built graph (`jvp`), and gradients that
+are graphs themselves (`grad(..., create_graph=True)`), so second order and beyond.
 
 >>> from mflow import Node
 >>> X = Node([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
@@ -31,8 +33,9 @@ from .functions import (
     trace,
     transpose,
 )
-from .node import Node, apply, grad
-from .ops import OPS, Op
+from .gradients import grad, hvp
+from .node import Node, Op
+from .ops import OPS, apply
 from .shapes import ShapeError
 
 # The suite's folders (oracles/, strategies/, reports/) sit beside this one in the
@@ -43,7 +46,7 @@ if (_checkout / "oracles" / "__init__.py").is_file() and (_checkout / "pyproject
     __path__.append(str(_checkout))
 del _checkout
 
-__all__ = ["nn", "Node", "ShapeError",
+__all__ = ["nn", "Node", "ShapeError", "hvp",
            "OPS", "Op", "apply", "grad", "jvp", "concat", "conv2d", "cos",
            "det", "exp", "inv", "log", "log_softmax", "matmul", "mean", "relu", "sigmoid", "sin",
            "softmax", "sum", "tanh", "trace", "transpose"]

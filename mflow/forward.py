@@ -4,7 +4,7 @@ rule is a bug of its own, which the suite's transpose identity check can see."""
 
 import numpy as np
 
-from .node import Node, _topological, as_matrix
+from .node import Node, as_matrix, topological
 from .shapes import ShapeError
 
 
@@ -34,27 +34,41 @@ def jvp(output, inputs, tangents):
             raise ShapeError(f"jvp: the tangent of input {k} has shape {t.shape}, the input "
                              f"{x.shape}")
         tangent_of[x] = t.astype(x.dtype, copy=False)
-    for node in _topological(output, every=True):
+    t = propagate(output, tangent_of).get(output)
+    return np.zeros_like(output.value) if t is None else np.array(t)
+
+
+def propagate(output, tangent_of, value=None, rule=None):
+    """The one forward-mode walk (`jvp`, and the suite's measurement of rounding use
+    it): every node's tangent from the given ones (`tangent_of`, {node: tangent}, filled
+    in and returned). value(node): what a rule reads (default its value); rule(op, ts,
+    ans, operands, attrs): how a JVP rule runs (default op.jvp(ts, ans, ...))."""
+    if value is None:
+        def value(node):
+            return node.value
+    if rule is None:
+        def rule(op, ts, ans, operands, attrs):
+            return op.jvp(ts, ans, *operands, **attrs)
+    for node in topological(output, every=True):
         if node in tangent_of or node.op is None:
             continue  # a given input, or a leaf held fixed (no tangent: zero)
         ts = [tangent_of.get(p) for p in node.parents]
         if all(t is None for t in ts):
             continue
-        ts = tuple(np.zeros_like(p.value) if t is None else t
+        ts = tuple(np.zeros_like(value(p)) if t is None else t
                    for p, t in zip(node.parents, ts))
-        t = node.op.jvp(ts, node.value, *[p.value for p in node.parents], **node.attrs)
-        if t.shape != node.value.shape or t.dtype != node.value.dtype:
-            t = _as_result(t, node)
+        t = rule(node.op, ts, value(node), [value(p) for p in node.parents], node.attrs)
+        if t.shape != node.value.shape or t.dtype != value(node).dtype:
+            t = _as_result(t, node, value(node).dtype)
         tangent_of[node] = t
-    t = tangent_of.get(output)
-    return np.zeros_like(output.value) if t is None else np.array(t)
+    return tangent_of
 
 
-def _as_result(t, node):
+def _as_result(t, node, dtype):
     """A rule's tangent in the result's shape and dtype (broadcast operands' tangents
     broadcast too); any other shape is the rule's bug, named."""
     try:
-        out = np.empty(node.value.shape, node.value.dtype)
+        out = np.empty(node.value.shape, dtype)
         out[...] = t
         return out
     except ValueError:

@@ -1,7 +1,11 @@
-"""The public functions. Each applies one table entry; the one-operand ones are
-also Node methods (`x.relu()`, `x.sum(axis=0)`). Results always stay 2-D."""
+"""The public functions and Node's operators. Each applies one table entry; the
+one-operand functions are also Node methods (`x.relu()`, `x.sum(axis=0)`), and the
+operators (+ - * / @ ** unary -, .T, x[rows, cols]) are attached to Node here, where
+the table is known. Results always stay 2-D."""
 
-from .node import Node, apply
+from .node import Node, lift, too_large
+from .ops import apply
+from .shapes import ShapeError, normalise_index
 
 
 def relu(x):
@@ -93,3 +97,46 @@ def conv2d(image, kernel, stride=1, padding="valid"):
 for _f in (relu, exp, log, tanh, sigmoid, sin, cos, sum, mean, softmax, log_softmax,
            trace, inv, det):
     setattr(Node, _f.__name__, _f)
+
+
+# --- Node's operators --------------------------------------------------------------
+
+def _binary(op, reflected=False):
+    # the op by name, looked up per call, so that a patched table entry is seen everywhere
+    def method(self, other):
+        if type(other) is not Node:
+            given, other = other, lift(other, self)
+            if other is None:
+                if isinstance(given, int):
+                    raise ValueError(too_large(op, given))
+                return NotImplemented
+        return apply(op, other, self) if reflected else apply(op, self, other)
+    return method
+
+
+for _name, _dunder in [("add", "add"), ("sub", "sub"), ("mul", "mul"),
+                       ("div", "truediv"), ("matmul", "matmul")]:
+    setattr(Node, f"__{_dunder}__", _binary(_name))
+    setattr(Node, f"__r{_dunder}__", _binary(_name, reflected=True))
+
+
+def _neg(self):
+    return apply("neg", self)
+
+
+def _pow(self, p):
+    if isinstance(p, Node) or isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"pow: the exponent must be a Python number; got {type(p).__name__}")
+    return apply("pow", self, p=p)
+
+
+def _getitem(self, key):
+    try:
+        rows, cols = normalise_index(key, self.shape)
+    except ShapeError as e:
+        raise ShapeError(f"getitem: {e}") from None
+    return apply("getitem", self, rows=rows, cols=cols)
+
+
+Node.__neg__, Node.__pow__, Node.__getitem__ = _neg, _pow, _getitem
+Node.T = property(lambda self: apply("transpose", self), doc="The transpose.")

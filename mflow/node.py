@@ -1,14 +1,40 @@
-"""The graph: `Node`, `apply` (build a node from the table) and the backward walk."""
+"""The graph core: `Op` (what an operation must say to take part in a graph), `Node`,
+`apply` and the one backward walk. It knows no operation: the table (ops.py) is
+built on it, and the operators of Node (+, @, .T, ...) are attached by
+functions.py, which knows the table. Nothing here imports either."""
 
 import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import rule_ops
-from .ops import OPS, Op
-from .shapes import ShapeError, normalise_index
+from .rule_ops import ARRAYS
+from .shapes import ShapeError
 
 accumulate = operator.add  # how contributions from several uses combine (a name tests can patch)
+
+
+@dataclass(frozen=True)
+class Op:
+    """An operation of the engine: its forward, its VJP rule written against the
+    namespace it is handed (F: rule_ops.ARRAYS on arrays, ops.NODES on Nodes), its JVP
+    rule, its shape rule and its attributes' defaults; or, for a derived operation,
+    how it is composed of primitives."""
+    name: str
+    arity: int | None                     # None: any number of operands (concat)
+    shape: Callable                       # (*shapes, **attrs) -> shape, or ShapeError
+    forward: Callable | None = None       # (*values, **attrs) -> value
+    vjp: Callable | None = None           # (F, g, ans, *values, **attrs) -> gradient per operand
+    jvp: Callable | None = None           # (tangents, ans, *values, **attrs) -> tangent of result
+    compose: Callable | None = None       # derived ops: (*nodes, **attrs) -> node, from primitives
+    attrs: dict = field(default_factory=dict)  # attribute names and their defaults
+
+    def complete(self, attrs):
+        """`attrs` with this operation's defaults filled in: the one place defaults apply."""
+        if not self.attrs or len(attrs) == len(self.attrs):
+            return attrs
+        return {**self.attrs, **attrs}
 
 
 def as_matrix(value, who="Node"):
@@ -91,26 +117,7 @@ class Node:
         body = np.array2string(self.value, precision=4, threshold=16, separator=", ")
         return f"Node({body}, op={what}, requires_grad={self.requires_grad}{name})"
 
-    # --- operators ---------------------------------------------------------------
-
-    def __neg__(self):
-        return apply("neg", self)
-
-    def __pow__(self, p):
-        if isinstance(p, Node) or isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise TypeError(f"pow: the exponent must be a Python number; got {type(p).__name__}")
-        return apply("pow", self, p=p)
-
-    @property
-    def T(self):
-        return apply("transpose", self)
-
-    def __getitem__(self, key):
-        try:
-            rows, cols = normalise_index(key, self.shape)
-        except ShapeError as e:
-            raise ShapeError(f"getitem: {e}") from None
-        return apply("getitem", self, rows=rows, cols=cols)
+    # (operators: attached by functions.py, which knows the table)
 
     # --- the backward pass -------------------------------------------------------
 
@@ -134,31 +141,13 @@ class Node:
                                  f"but the node has shape {self.shape}")
         def keep(node, g):
             node.grad = np.array(g) if node.grad is None else node.grad + g
-        _backpropagate(self, seed, keep)
+        backpropagate(self, seed, keep)
 
     def zero_grad(self):
         """Clear `.grad` on this node and every node beneath it."""
-        for node in _topological(self, every=True):
+        for node in topological(self, every=True):
             node.grad = None
 
-
-def _binary(op, reflected=False):
-    # the op by name, looked up per call, so that a patched table entry is seen everywhere
-    def method(self, other):
-        if type(other) is not Node:
-            given, other = other, lift(other, self)
-            if other is None:
-                if isinstance(given, int):
-                    raise ValueError(_too_large(op, given))
-                return NotImplemented
-        return apply(op, other, self) if reflected else apply(op, self, other)
-    return method
-
-
-for _name, _dunder in [("add", "add"), ("sub", "sub"), ("mul", "mul"),
-                       ("div", "truediv"), ("matmul", "matmul")]:
-    setattr(Node, f"__{_dunder}__", _binary(_name))
-    setattr(Node, f"__r{_dunder}__", _binary(_name, reflected=True))
 
 _new = Node.__new__
 
@@ -170,7 +159,7 @@ def lift(x, like=None):
         return x
     if isinstance(x, (int, float)):
         try:
-            return _leaf(np.array([[x]], dtype=np.float64 if like is None else like.value.dtype))
+            return constant(np.array([[x]], dtype=np.float64 if like is None else like.value.dtype))
         except OverflowError:  # an int beyond float64: the caller names the operation
             return None
     if isinstance(x, (np.ndarray, np.generic, list, tuple)):
@@ -178,12 +167,12 @@ def lift(x, like=None):
     return None
 
 
-def _too_large(op, number):
+def too_large(op, number):
     return f"{op}: the number, an int of {len(str(abs(number)))} digits, is too large for a float"
 
 
-def _leaf(value):
-    """A constant leaf around a value that is already a valid matrix."""
+def constant(value):
+    """A constant Node (no gradient) around a value that is already a valid matrix."""
     node = _new(Node)
     node.value, node.grad, node.requires_grad, node.name = value, None, False, None
     node.op, node.parents, node.attrs = None, (), {}
@@ -195,7 +184,7 @@ def _lift_all(op, operands):
     nodes = tuple(lift(x, like) for x in operands)
     for x, n in zip(operands, nodes):
         if n is None and isinstance(x, int):
-            raise ValueError(_too_large(op.name, x))
+            raise ValueError(too_large(op.name, x))
         if n is None:
             raise TypeError(f"{op.name}: operands must be Nodes, arrays or numbers; "
                             f"got {type(x).__name__}")
@@ -203,13 +192,10 @@ def _lift_all(op, operands):
 
 
 def apply(op, *operands, **attrs):
-    """Apply a table entry (an Op or its name) to operands, checking shapes first.
+    """Apply the operation `op` (an Op) to operands, checking shapes first; Python
+    numbers and arrays are lifted to constant Nodes. (mflow.apply takes a name too.)
 
     This is the hot path of every graph the suite builds: keep it lean."""
-    if type(op) is not Op:
-        if op not in OPS:
-            raise ValueError(f"unknown operation {op!r}; mflow has {', '.join(sorted(OPS))}")
-        op = OPS[op]
     if op.arity is not None and len(operands) != op.arity:
         raise TypeError(f"{op.name}: takes {op.arity} operand(s), got {len(operands)}")
     for x in operands:
@@ -242,14 +228,15 @@ def apply(op, *operands, **attrs):
     return node
 
 
-def _unbroadcast(g, value, op):
+def unbroadcast(g, value, op, F=ARRAYS):
     """Sum a gradient (an array, or a Node under create_graph) over the axes its
-    operand was broadcast along, in the operand's dtype."""
+    operand was broadcast along, in the operand's dtype: the one place broadcasting
+    is undone."""
     shape = value.shape
     if g.shape != shape:
         for axis in (0, 1):
             if g.shape[axis] != shape[axis] and shape[axis] == 1:
-                g = rule_ops.sum(g, axis)
+                g = F.sum(g, axis)
         if g.shape != shape:
             raise ShapeError(f"{op.name}: its VJP rule returned a gradient of shape {g.shape} "
                              f"for an operand of shape {shape}")
@@ -261,94 +248,44 @@ def _unbroadcast(g, value, op):
     return g
 
 
-def _backpropagate(root, seed, visit, create_graph=False):
-    """The reverse walk shared by `backward` and `grad`: each node's cotangent,
-    complete (every use added), is handed to `visit(node, g)` before its rule
-    runs; each rule runs once. With create_graph, cotangents are Nodes and rules
-    run on Nodes (operands, and the node itself as `ans`): the result is a graph."""
+def backpropagate(root, seed, visit, F=ARRAYS, value=None, rule=None):
+    """The one reverse walk (`backward`, `grad`, and the suite's measurement of rounding
+    use it): each node's cotangent, complete (every use added), is handed to
+    `visit(node, g)` before its rule runs; each rule runs once.
+
+    F: the namespace rules run on (rule_ops.ARRAYS; ops.NODES under create_graph, where
+    cotangents, operands and `ans` are Nodes and the result is a graph). value(node):
+    what a rule reads for a node (default: its value, or the node itself on Nodes).
+    rule(op, g, ans, operands, attrs): how a rule is run (default op.vjp(F, ...))."""
+    on_nodes = F is not ARRAYS
+    if value is None:
+        value = (lambda node: node) if on_nodes else (lambda node: node.value)
+    if rule is None:
+        def rule(op, g, ans, operands, attrs):
+            return op.vjp(F, g, ans, *operands, **attrs)
     grads = {root: seed}
-    for node in reversed(_topological(root)):
+    for node in reversed(topological(root)):
         g = grads.pop(node)
         visit(node, g)
         op = node.op
         if op is None:
             continue
         parents = node.parents
-        if create_graph:
-            contributions = op.vjp(g, node, *parents, **node.attrs)
-        else:
-            contributions = op.vjp(g, node.value, *[p.value for p in parents], **node.attrs)
+        contributions = rule(op, g, value(node), [value(p) for p in parents], node.attrs)
         for p, gp in zip(parents, contributions):
             if p.requires_grad:
-                if create_graph and type(gp) is not Node:
-                    gp = _leaf(np.asarray(gp, p.dtype))  # a constant part of a rule (zeros)
+                if on_nodes and type(gp) is not Node:
+                    gp = constant(np.asarray(gp, p.dtype))  # a constant part of a rule (zeros)
                 v = p.value
                 if gp.shape != v.shape or gp.dtype != v.dtype:
-                    gp = _unbroadcast(gp, v, op)
+                    gp = unbroadcast(gp, v, op, F)
                 if p in grads:
                     grads[p] = accumulate(grads[p], gp)  # fan-out: contributions add up
                 else:
                     grads[p] = gp
 
 
-def grad(output, inputs, gradient=None, create_graph=False):
-    """d⟨gradient, output⟩ / d input for each of `inputs` (Nodes that require grad),
-    as Nodes, the way torch.autograd.grad does; `.grad` attributes are left alone.
-    `gradient` defaults to [[1.0]] for a 1x1 output. An input the output does not
-    depend on gets zeros. With create_graph=True each gradient is a graph of mflow
-    operations over the inputs, so it can be differentiated again (at a singular
-    matrix det's then raises: its differentiable form is det X · X⁻¹):
-
-    >>> x = Node([[1.0, 2.0]], requires_grad=True)
-    >>> (g,) = grad((x * x * x).sum(), [x], create_graph=True)   # 3 x²
-    >>> (h,) = grad(g, [x], gradient=[[1.0, 1.0]])               # 6 x
-    >>> h.value
-    array([[ 6., 12.]])
-    """
-    if type(output) is not Node:
-        raise TypeError(f"grad: the output is a {type(output).__name__}, not a Node")
-    inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
-    for k, x in enumerate(inputs):
-        if type(x) is not Node:
-            raise TypeError(f"grad: input {k} is a {type(x).__name__}, not a Node")
-        if not x.requires_grad:  # its gradient is not zero, only not tracked (as torch)
-            raise ValueError(f"grad: input {k} does not require grad; create it with "
-                             "Node(value, requires_grad=True)")
-    if gradient is None:
-        if output.shape != (1, 1):
-            raise ValueError(f"grad: an output of shape {output.shape} needs `gradient` of "
-                             "that shape (only a 1x1 output defaults to [[1.0]])")
-        gradient = np.ones((1, 1), output.dtype)
-    seed = gradient if isinstance(gradient, Node) else as_matrix(gradient, "grad")
-    if seed.shape != output.shape:
-        raise ValueError(f"grad: gradient has shape {seed.shape}, but the output has shape "
-                         f"{output.shape}")
-    if type(seed) is Node and (not create_graph or not seed.requires_grad):
-        seed = seed.value  # a constant: its value is all that matters
-    if type(seed) is Node and seed.dtype != output.dtype:
-        raise TypeError(f"grad: gradient is {seed.dtype}, the output {output.dtype}; mflow "
-                        "keeps one dtype per graph")
-    if type(seed) is not Node:
-        seed = seed.astype(output.dtype, copy=False)
-        if create_graph:
-            seed = _leaf(seed)
-    wanted = {x: None for x in inputs}
-
-    def collect(node, g):
-        if node in wanted:
-            wanted[node] = g
-    if output.requires_grad:
-        _backpropagate(output, seed, collect, create_graph)
-    out = []
-    for x in inputs:
-        g = wanted[x]
-        if g is None:
-            g = np.zeros(x.shape, x.dtype)
-        out.append(g if type(g) is Node else _leaf(np.array(g)))
-    return out
-
-
-def _topological(root, every=False):
+def topological(root, every=False):
     """Nodes beneath root, each after all of its operands (iterative DFS).
     Only nodes that require grad unless `every`."""
     order, seen, stack = [], set(), [(root, False)]

@@ -1,9 +1,14 @@
-"""The check of one case: run the engine and every reference, compare, conclude.
+"""The check of one case: run the references and the engine, compare, conclude.
 
-References: PyTorch autograd (float64), JAX `jax.vjp` (float64) and central
-finite differences (float64, `finite_differences.py`). The engine runs in the
-program's dtype. Tolerances come from `tolerance.py`; what is concluded, and
-the kinds of failure, from `verdict.py`.
+One path for every mode (oracles/modes.py: reverse mode, forward mode, second
+order): the mode's references answer (torch, JAX, finite differences; float64), then
+are compared among themselves (a disagreement is a ReferenceProblem, never the
+engine's fault); the engine answers through its normalised adapter (engine.py), in the
+program's dtype, on fresh copies of every array; its answers are compared with each
+reference. While a comparison fails, more of the rounding is measured (float32's
+gauge, then Monte Carlo arithmetic: tolerance.py) and the comparisons are made
+again; tolerances only grow, so a case that passes against the floor alone is done.
+What is concluded, and the kinds of failure, are in verdict.py.
 
     >>> from mflow.oracles.engine import MflowEngine
     >>> checker = Checker(MflowEngine())
@@ -19,30 +24,19 @@ import zlib
 
 import numpy as np
 
-from . import forward_mode, second_order
-from .engine import Result, capabilities, run_engine
-from .finite_differences import directional, finite_differences, forward_values
-from .forward_mode import has_jvp, tangents_of
-from .second_order import has_hvp
-from .tolerance import ad_tolerance, as_dtype, gauge, measure, refine
+from .engine import Result, capabilities, normalise
+from .modes import MODES, VJP
+from .tolerance import ad_tolerance, refine
 from .verdict import (
     ORACLES,
     Comparison,
     EngineCrash,
     EngineHang,
     EngineMisbehaved,
-    ForwardMismatch,
-    GradientMismatch,
-    HessianMismatch,
     NumericallyUnsafe,
     ReferenceProblem,
     ShapeOrDtypeMismatch,
-    TangentMismatch,
     Verdict,
-    array_names,
-    arrays,
-    compare_arrays,
-    relative,
 )
 
 # The engine's time limit per case: generous (mflow takes ~0.2 ms on a graph of 20
@@ -59,25 +53,23 @@ REFERENCE_LIMIT = dict(base=120.0, per_step=0.05)
 class Checker:
     """Checks cases on one engine against the chosen references."""
 
-    def __init__(self, engine, oracles=ORACLES, seed=0, fail_on_warnings=False, modes=None,
+    def __init__(self, engine, oracles=ORACLES, fail_on_warnings=False, modes=None,
                  lazy_gauge=True):
-        # seed: kept for callers; probes are seeded by each case (case_rng), so that a
-        # replay is the same check. fail_on_warnings: a right answer the engine warned
-        # about is a NumericallyUnsafe failure (else only counted). modes: a subset of
-        # ("vjp", "jvp", "hvp") with "vjp"; default: forward mode and second order too
-        # where the engine offers `jvp` and `hvp`. lazy_gauge=False gauges float32 on
-        # every case (the same verdicts, slower: tests/test_lazy_gauge.py compares them)
+        # fail_on_warnings: a right answer the engine warned about is a NumericallyUnsafe
+        # failure (else only counted). modes: a subset of ("vjp", "jvp", "hvp") with
+        # "vjp"; default: forward mode and second order too where the engine offers `jvp`
+        # and `hvp`. lazy_gauge=False gauges float32 on every case (the same verdicts,
+        # slower: tests/test_lazy_gauge.py compares them)
         unknown = set(oracles) - set(ORACLES)
         if unknown or not oracles:
             raise ValueError(f"oracles must be a non-empty subset of {ORACLES}; got {oracles}")
-        from .torch_backend import TorchEngine  # the float32 rounding gauge needs torch always
         self.engine, self.oracles = engine, tuple(oracles)
-        self.torch64, self.torch32 = TorchEngine(), TorchEngine()
+        self.normalised = normalise(engine)
         if "jax" in self.oracles:
             from .jax_backend import JaxOracle
             self.jax = JaxOracle()
-        self.seed, self.fail_on_warnings, self.lazy_gauge = seed, fail_on_warnings, lazy_gauge
-        offers = {"vjp": True, "jvp": has_jvp(engine), "hvp": has_hvp(engine)}
+        self.fail_on_warnings, self.lazy_gauge = fail_on_warnings, lazy_gauge
+        offers = self.normalised.offers
         self.modes = tuple(modes) if modes is not None else tuple(m for m, ok in offers.items()
                                                                   if ok)
         for m in self.modes:
@@ -109,185 +101,45 @@ class Checker:
         return verdict
 
     def _conclude(self, case, verdict):
-        program, dtype = case.program, case.program.np_dtype
-        self._references(case, verdict)
-        errors = {k: v for k, v in verdict.errors.items() if k != "torch32"}
-        if errors:
-            return ReferenceProblem(f"a reference raised:\n{verdict.describe()}", verdict)
-        inputs = [np.asarray(x, dtype) for x in case.inputs]
-        cotangent = np.asarray(case.cotangent, dtype)
         base = max(TIME_LIMIT["base"], self.first_use)  # an engine that compiles: its own
-        watch = _time_limit(base + TIME_LIMIT["per_step"] * len(program))
-        result, crash = self._guarded(verdict, watch, lambda: engine_call(
-            run_engine, self.engine, program, inputs=inputs, cotangent=cotangent))
-        if crash:
-            return crash
-        verdict.results["engine"] = result
-        # an engine's answer may hold inf or NaN: the comparisons handle them explicitly
-        with np.errstate(all="ignore"):
-            measure(verdict)
-            if not self.lazy_gauge:
-                self._gauge(case, verdict, "vjp")
-            outcome = self._compare_all(case, verdict)
-            # a comparison failed: gauge float32's rounding (tolerance.py, "Lazily"), then
-            # measure the backward's too (tolerance.refine), looking again after each
-            for measure_more in (lambda: self._gauge(case, verdict, "vjp"),
-                                 lambda: refine(verdict)):
-                if isinstance(outcome, (ReferenceProblem, ForwardMismatch, GradientMismatch)) \
-                        and measure_more():
-                    verdict.comparisons.clear()
-                    verdict.skipped_probes = verdict.unresolved_probes = 0
-                    outcome = self._compare_all(case, verdict)
-        if outcome is None and "jvp" in verdict.modes:
-            outcome = self._forward_mode(case, verdict, watch)
-        if outcome is None and "hvp" in verdict.modes:
-            outcome = self._second_order(case, verdict, watch)
-        if outcome is None and verdict.numeric_warnings and self.fail_on_warnings:
+        watch = _time_limit(base + TIME_LIMIT["per_step"] * len(case.program))
+        for name in verdict.modes:  # reverse mode first: the others read its answers
+            outcome = self._check(MODES[name], case, verdict, watch)
+            if outcome is not None:
+                return outcome
+        if verdict.numeric_warnings and self.fail_on_warnings:
             return NumericallyUnsafe(f"numerically unsafe: the answers are right, but the "
                                      f"engine warned\n{verdict.describe()}", verdict)
-        return outcome
-
-    def _compare_all(self, case, verdict):
-        program, dtype = case.program, case.program.np_dtype
-        names = array_names(case)
-        engine = verdict.results["engine"]
-        if len(engine.grads) != len(case.inputs):  # before anything reads them by index
-            verdict.comparisons.append(_mismatch("gradients", ("engine", "program"), 0.0,
-                f"expected one gradient per input, {len(case.inputs)}, got "
-                f"{len(engine.grads)}"))
-            return ShapeOrDtypeMismatch(f"wrong number of gradients:\n{verdict.describe()}",
-                                        verdict)
-
-        # 1. the references among themselves
-        if "torch" in verdict.results and "jax" in verdict.results:
-            for i, name in enumerate(names):
-                self._compare(verdict, name, ("jax", "torch"), arrays(verdict.results["jax"])[i],
-                              arrays(verdict.results["torch"])[i], i, np.float64)
-        if verdict.probes and verdict.reference is not None:
-            self._compare_fd(verdict, ("fd", verdict.reference),
-                             verdict.results[verdict.reference], np.float64)
-        if verdict.failures:
-            return ReferenceProblem(f"the references disagree:\n{verdict.describe()}", verdict)
-
-        # 2. the engine against each reference
-        for i, (name, a) in enumerate(zip(names, arrays(engine))):
-            expected = program.output_shape if i == 0 else program.inputs[i - 1]
-            if a.shape != tuple(expected) or a.dtype != dtype:
-                verdict.comparisons.append(_mismatch(name, ("engine", "program"), 0.0,
-                    f"expected shape {tuple(expected)} and dtype {dtype}, got {a.shape} "
-                    f"and {a.dtype}"))
-        if verdict.failures:
-            return ShapeOrDtypeMismatch(f"wrong shape or dtype:\n{verdict.describe()}", verdict)
-        for who in ("torch", "jax"):
-            if who in verdict.results:
-                for i, name in enumerate(names):
-                    self._compare(verdict, name, ("engine", who), arrays(engine)[i],
-                                  arrays(verdict.results[who])[i], i, dtype)
-        if verdict.probes:
-            self._compare_fd(verdict, ("engine", "fd"), engine, dtype)
-        if any(c.what == "forward" for c in verdict.failures):
-            return ForwardMismatch(f"forward values differ:\n{verdict.describe()}", verdict)
-        if verdict.failures:
-            return GradientMismatch(f"gradients differ:\n{verdict.describe()}", verdict)
         return None
 
-    def _forward_mode(self, case, verdict, watch):
-        """The engine's J ṫ along a tangent drawn from the case (oracles/forward_mode.py)."""
-        program, dtype = case.program, case.program.np_dtype
-        verdict.tangents = tangents_of(case, case_rng(case, seed=1))
-        with self._referencing(case, verdict, "torch jvp"):
-            forward_mode.references(self, case, verdict, verdict.tangents)
+    def _check(self, mode, case, verdict, watch):
+        """One mode, the one path: references, their agreement, the engine, its agreement."""
+        with self._referencing(case, verdict, f"references {mode.name}".replace(" vjp", "")):
+            mode.references(self, case, verdict)
         if not self.lazy_gauge:
-            self._gauge(case, verdict, "jvp")
-        raised = {k: v for k, v in verdict.errors.items() if k in ("torch jvp", "jax jvp")}
-        if raised or "torch" not in verdict.jvps:
-            return ReferenceProblem(f"a reference raised (forward mode):\n"
+            self._gauge(case, verdict, mode)
+        if mode.errors(verdict) or "torch" not in mode.answers(verdict) and mode is not VJP:
+            return ReferenceProblem(f"a reference raised{mode.label}:\n{verdict.describe()}",
+                                    verdict)
+        stages = (lambda v: self._gauge(case, v, mode),
+                  lambda v: any([refine(v, mode)] + ([refine(v, VJP)] if mode is not VJP
+                                                     else [])))
+        if self._compare_again(verdict, mode.compare_references, *stages):
+            return ReferenceProblem(f"the references disagree{mode.label}:\n"
                                     f"{verdict.describe()}", verdict)
-        if "fd" in self.oracles and verdict.values:
-            with np.errstate(all="ignore"):
-                verdict.fd_tangent = directional(as_dtype(program, "float64"), case.inputs,
-                                                 verdict.tangents, case.cotangent,
-                                                 base=verdict.values)
-            if not verdict.fd_tangent[2] or not verdict.fd_tangent[3]:
-                verdict.unresolved_probes += 1
-        stages = (lambda v: self._gauge(case, v, "jvp"),
-                  lambda v: any([forward_mode.refine(v), refine(v)]))
-        if self._compare_again(verdict, forward_mode.compare_references, *stages):
-            return ReferenceProblem(f"the references disagree (forward mode):\n"
-                                    f"{verdict.describe()}", verdict)
-        inputs = [np.asarray(x, dtype) for x in case.inputs]
-        tangents = [np.asarray(t, dtype) for t in verdict.tangents]
-        answer, crash = self._guarded(verdict, watch, lambda: engine_call(
-            forward_mode.run_engine_jvp, self.engine, program, inputs=inputs,
-            tangents=tangents))
+        answer, crash = self._guarded(verdict, watch, lambda: mode.engine(
+            self, case, verdict, engine_call))
         if crash:
             return crash
-        jt = answer[1]
-        verdict.jvps["engine"] = jt
-        if jt.shape != program.output_shape or jt.dtype != dtype:
-            verdict.comparisons.append(_mismatch("tangent", ("engine jvp", "program"), 0.0,
-                f"expected shape {program.output_shape} and dtype {dtype}, got {jt.shape} "
-                f"and {jt.dtype}"))
-            return ShapeOrDtypeMismatch(f"wrong shape or dtype (forward mode):\n"
+        wrong = mode.misshapen(case, answer)
+        if wrong:
+            verdict.comparisons += [_mismatch(what, (mode.who("engine"), "program"), 0.0, why)
+                                    for what, why in wrong]
+            return ShapeOrDtypeMismatch(f"wrong shape or dtype{mode.label}:\n"
                                         f"{verdict.describe()}", verdict)
-        grads = verdict.results["engine"].grads
-        if self._compare_again(verdict, lambda v: forward_mode.compare_engine(
-                v, jt, grads, dtype), *stages):
-            return TangentMismatch(f"forward mode differs:\n{verdict.describe()}", verdict)
-        return None
-
-    def _second_order(self, case, verdict, watch):
-        """The engine's H ṫ along the case's tangent (oracles/second_order.py)."""
-        program, dtype = case.program, case.program.np_dtype
-        if not verdict.tangents:  # the same tangent forward mode draws
-            verdict.tangents = tangents_of(case, case_rng(case, seed=1))
-        with self._referencing(case, verdict, "torch hvp"):
-            second_order.references(self, case, verdict)
-        if not self.lazy_gauge:
-            self._gauge(case, verdict, "hvp")
-        if any(k in verdict.errors for k in ("torch hvp", "jax hvp")) or \
-                "torch" not in verdict.hvps:
-            return ReferenceProblem(f"a reference raised (second order):\n"
-                                    f"{verdict.describe()}", verdict)
-        stages = (lambda v: self._gauge(case, v, "hvp"),
-                  lambda v: any([second_order.refine(v), refine(v)]))
-        if self._compare_again(verdict, second_order.compare_references, *stages):
-            return ReferenceProblem(f"the references disagree (second order):\n"
-                                    f"{verdict.describe()}", verdict)
-        inputs = [np.asarray(x, dtype) for x in case.inputs]
-        cotangent = np.asarray(case.cotangent, dtype)
-        tangents = [np.asarray(t, dtype) for t in verdict.tangents]
-        p64 = as_dtype(program, "float64")
-        c64 = np.asarray(case.cotangent, np.float64)
-
-        def run():  # every engine call on fresh copies (engine_call)
-            hs = engine_call(second_order.run_engine_hvp, self.engine, program, inputs=inputs,
-                             cotangent=cotangent, tangents=tangents)
-            if "fd" in self.oracles and self.float64:  # its own gradient, differenced
-                verdict.hvp_directions = tangents_of(case, case_rng(case, seed=2))
-                verdict.fd_hvp = second_order.engine_difference(
-                    lambda xs: engine_call(run_engine, self.engine, p64, inputs=xs,
-                                           cotangent=c64).grads,
-                    p64, case.inputs, verdict.tangents, verdict.hvp_directions,
-                    verdict.scales[1:], verdict.values)
-            return hs
-        hs, crash = self._guarded(verdict, watch, run)
-        if crash:
-            return crash
-        if verdict.fd_hvp is not None and not (verdict.fd_hvp[2] and verdict.fd_hvp[3]):
-            verdict.unresolved_probes += 1
-        verdict.hvps["engine"] = hs
-        wrong = [f"x{i}: {h.shape} {h.dtype}" for i, (h, x) in enumerate(zip(hs, inputs))
-                 if h.shape != x.shape or h.dtype != dtype]
-        if wrong or len(hs) != len(inputs):
-            verdict.comparisons.append(_mismatch("hvp", ("engine hvp", "program"), 0.0,
-                f"expected one {dtype} array per input of its shape, got {len(hs)}: "
-                f"{', '.join(wrong)}"))
-            return ShapeOrDtypeMismatch(f"wrong shape or dtype (second order):\n"
-                                        f"{verdict.describe()}", verdict)
-        if self._compare_again(verdict, lambda v: second_order.compare_engine(v, hs, dtype),
-                               *stages):
-            return HessianMismatch(f"second order differs:\n{verdict.describe()}", verdict)
+        dtype = case.program.np_dtype
+        if self._compare_again(verdict, lambda v: mode.compare_engine(v, dtype), *stages):
+            return mode.failure(verdict)
         return None
 
     @staticmethod
@@ -308,27 +160,18 @@ class Checker:
         return bool(verdict.failures)
 
     def _gauge(self, case, verdict, mode):
-        """Gauge float32's rounding for `mode`, and first order's, which every mode's
+        """Gauge float32's rounding for `mode`, and reverse mode's, which every mode's
         tolerance reads (torch's float32 runs: tolerance.py, "Lazily"); forget the
         tolerances computed so far. False when already gauged."""
-        if mode in verdict.gauged:
+        if mode.name in verdict.gauged:
             return False
         with np.errstate(all="ignore"), self._referencing(case, verdict, "torch32"):
-            if "vjp" not in verdict.gauged:
-                try:
-                    verdict.results["torch32"] = run_engine(
-                        self.torch32, as_dtype(case.program, "float32"),
-                        [np.asarray(x, np.float32) for x in case.inputs],
-                        np.asarray(case.cotangent, np.float32))
-                except Exception as e:  # noqa: BLE001 - then only the floor x 1e4 stands
-                    verdict.errors["torch32"] = f"{type(e).__name__}: {e}"
-                gauge(verdict)
-                verdict.gauged.add("vjp")
-            if mode == "jvp":
-                forward_mode.gauge(self, case, verdict)
-            elif mode == "hvp":
-                second_order.gauge(self, case, verdict)
-        verdict.gauged.add(mode)
+            if VJP.name not in verdict.gauged:
+                VJP.gauge(self, case, verdict)
+                verdict.gauged.add(VJP.name)
+            if mode is not VJP:
+                mode.gauge(self, case, verdict)
+        verdict.gauged.add(mode.name)
         verdict.tolerances.clear()
         return True
 
@@ -370,62 +213,6 @@ class Checker:
                 yield
         except NoAnswer as e:
             verdict.errors[who] = f"NoAnswer: {e}"
-
-    def _references(self, case, verdict):
-        with self._referencing(case, verdict, "references"):
-            self._run_references(case, verdict)
-
-    def _run_references(self, case, verdict):
-        program = case.program
-        p64 = as_dtype(program, "float64")
-        x64 = [np.asarray(x, np.float64) for x in case.inputs]
-        c64 = np.asarray(case.cotangent, np.float64)
-        runs = {"torch": lambda: run_engine(self.torch64, p64, x64, c64),
-                "jax": lambda: self.jax.run(p64, x64, c64)}
-        for who in self.oracles:
-            if who in runs:
-                try:
-                    verdict.results[who] = runs[who]()
-                except Exception as e:  # noqa: BLE001 - a reference that raises is reported
-                    verdict.errors[who] = f"{type(e).__name__}: {e}"
-        try:  # numpy's forward pass: the values every tolerance is scaled by
-            verdict.values = forward_values(p64, x64)
-        except Exception as e:  # noqa: BLE001 - a singular inv operand, say
-            verdict.errors["numpy"] = f"{type(e).__name__}: {e}"
-            return
-        if "fd" in self.oracles:
-            try:
-                verdict.probes = finite_differences(p64, x64, c64, case_rng(case),
-                                                    base=verdict.values)
-            except Exception as e:  # noqa: BLE001
-                verdict.errors["fd"] = f"{type(e).__name__}: {e}"
-
-    def _compare(self, verdict, name, pair, a, b, i, dtype):
-        verdict.comparisons.append(compare_arrays(name, pair, a, b,
-                                                  *ad_tolerance(verdict, i, dtype)))
-
-    def _compare_fd(self, verdict, pair, result, dtype):
-        for k, probes in enumerate(verdict.probes):
-            g = np.asarray(result.grads[k], np.float64)
-            tol_ad, _ = ad_tolerance(verdict, k + 1, dtype)
-            projected = np.tensordot(probes.directions, g, axes=2)
-            scale = np.sqrt((probes.directions ** 2).sum(axis=(1, 2)))
-            bound = probes.error + tol_ad * scale
-            use = probes.valid & probes.resolved
-            diff = np.where(use, np.abs(projected - probes.estimate), 0.0)
-            if pair[0] == "engine":  # counted once per case, not once per pair
-                verdict.skipped_probes += int((~probes.valid).sum())
-                verdict.unresolved_probes += int((probes.valid & ~probes.resolved).sum())
-            ratio = np.where(use, diff / np.maximum(bound, 1e-300), 0.0)
-            j = int(np.argmax(ratio))
-            worst = (np.unravel_index(j, g.shape) if probes.full else ("direction", j))
-            ok = bool(np.all((diff <= bound) | ~use))
-            verdict.comparisons.append(Comparison(
-                f"gradient of x{k}", pair, float(diff[j]),
-                relative(float(diff[j]), abs(float(probes.estimate[j]))),
-                tuple(int(w) if not isinstance(w, str) else w for w in worst), float(bound[j]),
-                "finite-difference bound (Richardson + rounding) + the AD tolerance"
-                + ("" if probes.full else ", along signed random directions"), ok))
 
 
 def modes_for(case, modes, jvp_every=3, hvp_every=3):

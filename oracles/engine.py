@@ -4,7 +4,8 @@ An adapter is any object (or module) with
 
     name       a short name for reports
     ops        {operation name: function(*operands, **attrs)} on the engine's values,
-               for the operations it supports (names and attrs as in mflow.ops.OPS)
+               for the operations it supports (names and attrs as in the catalogue,
+               mflow.oracles.catalogue)
     to_numpy(value) -> numpy array
 
 and one of two ways to differentiate:
@@ -31,12 +32,12 @@ Optional capabilities, each with its default:
     dtypes       ("float64", "float32"): the dtypes it computes in
     attrs        {}: per operation, the attribute values it supports, e.g.
                  {"sum": {"axis": [None]}, "conv2d": {"padding": ["valid"]}}
-    jvp          forward mode, checked where offered (oracles/forward_mode.py):
+    jvp          forward mode, checked where offered (oracles/modes.py):
                  graph form jvp(output, leaves, tangents) -> J ṫ; functional form
                  jvp(fn, inputs, tangents) -> (output, J ṫ)
     jvp_ops      all of `ops`: those whose forward mode it has (a graph with another
                  is checked in reverse mode only)
-    hvp          second order, checked where offered (oracles/second_order.py): the
+    hvp          second order, checked where offered (oracles/modes.py): the
                  Hessian-vector product ∂/∂x ⟨cotangent, J(x) ṫ⟩ per input; graph form
                  hvp(output, leaves, cotangent, tangents) -> one array per leaf;
                  functional form hvp(fn, inputs, cotangent, tangents) -> one per input
@@ -48,9 +49,13 @@ Optional capabilities, each with its default:
                  reports a declared convention as such, not as a failure
 
 The suite then draws only the operations in `ops`, with those attribute values
-and dtypes. mflow's own adapter below is the default; `load_engine("pkg.module:attr")`
-loads another, named on the command line (`--mflow-engine ...`) or in MFLOW_ENGINE;
-ready adapters for other libraries are in mflow.oracles.adapters.
+and dtypes. It talks to an adapter only through `normalise(engine)`, which tells the
+two forms apart once, when the adapter is loaded, and gives every mode one call:
+vjp(program, inputs, cotangent), jvp(program, inputs, tangents), hvp(program,
+inputs, cotangent, tangents), numpy arrays in and out. mflow's own adapter below is
+the default; `load_engine("pkg.module:attr")` loads another, named on the command
+line (`--mflow-engine ...`) or in MFLOW_ENGINE; ready adapters for other libraries
+are in mflow.oracles.adapters.
 """
 
 import importlib
@@ -103,34 +108,87 @@ class MflowEngine:
         return mflow.jvp(output, leaves, tangents)
 
     def hvp(self, output, leaves, cotangent, tangents):
-        """∂/∂x ⟨Jᵀ cotangent, ṫ⟩: the gradient built as a graph (create_graph),
-        then differentiated once more."""
-        if not output.requires_grad:
-            return [np.zeros_like(x.value) for x in leaves]
-        grads = mflow.grad(output, leaves, cotangent, create_graph=True)
-        inner = grads[0] * tangents[0]
-        inner = sum(((g * t).sum() for g, t in zip(grads[1:], tangents[1:])), inner.sum())
-        return [h.value for h in mflow.grad(inner, leaves)]
+        """∂/∂x ⟨Jᵀ cotangent, ṫ⟩ (mflow.hvp: the gradient built as a graph, then
+        differentiated once more)."""
+        return mflow.hvp(output, leaves, cotangent, tangents)
 
     def to_numpy(self, value):
         return value.value
 
 
+class Normalised:
+    """An adapter behind one call per mode, whichever form it has: told apart once, here.
+    Each call runs a program on numpy arrays and returns numpy arrays (what the
+    adapter returned, through its to_numpy)."""
+
+    def __init__(self, engine):
+        self.adapter, self.name = engine, engine.name
+        self.functional = hasattr(engine, "vjp")
+        self.offers = {"vjp": True, "jvp": callable(getattr(engine, "jvp", None)),
+                       "hvp": callable(getattr(engine, "hvp", None))}
+
+    def _array(self, value):
+        return value if isinstance(value, np.ndarray) else np.asarray(
+            self.adapter.to_numpy(value))
+
+    def _function(self, program):
+        """fn(*xs), the program on the engine's values (the functional form)."""
+        constant = getattr(self.adapter, "constant", lambda a: a)
+        return lambda *xs: interpret(program, self.adapter.ops, lambda x: x, constant, xs)[-1]
+
+    def _graph(self, program, inputs):
+        """(leaves, output) built on the engine's values (the graph form)."""
+        values = interpret(program, self.adapter.ops, self.adapter.leaf,
+                           self.adapter.constant, inputs)
+        return values[:len(inputs)], values[-1]
+
+    def vjp(self, program, inputs, cotangent):
+        """Result: the forward value and the VJP of `cotangent` for every input."""
+        if self.functional:
+            out, grads = self.adapter.vjp(self._function(program), list(inputs), cotangent)
+        else:
+            leaves, out = self._graph(program, inputs)
+            grads = self.adapter.gradients(out, leaves, cotangent)
+        return Result(np.asarray(self.adapter.to_numpy(out)), [self._array(g) for g in grads])
+
+    def jvp(self, program, inputs, tangents):
+        """(output, J ṫ)."""
+        if self.functional:
+            out, t = self.adapter.jvp(self._function(program), list(inputs), list(tangents))
+        else:
+            leaves, out = self._graph(program, inputs)
+            t = self.adapter.jvp(out, leaves, list(tangents))
+        return self._array(out), self._array(t)
+
+    def hvp(self, program, inputs, cotangent, tangents):
+        """H ṫ per input."""
+        if self.functional:
+            hs = self.adapter.hvp(self._function(program), list(inputs), cotangent,
+                                  list(tangents))
+        else:
+            leaves, out = self._graph(program, inputs)
+            hs = self.adapter.hvp(out, leaves, cotangent, list(tangents))
+        return [self._array(h) for h in hs]
+
+
+def normalise(engine):
+    """The adapter behind one call per mode (Normalised); an already normalised one as is."""
+    return engine if isinstance(engine, Normalised) else Normalised(engine)
+
+
 def run_engine(engine, program, inputs, cotangent):
     """Forward and VJP of a program on an adapter; numpy arrays out."""
-    if hasattr(engine, "vjp"):  # the functional form
-        constant = getattr(engine, "constant", lambda a: a)
+    return normalise(engine).vjp(program, inputs, cotangent)
 
-        def fn(*xs):
-            return interpret(program, engine.ops, lambda x: x, constant, xs)[-1]
-        out, grads = engine.vjp(fn, list(inputs), cotangent)
-    else:
-        values = interpret(program, engine.ops, engine.leaf, engine.constant, inputs)
-        leaves, out = values[:len(inputs)], values[-1]
-        grads = engine.gradients(out, leaves, cotangent)
-    return Result(np.asarray(engine.to_numpy(out)),
-                  [np.asarray(engine.to_numpy(g)) if not isinstance(g, np.ndarray) else g
-                   for g in grads])
+
+def run_engine_jvp(engine, program, inputs, tangents):
+    """(output, J ṫ) of a program on an adapter; numpy arrays out."""
+    return normalise(engine).jvp(program, inputs, tangents)
+
+
+def run_engine_hvp(engine, program, inputs, cotangent, tangents):
+    """H ṫ per input of a program on an adapter; numpy arrays out."""
+    return normalise(engine).hvp(program, inputs, cotangent, tangents)
 
 
 @dataclass(frozen=True)
@@ -167,16 +225,18 @@ def check_adapter(engine, spec):
         raise EngineError(f"--engine {spec!r}: the adapter lacks {', '.join(missing)}; "
                           f"an adapter needs {', '.join(REQUIRED)} and either vjp or "
                           f"{', '.join(GRAPH_FORM)} (see mflow/oracles/engine.py)")
-    unknown = sorted(set(engine.ops) - set(OPS))
+    from .catalogue import CATALOGUE
+    unknown = sorted(set(engine.ops) - set(CATALOGUE))
     if unknown:
         raise EngineError(f"--engine {spec!r}: ops {unknown} are not operations the suite "
-                          f"knows; names are those of mflow.ops.OPS: {', '.join(sorted(OPS))}")
+                          f"knows; names are those of the catalogue: "
+                          f"{', '.join(sorted(CATALOGUE))}")
     caps = capabilities(engine)
     if not caps.dtypes or not set(caps.dtypes) <= set(DTYPES):
         raise EngineError(f"--engine {spec!r}: dtypes {caps.dtypes!r}: a non-empty subset of "
                           f"{DTYPES}")
     for name, allowed in caps.attrs.items():
-        drawn = OPS[name].drawn if name in OPS else {}
+        drawn = CATALOGUE[name].drawn if name in CATALOGUE else {}
         if name not in engine.ops or not isinstance(allowed, dict) or any(
                 drawn.get(k) is None or not v or not set(v) <= set(drawn[k])
                 for k, v in allowed.items()):
@@ -187,7 +247,7 @@ def check_adapter(engine, spec):
             raise EngineError(f"--engine {spec!r}: {mode}_ops "
                               f"{sorted(declared - set(engine.ops))} are not in its ops")
     for name, at in caps.conventions.items():
-        kinks = OPS[name].kinks if name in OPS else ()
+        kinks = CATALOGUE[name].kinks if name in CATALOGUE else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):
             raise EngineError(f"--engine {spec!r}: conventions[{name!r}] = {at!r}: "
                               f"{{kink: derivative}} for kinks {kinks} of a kinked operation")
@@ -234,7 +294,8 @@ def engine_record(engine):
 def supported(engine, wanted=None):
     """The operations to draw: those wanted (default: all) that the engine has.
     Raises EngineError listing what is missing when none is left."""
-    wanted = list(OPS) if wanted is None else list(wanted)
+    from .catalogue import CATALOGUE
+    wanted = list(CATALOGUE) if wanted is None else list(wanted)
     have = [op for op in wanted if op in engine.ops]
     if not have:
         raise EngineError(f"engine {engine.name!r} supports none of the requested operations "

@@ -47,8 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mflow.ops import OPS
-
+from .catalogue import CATALOGUE
 from .numpy_backend import NUMPY_OPS
 from .program import interpret
 
@@ -109,7 +108,7 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
     valid = np.isfinite(phi).all(axis=0) & ~straddles(program, base, values, q, b)
     biggest = max(np.abs(v).max() for v in base)  # rounding grows with the largest term, even
     phi_abs = np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest  # if it cancels later
-    rounding = 64 * (len(program.steps) + 1) * U * phi_abs
+    rounding = rounding_of(program, phi_abs)
     out, start = [], 0
     for v, h, full in per_input:
         rows = slice(start, start + len(v))
@@ -123,6 +122,12 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
                           resolved & valid[rows]))
         start += len(v)
     return out
+
+
+def rounding_of(program, size):
+    """K u Φ, K = 64 (steps + 1): how far rounding can move one evaluation of a sum whose
+    terms add up to `size` in absolute value (the module docstring's Φ)."""
+    return 64 * (len(program.steps) + 1) * U * size
 
 
 def converges(d, noise):
@@ -144,7 +149,7 @@ def straddles(program, base, values, q, b):
     operation on another side of a kink (or on it) than the unperturbed one."""
     hit = np.zeros(q, bool)
     for step in program.steps:
-        for kink in OPS[step.op].kinks if step.op in OPS else ():
+        for kink in CATALOGUE[step.op].kinks if step.op in CATALOGUE else ():
             for a in step.args:
                 side = np.sign(base[a] - kink)
                 moved = np.sign(np.broadcast_to(values[a], (b * q, *base[a].shape)) - kink)
@@ -171,8 +176,7 @@ def directional(program, inputs, tangents, cotangent, base=None):
     valid = bool(np.isfinite(phi).all()) and not bool(
         straddles(program, base, values, 1, len(steps))[0])
     biggest = max(np.abs(v).max() for v in base)
-    rounding = 64 * (len(program.steps) + 1) * U * (
-        np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest)
+    rounding = rounding_of(program, np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest)
     estimate, error, resolved = along(phi, h, rounding)
     return estimate, error, valid, resolved and valid
 
@@ -193,3 +197,29 @@ def along(phi, h, rounding):
     r2 = R * R
     estimate = float(((r2 * d[0] - d[1]) / (r2 - 1))[0])
     return estimate, float(abs(d[1] - d[0])[0] + 2 * rounding / h), resolved
+
+
+def engine_difference(gradient, program, inputs, tangents, directions, scales, base):
+    """A central difference of the engine's own gradient along ṫ, projected on w: an
+    estimate of ⟨w, H ṫ⟩ that needs no second-order reference, with its bound (the
+    rules above; each gradient's rounding taken as K u Σ|w| times its term size).
+    `gradient(xs)`: the engine's VJP at xs (float64); `scales`: each gradient's term
+    size (tolerance.term_scales). Returns (estimate, bound, valid, resolved)."""
+    xs = [np.asarray(x, np.float64) for x in inputs]
+    ts = [np.asarray(t, np.float64) for t in tangents]
+    h, steps = steps_along(xs, ts)
+    psi = []
+    for s in steps * h:
+        grads = gradient([x + s * t for x, t in zip(xs, ts)])
+        psi.append(sum(float(np.sum(w * np.asarray(g, np.float64)))
+                       for w, g in zip(directions, grads)))
+    psi = np.asarray(psi).reshape(len(steps), 1)
+    with np.errstate(all="ignore"):  # the kinks its evaluations straddle, from numpy's pass
+        values = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64),
+                           [x + (steps * h)[:, None, None] * t for x, t in zip(xs, ts)])
+    valid = bool(np.isfinite(psi).all()) and not bool(
+        straddles(program, base, values, 1, len(steps))[0])
+    rounding = rounding_of(program, sum(float(np.abs(w).sum()) * s
+                                        for w, s in zip(directions, scales)))
+    estimate, error, resolved = along(psi, h, rounding)
+    return estimate, error, valid, resolved and valid

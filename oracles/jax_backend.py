@@ -15,6 +15,8 @@ Two ways to run a program, which a test holds equal:
   new graph costs one call. Programs too large fall back to `plain_vjp`.
 """
 
+import functools
+import itertools
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
@@ -25,6 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
+from .catalogue import CATALOGUE, Derived, version  # noqa: E402
 from .engine import Result  # noqa: E402
 from .program import interpret  # noqa: E402
 
@@ -39,31 +42,7 @@ def _ix(i):
     return np.arange(i.start, i.stop, i.step) if isinstance(i, slice) else np.asarray(i)
 
 
-def _reduce(f):
-    def reduced(x, axis):
-        return f(x).reshape(1, 1) if axis is None else f(x, axis=axis, keepdims=True)
-    return reduced
-
-
-def _conv2d(image, kernel, stride, padding):
-    return lax.conv_general_dilated(image[None, None], kernel[None, None], (stride, stride),
-                                    padding.upper())[0, 0]
-
-
-JAX_OPS = {
-    "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "div": jnp.divide,
-    "neg": jnp.negative, "pow": lambda x, p: x ** p, "relu": jax.nn.relu, "exp": jnp.exp,
-    "log": jnp.log, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "sin": jnp.sin, "cos": jnp.cos,
-    "matmul": jnp.matmul, "transpose": lambda x: x.T,
-    "sum": _reduce(jnp.sum), "mean": _reduce(jnp.mean),
-    "concat": lambda *xs, axis: jnp.concatenate(xs, axis=axis),
-    "getitem": lambda x, rows, cols: x[_ix(rows)][:, _ix(cols)],
-    "softmax": lambda x, axis: jax.nn.softmax(x, axis=axis),
-    "log_softmax": lambda x, axis: jax.nn.log_softmax(x, axis=axis),
-    "trace": lambda x: jnp.trace(x).reshape(1, 1),
-    "inv": jnp.linalg.inv, "det": lambda x: jnp.linalg.det(x).reshape(1, 1),
-    "conv2d": _conv2d,
-}
+JAX_OPS = Derived(lambda: {name: rec.reference("jax", jax) for name, rec in CATALOGUE.items()})
 
 
 def plain_vjp(program, inputs, cotangent):
@@ -99,16 +78,34 @@ def plain_hvp(program, inputs, cotangent, tangents):
 
 # --- the compiled interpreter ------------------------------------------------------
 
-# Opcodes; attributes that change the computation's structure get their own opcode.
-_CODES = ["nop", "add", "mul", "div", "neg", "pow", "relu", "exp", "log", "tanh", "sigmoid",
-          "sin", "cos", "matmul", "transpose", "sum", "sum0", "sum1", "mean", "mean0", "mean1",
-          "concat0", "concat1", "getitem", "softmax0", "softmax1", "log_softmax0",
-          "log_softmax1", "trace", "inv", "det", "conv2d", "sub"]
-CODE = {name: i for i, name in enumerate(_CODES)}
-_AXIS = {None: "", 0: "0", 1: "1"}
+# Opcodes, from the catalogue: one per operation, and one per value of an attribute that
+# changes the computation's structure (`opcode_by`: the axis of sum, softmax, concat).
+@functools.cache
+def _codes(version):
+    codes = ["nop"]
+    for name, rec in CATALOGUE.items():
+        values = itertools.product(*(rec.drawn[k] for k in rec.opcode_by))
+        codes += [(name, dict(zip(rec.opcode_by, v))) for v in values]
+    return codes
+
+
+def codes():
+    """[nop, (operation, {attribute: value}) per opcode] of the catalogue as it is now."""
+    return _codes(version())
+
+
+def opcode(name, attrs):
+    """The opcode of a step of `name` with `attrs`."""
+    rec = CATALOGUE[name]
+    key = (name, {k: attrs[k] for k in rec.opcode_by})
+    return codes().index(key)
+
+
 # A step is one row of ints (these fields, then P row and P column indices for
-# getitem) and one float (pow's exponent): few operands keep lax.switch cheap.
+# getitem) and one float (a scalar attribute: pow's exponent): few operands keep
+# lax.switch cheap.
 _FIELDS = ("op", "a0", "a1", "dst", "R", "C", "r0", "c0", "r1", "c1", "stride", "top", "left")
+SCALAR = "p"  # the one attribute carried as a float (pow's exponent)
 
 
 def _unpack(ints, p, P):
@@ -119,6 +116,8 @@ def _unpack(ints, p, P):
 
 
 def _branches(P, dtype):
+    """One branch per opcode (`codes()`): each operation's slot kind (its record's
+    `slot`, or its kind: elementwise, binary) made into a function of padded slots."""
     rows = jnp.arange(P)[:, None]
     cols = jnp.arange(P)[None, :]
     eye = jnp.eye(P, dtype=dtype)
@@ -191,37 +190,44 @@ def _branches(P, dtype):
     def count(s, axis):
         return {None: s["r0"] * s["c0"], 0: s["r0"], 1: s["c0"]}[axis].astype(dtype)
 
-    table = {
-        "nop": lambda x, y, s: x,
-        "add": binary(lambda a, b: a + b), "sub": binary(lambda a, b: a - b),
-        "mul": binary(lambda a, b: a * b), "div": binary(lambda a, b: a / b),
-        "neg": elementwise(lambda x, s: -x), "pow": elementwise(lambda x, s: x ** s["p"]),
-        "relu": elementwise(lambda x, s: jax.nn.relu(x)),
-        "exp": elementwise(lambda x, s: jnp.exp(x)),
-        "log": elementwise(lambda x, s: jnp.log(x)), "tanh": elementwise(lambda x, s: jnp.tanh(x)),
-        "sigmoid": elementwise(lambda x, s: jax.nn.sigmoid(x)),
-        "sin": elementwise(lambda x, s: jnp.sin(x)), "cos": elementwise(lambda x, s: jnp.cos(x)),
-        "matmul": lambda x, y, s: x @ y,
-        "transpose": lambda x, y, s: x.T,
-        "sum": lambda x, y, s: jnp.sum(x) * e00,
-        "sum0": lambda x, y, s: place_row(jnp.sum(x, axis=0)),
-        "sum1": lambda x, y, s: place_col(jnp.sum(x, axis=1)),
-        "mean": lambda x, y, s: jnp.sum(x) / count(s, None) * e00,
-        "mean0": lambda x, y, s: place_row(jnp.sum(x, axis=0) / count(s, 0)),
-        "mean1": lambda x, y, s: place_col(jnp.sum(x, axis=1) / count(s, 1)),
-        "concat0": concat(0), "concat1": concat(1),
-        "getitem": getitem,
-        "softmax0": softmax(0, False), "softmax1": softmax(1, False),
-        "log_softmax0": softmax(0, True), "log_softmax1": softmax(1, True),
-        "trace": lambda x, y, s: jnp.trace(x) * e00,
-        "inv": lambda x, y, s: jnp.where(mask(s["R"], s["C"]),
-                                         jnp.linalg.inv(square_padded(x, s)), 0),
-        "det": lambda x, y, s: jnp.linalg.det(square_padded(x, s)) * e00,
-        "conv2d": conv2d,
-    }
+    def reduce(axis):  # sum: zeros outside the shape add nothing
+        if axis is None:
+            return lambda x, y, s: jnp.sum(x) * e00
+        return lambda x, y, s: (place_row if axis == 0 else place_col)(jnp.sum(x, axis=axis))
+
+    def mean(axis):
+        if axis is None:
+            return lambda x, y, s: jnp.sum(x) / count(s, None) * e00
+        place = place_row if axis == 0 else place_col
+        return lambda x, y, s: place(jnp.sum(x, axis=axis) / count(s, axis))
+
+    def with_scalar(f, rec):  # the scalar attribute (pow's p) comes from the step's float
+        return (lambda x, s: f(x, **{SCALAR: s["p"]})) if SCALAR in rec.attrs \
+            else (lambda x, s: f(x))
+
+    def slot(rec, attrs):
+        kind = rec.slot or {"elementwise": "elementwise", "binary": "binary"}[rec.kind]
+        f = JAX_OPS[rec.name]
+        axis = attrs.get("axis")
+        return {
+            "elementwise": lambda: elementwise(with_scalar(f, rec)),
+            "binary": lambda: binary(f),
+            "matrix": lambda: (lambda x, y, s: f(x, y)) if rec.arity == 2 else
+                      (lambda x, y, s: f(x)),
+            "sum": lambda: reduce(axis), "mean": lambda: mean(axis),
+            "concat": lambda: concat(axis), "getitem": lambda: getitem,
+            "softmax": lambda: softmax(axis, False), "log_softmax": lambda: softmax(axis, True),
+            "trace": lambda: lambda x, y, s: jnp.trace(x) * e00,
+            "inv": lambda: lambda x, y, s: jnp.where(mask(s["R"], s["C"]),
+                                                     jnp.linalg.inv(square_padded(x, s)), 0),
+            "det": lambda: lambda x, y, s: jnp.linalg.det(square_padded(x, s)) * e00,
+            "conv2d": lambda: conv2d,
+        }[kind]()
+
     def packed(branch):
         return lambda x, y, ints, p: branch(x, y, _unpack(ints, p, P))
-    return [packed(table[name]) for name in _CODES]
+    return [packed(lambda x, y, s: x)] + [packed(slot(CATALOGUE[name], attrs))
+                                          for name, attrs in codes()[1:]]
 
 
 class JaxOracle:
@@ -237,8 +243,9 @@ class JaxOracle:
         self._compiled, self._raw = {}, {}
 
     def _function(self, dtype, steps):
-        if (dtype, steps) in self._compiled:
-            return self._compiled[dtype, steps]
+        key = (dtype, steps, version())  # the opcodes are the catalogue's as it is now
+        if key in self._compiled:
+            return self._compiled[key]
         P = self.P
         branches = _branches(P, dtype)
 
@@ -264,13 +271,13 @@ class JaxOracle:
             grads, _ = lax.scan(backward, grads, (ints, ps), reverse=True)
             return vals[out_slot], grads
 
-        self._raw[dtype, steps] = run  # for second order, differentiated again
-        self._compiled[dtype, steps] = jax.jit(run)
-        return self._compiled[dtype, steps]
+        self._raw[key] = run  # for second order, differentiated again
+        self._compiled[key] = jax.jit(run)
+        return self._compiled[key]
 
     def _jvp_function(self, dtype, steps):
         """jax.jvp of the forward scan, compiled once per dtype and bucket."""
-        key = ("jvp", dtype, steps)
+        key = ("jvp", dtype, steps, version())
         if key not in self._compiled:
             branches = _branches(self.P, dtype)
             dst = _FIELDS.index("dst")
@@ -306,10 +313,10 @@ class JaxOracle:
     def _hvp_function(self, dtype, steps):
         """jax.jvp of the compiled VJP along the inputs' tangents (forward over reverse:
         the derivative of Jᵀȳ along ṫ, H ṫ), compiled once per dtype and bucket."""
-        key = ("hvp", dtype, steps)
+        key = ("hvp", dtype, steps, version())
         if key not in self._compiled:
             self._function(dtype, steps)
-            run = self._raw[dtype, steps]
+            run = self._raw[dtype, steps, version()]
 
             def hvp(init, tangent, ints, ps, cotangent, out_slot):
                 return jax.jvp(lambda v: run(v, ints, ps, cotangent, out_slot)[1], (init,),
@@ -349,7 +356,7 @@ class JaxOracle:
             a = [slot[i] if isinstance(i, int) else i[0] for i in args] + [0, 0]
             shapes = [shape[slot[i]] if isinstance(i, int) else i[1] for i in args] + [(1, 1)] * 2
             dst = len(shape)
-            row = dict(op=CODE[op], a0=a[0], a1=a[1], dst=dst, R=out_shape[0], C=out_shape[1],
+            row = dict(op=op, a0=a[0], a1=a[1], dst=dst, R=out_shape[0], C=out_shape[1],
                        r0=shapes[0][0], c0=shapes[0][1], r1=shapes[1][0], c1=shapes[1][1],
                        # fields an opcode does not read are 0 (p: pow's exponent alone)
                        p=kw.get("p", 0.0), stride=kw.get("stride", 1), top=kw.get("top", 0),
@@ -368,8 +375,6 @@ class JaxOracle:
                 consts.append((len(shape), np.asarray(at["value"])))
                 shape.append(out_shape)
                 code_slot = len(shape) - 1
-            elif step.op in ("sum", "mean", "softmax", "log_softmax"):
-                code_slot = emit(step.op + _AXIS[at["axis"]], step.args, out_shape)
             elif step.op == "concat":  # a chain of two-operand concats
                 axis = at["axis"]
                 acc = step.args[0]
@@ -379,22 +384,22 @@ class JaxOracle:
                     first = shape[slot[acc]] if isinstance(acc, int) else acc[1]
                     joined = ((first[0] + shape[slot[b]][0], first[1]) if axis == 0
                               else (first[0], first[1] + shape[slot[b]][1]))
-                    code_slot = emit(f"concat{axis}", [acc, b], joined)
+                    code_slot = emit(opcode("concat", at), [acc, b], joined)
                     acc = (code_slot, joined)
             elif step.op == "getitem":
                 ri, ci = np.zeros(P, int), np.zeros(P, int)
                 r, c = _ix(at["rows"]), _ix(at["cols"])
                 ri[:len(r)], ci[:len(c)] = r, c
-                code_slot = emit("getitem", step.args, out_shape, ri=ri, ci=ci)
+                code_slot = emit(opcode("getitem", at), step.args, out_shape, ri=ri, ci=ci)
             elif step.op == "conv2d":
                 kshape = shape[slot[step.args[1]]]
                 same = at["padding"] == "same"
-                code_slot = emit("conv2d", step.args, out_shape, stride=at["stride"],
+                code_slot = emit(opcode("conv2d", at), step.args, out_shape, stride=at["stride"],
                                  top=(kshape[0] - 1) // 2 if same else 0,
                                  left=(kshape[1] - 1) // 2 if same else 0)
             else:
-                code_slot = emit(step.op, step.args, out_shape, **({"p": float(at["p"])}
-                                                                   if step.op == "pow" else {}))
+                code_slot = emit(opcode(step.op, at), step.args, out_shape,
+                                 **({"p": float(at[SCALAR])} if SCALAR in at else {}))
             slot.append(code_slot)
         steps = next((t for t in self.buckets if len(code["op"]) <= t), None)
         if len(shape) > self.S or steps is None:

@@ -12,8 +12,7 @@ documented convention, not as a disagreement.
 
 import numpy as np
 
-from mflow.ops import OPS
-
+from .catalogue import CATALOGUE
 from .engine import capabilities, run_engine
 from .jax_backend import plain_vjp
 from .program import Program, Step
@@ -24,7 +23,7 @@ def kink_table(engine):
     """One row per kink of the table: {op, kink, engine, torch, jax, convention,
     agrees}, the derivatives taken exactly at the kink (cotangent 1)."""
     rows, declared = [], capabilities(engine).conventions
-    for name, op in OPS.items():
+    for name, op in CATALOGUE.items():
         if not op.kinks or name not in engine.ops or op.arity != 1:
             continue
         for kink in op.kinks:

@@ -9,28 +9,9 @@ contributions (accumulation at fan-out, broadcasting undone in the wrong place).
 """
 
 import numpy as np
-import torch
 
-from mflow import shapes
-
-from .program import Case, Program, Step, interpret
-from .tolerance import as_dtype
-from .torch_backend import TORCH_OPS
-
-
-def intermediates(case):
-    """Every value of the case in torch (float64) and the cotangent reaching it."""
-    p = case.program
-    values = interpret(as_dtype(p, "float64"), TORCH_OPS,
-                       lambda x: torch.tensor(np.asarray(x, np.float64), requires_grad=True),
-                       lambda a: torch.tensor(np.asarray(a, np.float64)), case.inputs)
-    for v in values:
-        if v.requires_grad:
-            v.retain_grad()
-    if values[-1].requires_grad:
-        values[-1].backward(torch.tensor(np.asarray(case.cotangent, np.float64)))
-    return ([v.detach().numpy() for v in values],
-            [None if v.grad is None else v.grad.numpy() for v in values])
+from .program import Case, Program, Step
+from .torch_backend import intermediates
 
 
 def rule_variant(step, operands):
@@ -38,12 +19,12 @@ def rule_variant(step, operands):
     attribute values (axis, stride, padding, exponent; not fitted slices), how
     each operand broadcasts against the others, and which operands are one value
     (x + x). Two bugs in one rule differ here; one bug in many graphs does not."""
-    from mflow.ops import OPS
-    op = OPS[step.op]
+    from .catalogue import CATALOGUE
+    op = CATALOGUE[step.op]
     attrs = {k: v for k, v in sorted(step.attrs.items())
              if op.drawn.get(k) is not None and not isinstance(v, slice)}
     variant = {"attrs": {k: repr(v) for k, v in attrs.items()}}
-    if op.shape is shapes.broadcast:
+    if op.kind == "binary":
         out = np.broadcast_shapes(*(v.shape for v in operands))
         variant["broadcast"] = ["full" if v.shape == out else "scalar" if v.size == 1 else
                                 "row" if v.shape[0] == 1 else "column" for v in operands]

@@ -22,8 +22,9 @@ from functools import cached_property
 
 import numpy as np
 
-from mflow.ops import OPS
 from mflow.shapes import ShapeError, normalise_index
+
+from .catalogue import CATALOGUE
 
 DTYPES = ("float64", "float32")
 # Bounds on what a loaded program may ask for, so a damaged file cannot allocate gigabytes:
@@ -45,7 +46,7 @@ class Step:
     attrs: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        op = OPS.get(self.op)
+        op = CATALOGUE.get(self.op)
         if op is not None and op.attrs and isinstance(self.attrs, dict):
             object.__setattr__(self, "attrs", op.complete(self.attrs))
 
@@ -96,9 +97,10 @@ class Program:
                                        f"finite 'value' of sides at most {MAX_SIDE}")
                 shapes.append(value.shape)
                 continue
-            if step.op not in OPS:
-                raise ProgramError(f"{where}: unknown operation; known: {', '.join(sorted(OPS))}")
-            op = OPS[step.op]
+            if step.op not in CATALOGUE:
+                raise ProgramError(f"{where}: unknown operation; known: "
+                                   f"{', '.join(sorted(CATALOGUE))}")
+            op = CATALOGUE[step.op]
             if op.arity is not None and len(step.args) != op.arity:
                 raise ProgramError(f"{where}: takes {op.arity} argument(s), got {len(step.args)}")
             if not isinstance(step.attrs, dict):
@@ -231,29 +233,21 @@ class Program:
         return "\n".join(lines) + "\n"
 
 
-_OPERATORS = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
-              "matmul": "{0} @ {1}", "neg": "-{0}", "transpose": "{0}.T"}
-
-
 def _expression(step, args, dtype):
+    """How the printer writes a step: its record's `python` (a format of the operands,
+    or a function of them and the attributes), else mflow.NAME(operands, attr=value)."""
     if step.op == "const":
         return f"mflow.Node(np.array({_encode(step.attrs['value'])!r}, dtype=np.{dtype}))"
-    if step.op in _OPERATORS:
-        return _OPERATORS[step.op].format(*args)
-    if step.op == "pow":
-        return f"{args[0]} ** {step.attrs['p']!r}"
-    if step.op == "getitem":
-        return f"{args[0]}[{_index(step.attrs['rows'])}, {_index(step.attrs['cols'])}]"
+    how = CATALOGUE[step.op].python
+    if callable(how):
+        return how(args, step.attrs)
+    if how is not None:
+        return how.format(*args)
     attrs = "".join(f", {k}={v!r}" for k, v in step.attrs.items())
-    if step.op == "concat":
-        return f"mflow.concat([{', '.join(args)}]{attrs})"
-    return f"mflow.{step.op}({', '.join(args)}{attrs})"
-
-
-def _index(i):
-    if isinstance(i, slice):
-        return f"{i.start}:{i.stop}:{i.step}"
-    return repr(list(i))
+    import mflow
+    if hasattr(mflow, step.op):
+        return f"mflow.{step.op}({', '.join(args)}{attrs})"
+    return f"mflow.apply({step.op!r}, {', '.join(args)}{attrs})"  # an operation of a user's
 
 
 def _encode(v):

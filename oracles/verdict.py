@@ -148,8 +148,8 @@ class Verdict:
     values: list = field(default_factory=list)       # every value of the graph, numpy float64
     condition: float = 1.0                           # n κ² of the worst inv/det operand
     gauge_relative: float = 0.0                      # float32's relative error on this case
-    gauge_absolute: list = field(default_factory=list)  # per array: Monte Carlo spread, once
-    #   a comparison failed (tolerance.refine)
+    spread: dict = field(default_factory=dict)       # mode -> per array: the Monte Carlo
+    #   spread of mflow's rules, once a comparison failed (tolerance.refine)
     gauged: set = field(default_factory=set)         # modes whose float32 gauge has run (only
     #   once a comparison against the floor alone failed: tolerance.py, "Lazily")
     errors: dict = field(default_factory=dict)       # who -> exception text
@@ -158,12 +158,9 @@ class Verdict:
     slow_once: bool = False                          # over the time limit once, not again
     tangents: list = field(default_factory=list)     # forward mode: ṫ per input (if checked)
     jvps: dict = field(default_factory=dict)         # who -> J ṫ (engine, torch, jax, torch32)
-    jvp_spread: float | None = None                  # forward mode's Monte Carlo spread, once
-    #   a JVP comparison failed (forward_mode.refine)
     fd_tangent: tuple | None = None                  # (estimate, bound, valid, resolved) of
     #   ⟨cotangent, J ṫ⟩ by a central difference along ṫ
     hvps: dict = field(default_factory=dict)         # who -> H ṫ per input (second order)
-    hvp_spread: list | None = None                   # per input: second_order.refine's spread
     hvp_directions: list = field(default_factory=list)  # w per input: the projection of
     fd_hvp: tuple | None = None                      # ⟨w, H ṫ⟩ by a central difference of the
     #   engine's own gradient along ṫ: (estimate, bound, valid, resolved)

@@ -162,7 +162,7 @@ class Campaign:
             engine = None
         return {"started": _iso(self.started), "finished": _iso(now),
                 "seconds": now - self.started, "interrupted": exitstatus == 2,
-                "exitstatus": int(exitstatus), "command": " ".join(sys.argv),
+                "exitstatus": int(exitstatus), "command": self.portable(" ".join(sys.argv)),
                 "engine": self.config.getoption("--mflow-engine", default="mflow"),
                 "engine_name": getattr(engine, "name", None),
                 "engine_version": _engine_version(engine),
@@ -170,6 +170,15 @@ class Campaign:
                 "versions": _versions(),
                 # the engine's derivative at each kink, so the report can be rebuilt anywhere
                 "kinks": _kinks(engine)}
+
+    def portable(self, text):
+        """Text for a record that may be published: the machine's own paths (the project,
+        the Python environment, the home folder) replaced by names that say what they were."""
+        for path, name in ((str(self.config.rootpath), "."), (sys.prefix, "<python>"),
+                           (os.path.expanduser("~"), "~")):
+            if len(path) > 1:
+                text = text.replace(path + os.sep, name + os.sep if name != "." else "")
+        return text
 
     # -- pytest hooks (the instance is registered as a plugin)
     def pytest_sessionstart(self, session):
@@ -198,7 +207,7 @@ class Campaign:
             crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
             message = getattr(crash, "message", None) or str(report.longrepr)
             self.failed_tests.append({"test": report.nodeid, "when": report.when,
-                                      "message": message.strip()[:2000]})
+                                      "message": self.portable(message.strip()[:2000])})
 
     def pytest_sessionfinish(self, session):
         self.flush()

@@ -28,10 +28,10 @@ from .files import entries
 from .records import load, run_record
 
 PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd vs torch",
-         # forward mode, where the engine offers it (oracles/forward_mode.py)
+         # forward mode, where the engine offers it (oracles/modes.py)
          "engine jvp vs torch jvp", "engine jvp vs jax jvp", "engine jvp vs fd jvp",
          "engine jvp vs engine vjp", "jax jvp vs torch jvp", "fd jvp vs torch jvp",
-         # second order, where the engine offers it (oracles/second_order.py)
+         # second order, where the engine offers it (oracles/modes.py)
          "engine hvp vs torch hvp", "engine hvp vs jax hvp", "engine hvp vs fd of engine vjp",
          "jax hvp vs torch hvp")
 TEMPLATES = Path(__file__).resolve().parent / "templates"

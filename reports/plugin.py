@@ -40,8 +40,6 @@ Light to import: no torch, JAX or Hypothesis strategies until a test needs them.
 """
 
 import os
-import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -133,127 +131,16 @@ def pytest_configure(config):
 
 
 def _register_profiles(config):
+    from .profiles import register
     try:
-        from hypothesis import HealthCheck, settings
+        register(config.getoption("--mflow-engine"), config.getoption("--mflow-db"),
+                 config.rootpath, _active(config))
     except ImportError:  # mflow installed without its test extras: fine until asked for
         if _active(config):
             raise pytest.UsageError("the suite needs its test extras: pip install "
                                     "'mflow[test]'") from None
-        return
-    default = settings.get_profile("default")
-    slow_is_fine = [HealthCheck.too_slow, HealthCheck.filter_too_much,
-                    HealthCheck.data_too_large]
-    profiles = {
-        "dev": dict(max_examples=25, deadline=None, suppress_health_check=slow_is_fine),
-        "ci": dict(max_examples=60, derandomize=True, deadline=None, database=None,
-                   print_blob=True, suppress_health_check=slow_is_fine),
-        "fuzz": dict(max_examples=int(os.environ.get("MFLOW_FUZZ_EXAMPLES", "1000")),
-                     deadline=None, print_blob=True, suppress_health_check=slow_is_fine,
-                     # one database per engine: one engine's found examples are not
-                     # replayed first on another
-                     database=example_database(config)),
-    }
-    for name, kw in profiles.items():  # each from Hypothesis's default: none inherits another's
-        settings.register_profile(f"mflow-{name}", parent=default, **kw)
-    chosen = os.environ.get("MFLOW_PROFILE")
-    if chosen is not None and chosen not in profiles:
-        raise pytest.UsageError(f"MFLOW_PROFILE={chosen!r} is not a profile; "
-                                f"choose one of {', '.join(profiles)}")
-    if chosen or _active(config):
-        settings.load_profile(f"mflow-{chosen or 'dev'}")
-
-
-def example_database(config):
-    """The fuzz profile's example database: a local directory per engine, and with
-    --mflow-db redis://host:port/n also a Redis database shared by every machine of
-    the campaign (keys prefixed by the engine), so that what one machine finds the
-    others replay first. Hypothesis's own databases: each machine writes what it
-    finds to both, and reads both."""
-    from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase
-    engine = _safe(config.getoption("--mflow-engine"))
-    local = DirectoryBasedExampleDatabase(str(config.rootpath / ".hypothesis" /
-                                              "mflow-examples" / engine))
-    url = config.getoption("--mflow-db")
-    if not url or not _active(config):
-        return local
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise pytest.UsageError(f"--mflow-db {url!r}: give redis://host:port/n (the database "
-                                "shared by the machines of a campaign)")
-    try:
-        import redis
-        from hypothesis.extra.redis import RedisExampleDatabase
-    except ImportError:
-        raise pytest.UsageError("--mflow-db needs the redis package: pip install "
-                                "'mflow[scale]'") from None
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-        client.ping()
-    except (ValueError, redis.RedisError) as e:
-        raise pytest.UsageError(f"--mflow-db {url!r}: no Redis answers there "
-                                f"({type(e).__name__}: {e})") from None
-    shared = RedisExampleDatabase(client, key_prefix=f"mflow:{engine}:".encode())
-    return MultiplexedDatabase(local, Optional(shared, url))
-
-
-class Optional:
-    """An example database the run can lose (a shared Redis server going away): its
-    first error is one warning, and from then on it is left out, so the run goes on
-    with the local database and nothing counts against the engine."""
-
-    def __new__(cls, db, name):
-        from hypothesis.database import ExampleDatabase
-
-        class _Optional(ExampleDatabase):
-            def __init__(self):
-                super().__init__()
-                self.db, self.name, self.lost = db, name, None
-
-            def _use(self, method, *args, default=None):
-                if self.lost is None:
-                    try:
-                        if method == "fetch":
-                            return self._listed(*args)
-                        return getattr(self.db, method)(*args)
-                    except Exception as e:  # noqa: BLE001 - any failure of the server
-                        self.lost = f"{type(e).__name__}: {e}"
-                        _lost_database(self.name, self.lost)
-                return default
-
-            def fetch(self, key):  # Hypothesis's fetch is a generator: read it all here
-                return self._use("fetch", key, default=())
-
-            def _listed(self, key):
-                return list(self.db.fetch(key))
-
-            def save(self, key, value):
-                self._use("save", key, value)
-
-            def delete(self, key, value):
-                self._use("delete", key, value)
-
-            def move(self, src, dest, value):
-                self._use("move", src, dest, value)
-        return _Optional()
-
-
-class SharedDatabaseLost(UserWarning):
-    """The shared example database stopped answering; the run goes on without it."""
-
-
-def _lost_database(name, error):
-    with warnings.catch_warnings():  # a warning, never an error (-W error, filterwarnings)
-        warnings.simplefilter("always")
-        warnings.warn(SharedDatabaseLost(
-            f"the shared example database {name} stopped answering ({error}); this run goes "
-            "on with the local one"), stacklevel=3)
-    print(f"mflow: the shared example database {name} stopped answering ({error}); going "
-          "on with the local one", file=sys.stderr, flush=True)
-
-
-def _safe(spec):
-    """A folder name for an engine spec."""
-    import re
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec or "mflow")[:100]
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def reports_dir(config):
@@ -349,12 +236,12 @@ def mflow_engine_ops(request, mflow_engine):
 def wanted_ops(config):
     """Every operation but those --mflow-skip-ops leaves out (a known bug not fixed yet,
     so that it does not stop every graph that contains it); unknown names: a usage error."""
-    from mflow.ops import OPS
+    from mflow.oracles.catalogue import CATALOGUE as OPS
     skip = [o for o in (config.getoption("--mflow-skip-ops") or "").split(",") if o.strip()]
     unknown = sorted(set(o.strip() for o in skip) - set(OPS))
     if unknown:
         raise pytest.UsageError(f"--mflow-skip-ops: {', '.join(unknown)} are not operations; "
-                                f"names are those of mflow.ops.OPS: {', '.join(sorted(OPS))}")
+                                f"names are those of the catalogue: {', '.join(sorted(OPS))}")
     return [o for o in OPS if o not in {o.strip() for o in skip}]
 
 

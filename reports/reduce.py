@@ -102,11 +102,10 @@ class _Checks:
 def within_domains(case):
     """Whether every operand of every step lies inside its operation's domain and clear
     of its kinks (mflow.ops, strategies.domains), computed in float64 by numpy."""
+    from mflow.oracles.catalogue import CATALOGUE
     from mflow.oracles.numpy_backend import NUMPY_OPS
     from mflow.oracles.program import interpret
     from mflow.strategies.domains import accepts
-
-    from mflow.ops import OPS
     program = case.program.with_dtype("float64") if case.program.dtype != "float64" \
         else case.program
     with np.errstate(all="ignore"):
@@ -120,7 +119,7 @@ def within_domains(case):
         for step in program.steps:
             if step.op == "const":
                 continue
-            op = OPS[step.op]
+            op = CATALOGUE[step.op]
             for a, domain in zip(step.args, op.domains(len(step.args), step.attrs)):
                 if not accepts(domain, values[a], op.kinks):
                     return False
@@ -270,5 +269,5 @@ def blame_and_save(failure, engine, directory, reproduction="", extra=None):
     if isinstance(failure, EngineBug):
         blamed = local_disagreement(engine, failure.verdict.case) or {}
     from mflow.oracles.engine import engine_record
-    return save(failure, engine, directory, reproduction,
+    return save(failure, directory, reproduction,
                 extra={**engine_record(engine), **(extra or {})}, blamed=blamed)

@@ -101,14 +101,13 @@ def _versions():
     return out
 
 
-def save(failure, engine=None, directory=DEFAULT_DIR, reproduction="", extra=None,
-         blamed=None):
+def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=None):
     """Save the failure's case once; a second find of the same signature is
     counted. Returns the report's folder. Runs nothing: `blamed` is the blame the
     caller found (reports.reduce.blame_and_save), {} if every step's rule agreed
     alone, None if none was looked for. `extra` holds the engine's record (its
     adapter's spec and version: oracles.engine.engine_record), so that the gate,
-    `list` and reproduce.py replay that engine. (`engine`: kept for callers.)
+    `list` and reproduce.py replay that engine.
     Imports nothing that runs an engine: the reports that render read this module."""
     from mflow.oracles.verdict import EngineBug
     v = failure.verdict
@@ -322,17 +321,9 @@ def strays(directory=DEFAULT_DIR):
 def _tolerances(verdict):
     """The norm-wise tolerance per array the verdict used in the case's dtype, for
     reproduce.py (none where the check stopped before computing one)."""
-    from mflow.oracles.verdict import array_names
     dtype = verdict.case.program.dtype
-    found = {name: float(verdict.tolerances[i, dtype][0])
-             for i, name in enumerate(array_names(verdict.case))
-             if (i, dtype) in verdict.tolerances}
-    if ("jvp", dtype) in verdict.tolerances:
-        found["tangent"] = float(verdict.tolerances["jvp", dtype][0])
-    for i in range(len(verdict.case.inputs)):
-        if ("hvp", i, dtype) in verdict.tolerances:
-            found[f"hvp of x{i}"] = float(verdict.tolerances["hvp", i, dtype][0])
-    return found
+    return {name: float(tol) for (_, name, at), (tol, _) in verdict.tolerances.items()
+            if at == dtype}
 
 
 def expected(folder, name, shape):
@@ -389,13 +380,8 @@ tangents = [expected(here, f"tangent_x{{i}}", x.shape) for i, x in enumerate(inp
 if tangents[0] is not None:  # forward mode and second order, where checked
     tangents = [t.astype(case.program.dtype) for t in tangents]
     compare("tangent", mflow.jvp(output, leaves, tangents), "expected_jvp")
-    if output.requires_grad:
-        grads = mflow.grad(output, leaves, cotangent, create_graph=True)
-        inner = sum((g * t).sum() for g, t in zip(grads, tangents))
-        hvps = mflow.grad(inner, leaves) if getattr(inner, "requires_grad", False) else [
-            mflow.Node(np.zeros_like(x.value)) for x in leaves]
-        for i, h in enumerate(hvps):
-            compare(f"hvp of x{{i}}", h.value, f"expected_hvp_x{{i}}")
+    for i, h in enumerate(mflow.hvp(output, leaves, cotangent, tangents)):
+        compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}")
 print("MISMATCH" if mismatch else
       "agrees with the saved references, within the verdict's tolerances")
 '''
@@ -460,14 +446,14 @@ for i, g in enumerate(result.grads[:len(inputs)]):
     compare(f"gradient of x{{i}}", g, f"expected_grad_x{{i}}", program.inputs[i])
 tangents = [expected(here, f"tangent_x{{i}}", x.shape) for i, x in enumerate(inputs)]
 if tangents[0] is not None:  # forward mode and second order, where checked
-    from mflow.oracles.forward_mode import has_jvp, run_engine_jvp
-    from mflow.oracles.second_order import has_hvp, run_engine_hvp
+    from mflow.oracles.engine import normalise, run_engine_hvp, run_engine_jvp
+    offers = normalise(engine).offers
     tangents = [t.astype(program.dtype) for t in tangents]
-    if has_jvp(engine) and expected(here, "expected_jvp", program.output_shape) is not None:
+    if offers["jvp"] and expected(here, "expected_jvp", program.output_shape) is not None:
         _, got = run_engine_jvp(engine, program, [x.copy() for x in inputs],
                                 [t.copy() for t in tangents])
         compare("tangent", got, "expected_jvp", program.output_shape)
-    if has_hvp(engine) and expected(here, "expected_hvp_x0", program.inputs[0]) is not None:
+    if offers["hvp"] and expected(here, "expected_hvp_x0", program.inputs[0]) is not None:
         got = run_engine_hvp(engine, program, [x.copy() for x in inputs], cotangent.copy(),
                              [t.copy() for t in tangents])
         for i, h in enumerate(got):

@@ -7,7 +7,7 @@ prints it at the end of a run; to print it again from what a run left behind:
 
 import sys
 
-from mflow.ops import OPS
+from mflow.oracles.catalogue import CATALOGUE
 
 from .records import load, run_record
 
@@ -25,8 +25,8 @@ def summary_lines(stats, failed, interrupted=False, engine=None):
              + (f" on {printable(engine)}" if engine else "")
              + (" (stopped early: interrupted)" if interrupted else "")]
     covered = sorted(stats.ops)
-    missing = sorted(set(OPS) - set(covered))
-    lines.append(f"operations covered: {len(covered)} of {len(OPS)}"
+    missing = sorted(set(CATALOGUE) - set(covered))
+    lines.append(f"operations covered: {len(covered)} of {len(CATALOGUE)}"
                  + (f" (never drawn: {', '.join(missing)})" if missing else ""))
     if stats.modes:
         lines.append("checked: " + ", ".join(

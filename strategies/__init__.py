@@ -1,7 +1,8 @@
 """Hypothesis strategies for random, shape-consistent expression graphs.
 
 `cases(...)` draws a program with its inputs and cotangent; `programs(...)`
-the program alone. Domains, kinks and shape rules come from `mflow.ops.OPS`.
+the program alone. Domains, kinks, shape rules and what is drawn come from the
+catalogue (`mflow.oracles.catalogue`).
 """
 
 from .graphs import ORDER, cases, programs

@@ -39,14 +39,15 @@ out once and kept.
 import contextvars
 import functools
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from mflow.oracles.catalogue import CATALOGUE, Derived, version
 from mflow.oracles.numpy_backend import NUMPY_OPS
 from mflow.oracles.program import Case, Program, Step, live_values
 
-from mflow.ops import OPS
 from mflow.shapes import ShapeError
 
 from .domains import MAX_MAGNITUDE, SEEDS, accepts, from_seed
@@ -84,25 +85,33 @@ def _matrix(draw, shape, domain="real", kinks=()):
     return from_seed(domain, shape, draw(_ints(0, SEEDS - 1), label=_SEED_LABEL), kinks)
 
 
-# Simplest first: shrinking moves towards the front of this list.
-ORDER = ["add", "mul", "neg", "sub", "matmul", "transpose", "sum", "relu", "exp", "tanh",
-         "sigmoid", "sin", "cos", "div", "log", "pow", "mean", "concat", "getitem", "softmax",
-         "log_softmax", "trace", "inv", "det", "conv2d"]
-assert sorted(ORDER) == sorted(OPS), "every operation of the table has a place here"
+class _Order(Sequence):
+    """The operations, simplest first (the catalogue's order): shrinking moves towards
+    the front of this list."""
+
+    def __getitem__(self, i):
+        return list(CATALOGUE)[i]
+
+    def __len__(self):
+        return len(CATALOGUE)
+
+
+ORDER = _Order()
+
 
 def _variants(name):
     """Every (arity, attrs) an operation is drawn with, in one draw: the first
     values first, so shrinking moves towards them. The values come from the
-    operation's entry (`Op.drawn`, `Op.arities`); getitem's indices, drawn to fit
+    operation's record (`drawn`, `arities`); getitem's indices, drawn to fit
     the operand, are drawn apart (`_index`)."""
-    op = OPS[name]
+    op = CATALOGUE[name]
     arities = op.arities if op.arity is None else (op.arity,)
     spec = {k: v for k, v in op.drawn.items() if v is not None}
     return [(arity, dict(zip(spec, values)))
             for arity in arities for values in itertools.product(*spec.values())]
 
 
-_VARIANTS = {name: _variants(name) for name in OPS}
+_VARIANTS = Derived(lambda: {name: _variants(name) for name in CATALOGUE})
 
 
 def _check_bounds(name_lo, lo, name_hi, hi, least):
@@ -119,7 +128,7 @@ def _check_ops(ops):
     if isinstance(ops, str):
         raise InvalidArgument(f"ops={ops!r} must be a list of operation names, not a string")
     ops = list(ops)
-    unknown = [o for o in ops if o not in OPS]
+    unknown = [o for o in ops if o not in CATALOGUE]
     if unknown or not ops:
         raise InvalidArgument(f"ops={ops!r}: {'unknown ' + str(unknown) if unknown else 'empty'};"
                               f" operations are {', '.join(ORDER)}")
@@ -131,7 +140,7 @@ def _check_attrs(ops, attrs):
     ({op: {attribute: allowed values}}, an adapter's declared support)."""
     attrs = attrs or {}
     for name, allowed in attrs.items():
-        drawn = OPS[name].drawn if name in OPS else None
+        drawn = CATALOGUE[name].drawn if name in CATALOGUE else None
         bad = (drawn is None or not isinstance(allowed, dict)
                or any(drawn.get(k) is None or not set(v) <= set(drawn[k])
                       for k, v in allowed.items()))
@@ -209,7 +218,8 @@ class _Fits(dict):
 
     def __init__(self, name, attrs, before, max_side):
         super().__init__()
-        self.rule, self.attrs, self.before, self.max_side = OPS[name].shape, attrs, before, max_side
+        self.rule, self.attrs, self.before = CATALOGUE[name].shape, attrs, before
+        self.max_side = max_side
 
     def __missing__(self, shape):
         try:
@@ -220,8 +230,12 @@ class _Fits(dict):
         return fits
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def _fitting(name, attrs, before, last, max_side):
+    return _fitting_at(version(), name, attrs, before, last, max_side)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _fitting_at(at, name, attrs, before, last, max_side):
     """The `_Fits` of an operand, or None where every shape fits (sides up to
     max_side, as every value drawn has): an operand before the last, or
     getitem's, whose indices are drawn to fit it. attrs as sorted items."""
@@ -230,8 +244,12 @@ def _fitting(name, attrs, before, last, max_side):
     return _Fits(name, dict(attrs), before, max_side)
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def _proposals(name, attrs, before, last, max_side, domain):
+    return _proposals_at(version(), name, attrs, before, last, max_side, domain)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _proposals_at(at, name, attrs, before, last, max_side, domain):
     """Shapes for a fresh operand: those that fit (square for "invertible"), and
     again, twice, those whose sides relate to the first operand's (its sides, or
     1), so that related shapes come three to one over any other."""
@@ -311,7 +329,7 @@ def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtyp
         steps += added
     if not any(kind == "step" for kind, _, _ in g.nodes):
         first = "neg" if "neg" in ops else next(
-            (o for o in ops if OPS[o].arity == 1 and o != "getitem"), ops[0])
+            (o for o in ops if CATALOGUE[o].arity == 1 and o != "getitem"), ops[0])
         _step(draw, g, first, variants, max_inputs, max_side, constants)  # at least one step
     _join_unused(g, variants)
     program, inputs = g.program(dtype)
@@ -371,7 +389,7 @@ _STEP_SPAN = getattr(_STEP_SPAN, "wrapped_strategy", _STEP_SPAN)  # as in _ints
 
 def _step(draw, g, name, variants, max_inputs, max_side, constants):
     """Draw the operands of one operation; add it if its value is usable."""
-    op = OPS[name]
+    op = CATALOGUE[name]
     variants = variants[name]
     arity, attrs = variants[0] if len(variants) == 1 else _choose(draw, variants)
     key = tuple(sorted(attrs.items()))

@@ -2,14 +2,13 @@
 domains' meaning is in strategies/domains.py), and the comparison of two AD systems."""
 
 import numpy as np
+from mflow.oracles.catalogue import CATALOGUE
 from mflow.strategies.domains import sample
-
-from mflow.ops import OPS
 
 
 def operands(name, shapes, attrs, rng, dtype=np.float64):
     """Inputs inside the operation's domains, off its kinks (tested apart)."""
-    op = OPS[name]
+    op = CATALOGUE[name]
     return [sample(d, s, rng, op.kinks).astype(dtype)
             for d, s in zip(op.domains(len(shapes), attrs), shapes)]
 

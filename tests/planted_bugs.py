@@ -11,7 +11,6 @@ from unittest import mock
 import numpy as np
 
 import mflow.node
-from mflow import rule_ops as F
 from mflow.ops import OPS
 
 
@@ -29,26 +28,26 @@ class Bug:
                 if target == "accumulate":
                     stack.enter_context(mock.patch.object(mflow.node, "accumulate", fields))
                 elif target == "unbroadcast":
-                    stack.enter_context(mock.patch.object(mflow.node, "_unbroadcast", fields))
+                    stack.enter_context(mock.patch.object(mflow.node, "unbroadcast", fields))
                 else:
                     wrong = dataclasses.replace(OPS[target], **fields)
                     stack.enter_context(mock.patch.dict(OPS, {target: wrong}))
             yield
 
 
-def _concat_wrong_offset(g, ans, *xs, axis=0):
+def _concat_wrong_offset(F, g, ans, *xs, axis=0):
     cuts = np.cumsum([x.shape[axis] for x in xs[1:]])  # sizes of the wrong operands
     return tuple(np.split(g, cuts, axis=axis))
 
 
-def _getitem_wrong_offset(g, ans, x, rows, cols):
+def _getitem_wrong_offset(F, g, ans, x, rows, cols):
     out = np.zeros(x.shape, dtype=g.dtype)
     out[:g.shape[0], :g.shape[1]] += g  # placed at the corner, not at rows/cols
     return (out,)
 
 
-def _conv2d_kernel_flipped(g, ans, image, kernel, stride=1, padding="valid"):
-    gi, gk = OPS_CORRECT["conv2d"].vjp(g, ans, image, kernel, stride, padding)
+def _conv2d_kernel_flipped(F, g, ans, image, kernel, stride=1, padding="valid"):
+    gi, gk = OPS_CORRECT["conv2d"].vjp(F, g, ans, image, kernel, stride, padding)
     return gi, gk[::-1, ::-1]
 
 
@@ -61,7 +60,7 @@ def _softmax_no_shift(x, axis=1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def _mul_scalar_mean(g, ans, a, b):
+def _mul_scalar_mean(F, g, ans, a, b):
     """MatrixFlow-style scalar multiply: the scalar's gradient averaged, not summed."""
     ga, gb = g * b, g * a
     if b.shape == (1, 1) and a.shape != (1, 1):
@@ -69,22 +68,22 @@ def _mul_scalar_mean(g, ans, a, b):
     return ga, gb
 
 
-def _no_reduction(g, value, op):
+def _no_reduction(g, value, op, F=None):
     return g if g.dtype == value.dtype else g.astype(value.dtype)
 
 
 OPS_CORRECT = dict(OPS)
-OPS_UNBROADCAST = mflow.node._unbroadcast
+OPS_UNBROADCAST = mflow.node.unbroadcast
 
 CATALOGUE = [
     Bug("matmul_missing_transpose", "matmul", "G_A = G B instead of G Bᵀ",
-        {"matmul": {"vjp": lambda g, ans, a, b: (g @ b, a.T @ g)}}),
+        {"matmul": {"vjp": lambda F, g, ans, a, b: (g @ b, a.T @ g)}}),
     Bug("broadcast_not_reduced", "", "gradients of broadcast operands keep the broadcast shape",
         {"unbroadcast": _no_reduction}),
     Bug("relu_mask_from_output_ge", "relu", "mask (relu(x) >= 0): passes every gradient",
-        {"relu": {"vjp": lambda g, ans, x: (g * (ans >= 0),)}}),
+        {"relu": {"vjp": lambda F, g, ans, x: (g * (ans >= 0),)}}),
     Bug("relu_mask_ge", "relu", "mask (x >= 0): relu'(0) = 1, against torch and JAX",
-        {"relu": {"vjp": lambda g, ans, x: (g * (x >= 0),)}}),
+        {"relu": {"vjp": lambda F, g, ans, x: (g * (x >= 0),)}}),
     Bug("concat_wrong_offset", "concat", "the gradient split at the wrong offsets",
         {"concat": {"vjp": _concat_wrong_offset}}),
     Bug("fanout_overwrites", "", "a second use's gradient overwrites the first's",
@@ -96,27 +95,27 @@ CATALOGUE = [
     Bug("log_epsilon", "log", "log(x + 1e-8) 'for safety'",
         {"log": {"forward": lambda x: np.log(x + 1e-8)}}),
     Bug("det_missing_transpose", "det", "G = g det X X⁻¹ instead of X⁻ᵀ",
-        {"det": {"vjp": lambda g, ans, x: (g[0, 0] * ans[0, 0] * np.linalg.inv(x),)}}),
+        {"det": {"vjp": lambda F, g, ans, x: (g[0, 0] * ans[0, 0] * np.linalg.inv(x),)}}),
     Bug("scalar_mul_gradient_mean", "mul", "a broadcast scalar's gradient averaged, not summed",
         {"mul": {"vjp": _mul_scalar_mean}}),
     Bug("sub_sign_flip", "neg", "neg's VJP passes g through, so b in a - b gets +g",
-        {"neg": {"vjp": lambda g, ans, x: (g,)}}),
+        {"neg": {"vjp": lambda F, g, ans, x: (g,)}}),
     Bug("slice_wrong_offset", "getitem", "the slice's gradient placed at the corner",
         {"getitem": {"vjp": _getitem_wrong_offset}}),
     Bug("conv2d_kernel_flipped", "conv2d", "the kernel's gradient flipped",
         {"conv2d": {"vjp": _conv2d_kernel_flipped}}),
     Bug("sigmoid_missing_factor", "sigmoid", "σ' = σ instead of σ (1 - σ)",
-        {"sigmoid": {"vjp": lambda g, ans, x: (g * ans,)}}),
+        {"sigmoid": {"vjp": lambda F, g, ans, x: (g * ans,)}}),
     Bug("tanh_not_squared", "tanh", "tanh' = 1 - tanh instead of 1 - tanh²",
-        {"tanh": {"vjp": lambda g, ans, x: (g * (1 - ans),)}}),
+        {"tanh": {"vjp": lambda F, g, ans, x: (g * (1 - ans),)}}),
     Bug("inv_missing_minus", "inv", "d X⁻¹ = X⁻¹ dX X⁻¹ (sign lost)",
-        {"inv": {"vjp": lambda g, ans, x: (ans.T @ g @ ans.T,)}}),
+        {"inv": {"vjp": lambda F, g, ans, x: (ans.T @ g @ ans.T,)}}),
     Bug("pow_off_by_one", "pow", "d xᵖ = p xᵖ instead of p xᵖ⁻¹",
-        {"pow": {"vjp": lambda g, ans, x, p: (g * p * x ** p,)}}),
+        {"pow": {"vjp": lambda F, g, ans, x, p: (g * p * x ** p,)}}),
     Bug("div_denominator_sign", "div", "d(a/b)/db = +a/b²",
-        {"div": {"vjp": lambda g, ans, a, b: (g / b, g * ans / b)}}),
+        {"div": {"vjp": lambda F, g, ans, a, b: (g / b, g * ans / b)}}),
     Bug("exp_uses_input", "exp", "exp' taken as x instead of exp(x)",
-        {"exp": {"vjp": lambda g, ans, x: (g * x,)}}),
+        {"exp": {"vjp": lambda F, g, ans, x: (g * x,)}}),
 ]
 
 # Forward mode: wrong JVP rules (the VJPs stay right, so only the forward-mode check,
@@ -159,22 +158,22 @@ def _const(v):
 
 CATALOGUE += [
     Bug("tanh_vjp_detached", "tanh", "G (1 - Y²) with Y taken as a constant",
-        {"tanh": {"vjp": lambda g, ans, x: (g * (1 - _const(ans) ** 2),)}}),
+        {"tanh": {"vjp": lambda F, g, ans, x: (g * (1 - _const(ans) ** 2),)}}),
     Bug("exp_vjp_detached", "exp", "G exp(X) with exp(X) taken as a constant",
-        {"exp": {"vjp": lambda g, ans, x: (g * _const(ans),)}}),
+        {"exp": {"vjp": lambda F, g, ans, x: (g * _const(ans),)}}),
     Bug("mul_vjp_detached_operands", "mul", "(G B, G A) with A and B constants: no cross term",
-        {"mul": {"vjp": lambda g, ans, a, b: (g * _const(b), g * _const(a))}}),
+        {"mul": {"vjp": lambda F, g, ans, a, b: (g * _const(b), g * _const(a))}}),
     Bug("log_vjp_from_value", "log", "G / X with X's value: second derivative 0",
-        {"log": {"vjp": lambda g, ans, x: (g / _const(x),)}}),
+        {"log": {"vjp": lambda F, g, ans, x: (g / _const(x),)}}),
     Bug("inv_vjp_detached", "inv", "-Yᵀ G Yᵀ with Y = X⁻¹ taken as a constant",
-        {"inv": {"vjp": lambda g, ans, x: (-_const(ans).T @ g @ _const(ans).T,)}}),
+        {"inv": {"vjp": lambda F, g, ans, x: (-_const(ans).T @ g @ _const(ans).T,)}}),
     Bug("softmax_vjp_detached", "softmax", "Y ⊙ (G - Σ G ⊙ Y) with Y a constant",
-        {"softmax": {"vjp": lambda g, ans, x, axis: (
+        {"softmax": {"vjp": lambda F, g, ans, x, axis: (
             _const(ans) * (g - F.sum(g * _const(ans), axis)),)}}),
     Bug("sin_vjp_detached", "sin", "G cos(X) with cos(X) computed on X's value",
-        {"sin": {"vjp": lambda g, ans, x: (g * np.cos(_const(x)),)}}),
+        {"sin": {"vjp": lambda F, g, ans, x: (g * np.cos(_const(x)),)}}),
     Bug("det_vjp_detached", "det", "g adj(X)ᵀ with adj(X) taken as a constant",
-        {"det": {"vjp": lambda g, ans, x: (g * _const(F.adjugate(x)).T,)}}),
+        {"det": {"vjp": lambda F, g, ans, x: (g * _const(F.adjugate(x)).T,)}}),
 ]
 
 BUGS = {bug.name: bug for bug in CATALOGUE}

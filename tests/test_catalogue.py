@@ -1,19 +1,20 @@
-"""One catalogue per operation: mflow's table (mflow/ops.py) is the source, and
-every other table follows it. This fails when a backend (torch, JAX plain and
-compiled, numpy / Monte Carlo), the program printer, the strategies' draws, the
-benchmark or mflow's functions lacks an operation or reads an attribute otherwise."""
+"""One record per operation (oracles/catalogue.py), read by everything: every table
+the suite uses is derived from it (the references, the compiled JAX interpreter's
+opcodes, the strategies' draws, the printer), mflow's engine entries agree with it,
+and the README's table is its rendering. The toy-operation test (test_toy_op.py)
+adds an operation with one record and one engine entry and nothing else."""
 
 import inspect
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mflow.oracles.catalogue import CATALOGUE, markdown_table
 from mflow.oracles.engine import MflowEngine, run_engine
 from mflow.oracles.finite_differences import forward_values
-from mflow.oracles.jax_backend import _CODES, JAX_OPS, JaxOracle, plain_vjp
+from mflow.oracles.jax_backend import JAX_OPS, JaxOracle, codes, plain_vjp
 from mflow.oracles.numpy_backend import NUMPY_OPS
 from mflow.oracles.torch_backend import TORCH_OPS, TorchEngine
 from mflow.strategies import cases
@@ -27,43 +28,57 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 JAX = JaxOracle()
 
 
-def test_every_table_has_every_operation():
+def test_every_table_is_the_catalogues():
     for table in (TORCH_OPS, JAX_OPS, NUMPY_OPS, _VARIANTS):
-        assert set(table) == set(OPS)
-    assert sorted(ORDER) == sorted(OPS)
-    codes = {re.sub(r"[01]$", "", c) for c in _CODES} - {"nop"}
-    assert codes == set(OPS)
+        assert list(table) == list(CATALOGUE)
+    assert list(ORDER) == list(CATALOGUE)
+    assert {name for name, _ in codes()[1:]} == set(CATALOGUE)
 
 
-def test_every_attribute_is_drawn_as_its_entry_says():
-    for name, op in OPS.items():
-        assert set(op.drawn) == set(op.attrs), name
+def test_mflow_has_an_engine_entry_for_every_record_and_they_agree():
+    assert set(OPS) == set(CATALOGUE)
+    for name, rec in CATALOGUE.items():
+        op = OPS[name]
+        assert op.arity == rec.arity and op.shape is rec.shape, name
+        assert op.attrs == rec.attrs, name  # the defaults, on both sides
+
+
+def test_every_attribute_is_drawn_as_its_record_says():
+    for name, rec in CATALOGUE.items():
+        assert set(rec.drawn) == set(rec.attrs), name
         for _arity, attrs in _VARIANTS[name]:
-            assert set(dict(attrs)) <= set(op.attrs), name
+            assert set(dict(attrs)) <= set(rec.attrs), name
             for k, v in dict(attrs).items():
-                assert op.drawn[k] is None or v in op.drawn[k], (name, k, v)
+                assert rec.drawn[k] is None or v in rec.drawn[k], (name, k, v)
 
 
-def test_mflow_functions_default_as_the_table_does():
-    for name, op in OPS.items():
+def test_every_record_has_samples_in_its_domain_shapes():
+    for name, rec in CATALOGUE.items():
+        assert rec.samples, name
+        for shapes, attrs in rec.samples:
+            rec.shape(*shapes, **rec.complete(attrs))  # a ShapeError would name the record
+
+
+def test_mflow_functions_default_as_the_record_does():
+    for name, rec in CATALOGUE.items():
         f = getattr(functions, name, None)
         if f is None:
             continue
         params = inspect.signature(f).parameters
-        for k, default in op.attrs.items():
+        for k, default in rec.attrs.items():
             if k in params and params[k].default is not inspect.Parameter.empty:
                 assert params[k].default == default, (name, k)
 
 
-def test_the_benchmark_draws_from_the_table():
+def test_the_benchmark_draws_from_the_catalogue():
     import bench_engine
-    assert set(bench_engine.BENCH_OPS) <= set(OPS)
+    assert set(bench_engine.BENCH_OPS) <= set(CATALOGUE)
     for name, variants in bench_engine.ATTRS.items():
-        assert len(variants) == np.prod([len(v) for v in OPS[name].drawn.values()]), name
+        assert len(variants) == np.prod([len(v) for v in CATALOGUE[name].drawn.values()]), name
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(sorted(OPS)), st.data())
+@given(st.sampled_from(sorted(CATALOGUE)), st.data())
 def test_every_backend_and_the_printer_agree_on_every_drawn_variant(name, data):
     """The forward of one step, every attribute value fuzzing draws, on mflow, torch,
     JAX (plain and compiled), numpy, and mflow code printed by Program.to_python."""
@@ -84,9 +99,6 @@ def test_every_backend_and_the_printer_agree_on_every_drawn_variant(name, data):
                                    err_msg=f"{who} on {program!r}")
 
 
-def test_the_readme_names_the_tables_this_test_checks():
+def test_the_readme_table_is_the_catalogues():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("Adding an operation"):][:600]
-    for path in ("oracles/torch_backend.py", "oracles/jax_backend.py",
-                 "oracles/numpy_backend.py"):
-        assert path in section and (ROOT / path).exists(), path
+    assert markdown_table() in readme, "README: paste `python -m mflow.oracles.catalogue`"

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mflow.oracles.checker import Checker
-from mflow.oracles.engine import MflowEngine
+from mflow.oracles.engine import MflowEngine, normalise
 from mflow.oracles.program import Case, Program, Step
 from mflow.oracles.verdict import EngineBug
 from mflow.reports import regressions
@@ -164,7 +164,7 @@ def checker(adapter):
     if adapter.form not in _checkers:
         _checkers[adapter.form] = Checker(adapter)
     checking = _checkers[adapter.form]
-    checking.engine = adapter
+    checking.engine, checking.normalised = adapter, normalise(adapter)
     return checking
 
 

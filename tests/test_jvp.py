@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from mflow.oracles.engine import MflowEngine
-from mflow.oracles.forward_mode import torch_jvp
 from mflow.oracles.jax_backend import plain_jvp as jax_jvp
 from mflow.oracles.program import interpret
+from mflow.oracles.torch_backend import jvp as torch_jvp
 from mflow.strategies import cases
 
 import mflow

@@ -48,7 +48,7 @@ def test_the_linearity_check_catches_a_vjp_that_is_not_linear():
     """A relu whose VJP masks by the cotangent's sign (g > 0) instead of the input's:
     right for a positive cotangent, not linear in it."""
     bug = Bug("relu_masks_by_cotangent", "relu", "mask (g > 0) instead of (x > 0)",
-              {"relu": {"vjp": lambda g, ans, x: (g * (g > 0),)}})
+              {"relu": {"vjp": lambda F, g, ans, x: (g * (g > 0),)}})
     case = Case(Program(((2, 2),), (Step("relu", (0,)),), "float64"),
                 (np.array([[1.0, 2.0], [3.0, 4.0]]),), np.array([[1.0, -1.0], [2.0, -3.0]]))
     assert_vjp_linear(case)  # the correct rule passes

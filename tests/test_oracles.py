@@ -112,6 +112,6 @@ def test_monte_carlo_arithmetic_leaves_exact_data_exact_and_a_small_bug_visible(
     checker = Checker(MflowEngine())
     checker.check(case)  # the correct rule passes
     off = Bug("inv_vjp_off_by_1e-3", "inv", "the VJP 0.1 % too large",
-              {"inv": {"vjp": lambda g, ans, x: (-1.001 * ans.T @ g @ ans.T,)}})
+              {"inv": {"vjp": lambda F, g, ans, x: (-1.001 * ans.T @ g @ ans.T,)}})
     with off.planted(), pytest.raises(GradientMismatch):
         checker.check(case)

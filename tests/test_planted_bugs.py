@@ -63,7 +63,7 @@ def rules_run(case):
     from mflow.oracles.program import interpret
 
     import mflow
-    from mflow.node import _topological
+    from mflow.node import topological as _topological
     engine = MflowEngine()
     values = interpret(case.program, engine.ops, engine.leaf, engine.constant, case.inputs)
     used = set(case.program.ops()) | ({"neg"} if "sub" in case.program.ops() else set())

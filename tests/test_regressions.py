@@ -194,7 +194,7 @@ with bug.planted():
     except Failure as failure:
         print("ready", flush=True)
         for i in range(10 ** 6):  # until killed
-            regressions.save(failure, None, f"{sys.argv[1]}/run{i % 50}", blamed={"op": "tanh"})
+            regressions.save(failure, f"{sys.argv[1]}/run{i % 50}", blamed={"op": "tanh"})
 """
 
 

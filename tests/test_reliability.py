@@ -224,7 +224,6 @@ def test_a_reference_out_of_time_is_a_reference_problem(monkeypatch):
     slow["tanh"] = lambda x: time.sleep(30) or torch_backend.TORCH_OPS["tanh"](x)
     monkeypatch.setattr(torch_backend, "TORCH_OPS", slow)
     checker = checker_module.Checker(MflowEngine(), modes=("vjp",))
-    checker.torch64.ops = slow
     started = time.time()
     verdict = checker.judge(CASE)
     assert time.time() - started < 20
@@ -378,7 +377,7 @@ def test_a_fresh_process_replays_a_case_that_kills_it(tmp_path):
 
 def test_a_shared_database_that_goes_away_is_one_warning(capsys):
     from hypothesis.database import InMemoryExampleDatabase, MultiplexedDatabase
-    from mflow.reports.plugin import Optional, SharedDatabaseLost
+    from mflow.reports.profiles import Optional, SharedDatabaseLost
 
     class Lost(InMemoryExampleDatabase):
         def fetch(self, key):

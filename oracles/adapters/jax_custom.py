@@ -5,14 +5,13 @@ some of jax.numpy's operations.
     engine = JaxCustomRules({"tanh": my_tanh})           # my_rules.py
 
 A rule is called as rule(*operands, *attribute values), the attributes in the
-order mflow.ops.OPS[name].attrs lists them (mark them nondiff_argnums). Every
-other operation stays jax.numpy's own; `only=[...]` limits the graphs."""
+order its catalogue record (mflow.oracles.catalogue) lists them (mark them
+nondiff_argnums). Every other operation stays jax.numpy's own; `only=[...]` limits the graphs."""
 
 import jax
 import jax.numpy as jnp
 
-from mflow.ops import OPS
-
+from ..catalogue import CATALOGUE as OPS
 from ..jax_backend import JAX_OPS
 from .jax_vjp import JaxVjp
 from .torch_custom import as_op

@@ -6,18 +6,17 @@ function of tensors) in place of some of torch's operations.
     # pytest --mflow-fuzz --mflow-engine my_rules:engine
 
 A rule is called as Rule.apply(*operands, *attribute values), the attributes in
-the order mflow.ops.OPS[name].attrs lists them (an autograd.Function takes no
-keyword arguments); its graphs are drawn like the built-in operation's. Every
-other operation stays torch's own. `only=[...]` limits the graphs to some
-operations (yours and those around them). Forward mode is checked by the
+the order its catalogue record (mflow.oracles.catalogue) lists them (an
+autograd.Function takes no keyword arguments); its graphs are drawn like the
+built-in operation's. Every other operation stays torch's own. `only=[...]`
+limits the graphs to some operations (yours and those around them). Forward mode is checked by the
 double-backward trick (torch_eager.py), so a backward that torch cannot
 differentiate with respect to its cotangent (one that leaves torch, through
 .numpy()) is found too."""
 
 import torch
 
-from mflow.ops import OPS
-
+from ..catalogue import CATALOGUE as OPS
 from ..torch_backend import TORCH_OPS
 from .torch_eager import TorchEager
 

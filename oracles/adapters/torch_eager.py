@@ -2,7 +2,7 @@
 
 import torch
 
-from ..torch_backend import TorchEngine
+from ..torch_backend import TorchEngine, double_backward
 
 
 class TorchEager(TorchEngine):
@@ -26,17 +26,7 @@ class TorchEager(TorchEngine):
 
     def hvp(self, output, leaves, cotangent, tangents):
         """Double backward: the gradient of ⟨Jᵀ cotangent, ṫ⟩ built with create_graph."""
-        zero = [torch.zeros_like(x) for x in leaves]
-        if not output.requires_grad:
-            return zero
-        grads = torch.autograd.grad(output, leaves, torch.as_tensor(cotangent),
-                                    create_graph=True, allow_unused=True)
-        inner = sum((g * torch.as_tensor(t)).sum() for g, t in zip(grads, tangents)
-                    if g is not None and g.requires_grad)
-        if not isinstance(inner, torch.Tensor):
-            return zero
-        hs = torch.autograd.grad(inner, leaves, allow_unused=True)
-        return [z if h is None else h for h, z in zip(hs, zero)]
+        return double_backward(output, leaves, cotangent, tangents)
 
 
 engine = TorchEager()
