@@ -120,6 +120,7 @@ class Campaign:
             self._stop.set()
             self._thread.join()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             for name, record in (("failures.json", self.failed_tests),
                                  ("run.json", self._run(exitstatus))):
@@ -152,6 +153,7 @@ class Campaign:
                 terminal.write_line(f"                   {markdown}")
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
 
     def _run(self, exitstatus):
         from .regressions import _versions, machine
@@ -187,6 +189,9 @@ class Campaign:
         if self.worker is None and threading.current_thread() is threading.main_thread():
             self._presses = 0
             self._default_int = signal.signal(signal.SIGINT, self._ctrl_c)
+            # a stop asked for by another program (timeout, a CI's cancel, kill) ends the run
+            # as a Ctrl-C does: with its summary and report, marked stopped early
+            self._default_term = signal.signal(signal.SIGTERM, self._ctrl_c)
 
     def _ctrl_c(self, signum, frame):
         """The first Ctrl-C stops the run; the second, while it winds down, does not cut
@@ -201,6 +206,7 @@ class Campaign:
     def pytest_unconfigure(self, config):
         if getattr(self, "_default_int", None) is not None:
             signal.signal(signal.SIGINT, self._default_int)
+            signal.signal(signal.SIGTERM, self._default_term)
 
     def pytest_runtest_logreport(self, report):
         if self.worker is None and report.failed:

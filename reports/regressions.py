@@ -132,7 +132,7 @@ def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=Non
         # forward mode and second order, where they were checked: the tangent and torch's
         # answers, which reproduce.py replays too
         for i, t in enumerate(v.tangents if (v.jvps or v.hvps) else ()):
-            np.save(tmp / f"tangent_x{i}.npy", np.asarray(t, np.float64), allow_pickle=False)
+            np.save(tmp / f"tangent_x{i}.npy", np.asarray(t), allow_pickle=False)
         if "torch" in v.jvps:
             np.save(tmp / "expected_jvp.npy", np.asarray(v.jvps["torch"]), allow_pickle=False)
         for i, h in enumerate(v.hvps.get("torch", ())):
@@ -326,13 +326,49 @@ def _tolerances(verdict):
             if at == dtype}
 
 
-def expected(folder, name, shape):
-    """A saved float64 reference `name`.npy of `shape` in a report folder, read through
-    the bounded reader (reproduce.py); None if the report has none."""
+def expected(folder, name, shape, dtype=np.float64):
+    """A saved array `name`.npy of `shape` and `dtype` in a report folder (a reference:
+    float64), read through the bounded reader (reproduce.py); None if there is none."""
     path = Path(folder) / f"{name}.npy"
     if not os.path.lexists(path):
         return None
-    return files.read_array(path, shape, np.float64)
+    return files.read_array(path, shape, dtype)
+
+
+class Replay:
+    """What reproduce.py compares a replay with: the report's saved references (read
+    through the bounded reader) and the verdict's own tolerances, norm-wise per array;
+    one line printed per comparison, and whether any is a MISMATCH."""
+
+    def __init__(self, folder, tolerances, dtype, who):
+        self.folder, self.tolerances, self.dtype, self.who = folder, tolerances, dtype, who
+        self.mismatch = False
+
+    def compare(self, name, got, saved, shape):
+        got = np.asarray(got)
+        if got.shape != tuple(shape) or got.dtype != np.dtype(self.dtype):
+            self.mismatch = True
+            print(f"{name}: shape {got.shape} and dtype {got.dtype}, expected {tuple(shape)} "
+                  f"and {self.dtype}  MISMATCH")
+            return
+        want = expected(self.folder, saved, shape)
+        if want is None or name not in self.tolerances:
+            print(f"{name}: no saved reference or tolerance")
+            return
+        err = float(np.sqrt(np.sum(np.square(np.asarray(got, np.float64) - want))))
+        ok = err <= self.tolerances[name]
+        self.mismatch |= not ok
+        print(f"{name}: |{self.who} - reference| = {err:.3g}, tolerance "
+              f"{self.tolerances[name]:.3g}{'' if ok else '  MISMATCH'}")
+
+    def verdict(self):
+        print("MISMATCH" if self.mismatch else
+              "agrees with the saved references, within the verdict's tolerances")
+
+
+def _literal(tolerances):
+    """The tolerances as Python, one per line."""
+    return "{" + "".join(f"\n    {k!r}: {v!r}," for k, v in tolerances.items()) + "\n}"
 
 
 def _reproducer(case, tolerances, spec="mflow"):
@@ -343,7 +379,7 @@ Every file is read through mflow's bounded loader (mflow.reports.regressions.loa
 import pathlib
 
 import numpy as np
-from mflow.reports.regressions import expected, load
+from mflow.reports.regressions import Replay, expected, load
 
 import mflow
 
@@ -351,39 +387,22 @@ here = pathlib.Path(__file__).resolve().parent
 case, _ = load(here)
 inputs, cotangent = case.inputs, case.cotangent
 # the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
-tolerances = {tolerances!r}
+tolerances = {_literal(tolerances)}
+replay = Replay(here, tolerances, case.program.dtype, "mflow")
 
 {case.program.to_python(imports=False)}
 output.backward(cotangent)
 leaves = [{", ".join(f"x{i}" for i in range(len(case.inputs)))}]
-mismatch = False
-
-
-def compare(name, got, saved):
-    global mismatch
-    want = expected(here, saved, got.shape)
-    if want is None or name not in tolerances:
-        print(f"{{name}}: no saved reference or tolerance")
-        return
-    err = float(np.sqrt(np.sum(np.square(np.asarray(got, np.float64) - want))))
-    ok = err <= tolerances[name]
-    mismatch |= not ok
-    print(f"{{name}}: |mflow - reference| = {{err:.3g}}, tolerance {{tolerances[name]:.3g}}"
-          f"{{'' if ok else '  MISMATCH'}}")
-
-
-compare("forward", output.value, "expected_forward")
+replay.compare("forward", output.value, "expected_forward", output.shape)
 for i, leaf in enumerate(leaves):
     got = np.zeros_like(leaf.value) if leaf.grad is None else leaf.grad
-    compare(f"gradient of x{{i}}", got, f"expected_grad_x{{i}}")
-tangents = [expected(here, f"tangent_x{{i}}", x.shape) for i, x in enumerate(inputs)]
+    replay.compare(f"gradient of x{{i}}", got, f"expected_grad_x{{i}}", leaf.shape)
+tangents = [expected(here, f"tangent_x{{i}}", x.shape, x.dtype) for i, x in enumerate(inputs)]
 if tangents[0] is not None:  # forward mode and second order, where checked
-    tangents = [t.astype(case.program.dtype) for t in tangents]
-    compare("tangent", mflow.jvp(output, leaves, tangents), "expected_jvp")
+    replay.compare("tangent", mflow.jvp(output, leaves, tangents), "expected_jvp", output.shape)
     for i, h in enumerate(mflow.hvp(output, leaves, cotangent, tangents)):
-        compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}")
-print("MISMATCH" if mismatch else
-      "agrees with the saved references, within the verdict's tolerances")
+        replay.compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}", leaves[i].shape)
+replay.verdict()
 '''
 
 
@@ -391,73 +410,45 @@ def _engine_reproducer(case, tolerances, spec):
     """reproduce.py for a report made on another engine: rebuilds that engine from its
     adapter's spec (the one named on the command line when the report was saved) and
     replays the program on it through the protocol."""
-    return f'''"""Replays one saved failure on the engine it was found on ({spec}), through
-its adapter; needs numpy, mflow (the suite) and that engine. Run it from this folder.
+    return f'''"""Replays one saved failure on the engine it was found on, through its
+adapter ({spec}); needs numpy, mflow (the suite) and that engine. Run it from this folder.
 Every file is read through mflow's bounded loader (mflow.reports.regressions.load)."""
 import pathlib
 import traceback
 
-import numpy as np
-
-from mflow.oracles.engine import load_engine, run_engine
-from mflow.reports.regressions import expected, load
+from mflow.oracles.engine import load_engine, normalise
+from mflow.reports.regressions import Replay, expected, load
 
 here = pathlib.Path(__file__).resolve().parent
 case, _ = load(here)
 program, inputs, cotangent = case.program, case.inputs, case.cotangent
 # the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
-tolerances = {tolerances!r}
+tolerances = {_literal(tolerances)}
+replay = Replay(here, tolerances, program.dtype, "engine")
 for k, step in enumerate(program.steps):  # value k + number of inputs
     print(f"v{{k + len(program.inputs)}} = {{step.op}}({{', '.join(f'v{{a}}' for a in step.args)}})"
           f" {{step.attrs or ''}}")
-engine = load_engine({spec!r})
+engine = normalise(load_engine({spec!r}))
 try:
-    result = run_engine(engine, program, [x.copy() for x in inputs], cotangent.copy())
+    result = engine.vjp(program, [x.copy() for x in inputs], cotangent.copy())
 except BaseException:  # noqa: BLE001 - the crash is the finding
     traceback.print_exc()
     raise SystemExit("MISMATCH: the engine raised") from None
-mismatch = False
-
-
-def compare(name, got, saved, shape):
-    global mismatch
-    got = np.asarray(got)
-    if got.shape != tuple(shape) or got.dtype != program.np_dtype:
-        mismatch = True
-        print(f"{{name}}: shape {{got.shape}} and dtype {{got.dtype}}, expected {{tuple(shape)}} "
-              f"and {{program.dtype}}  MISMATCH")
-        return
-    want = expected(here, saved, shape)
-    if want is None or name not in tolerances:
-        print(f"{{name}}: no saved reference or tolerance")
-        return
-    err = float(np.sqrt(np.sum(np.square(np.asarray(got, np.float64) - want))))
-    ok = err <= tolerances[name]
-    mismatch |= not ok
-    print(f"{{name}}: |engine - reference| = {{err:.3g}}, tolerance {{tolerances[name]:.3g}}"
-          f"{{'' if ok else '  MISMATCH'}}")
-
-
-compare("forward", result.forward, "expected_forward", program.output_shape)
+replay.compare("forward", result.forward, "expected_forward", program.output_shape)
 if len(result.grads) != len(inputs):
-    mismatch = True
+    replay.mismatch = True
     print(f"{{len(result.grads)}} gradients for {{len(inputs)}} inputs  MISMATCH")
 for i, g in enumerate(result.grads[:len(inputs)]):
-    compare(f"gradient of x{{i}}", g, f"expected_grad_x{{i}}", program.inputs[i])
-tangents = [expected(here, f"tangent_x{{i}}", x.shape) for i, x in enumerate(inputs)]
+    replay.compare(f"gradient of x{{i}}", g, f"expected_grad_x{{i}}", program.inputs[i])
+tangents = [expected(here, f"tangent_x{{i}}", x.shape, x.dtype) for i, x in enumerate(inputs)]
 if tangents[0] is not None:  # forward mode and second order, where checked
-    from mflow.oracles.engine import normalise, run_engine_hvp, run_engine_jvp
-    offers = normalise(engine).offers
-    tangents = [t.astype(program.dtype) for t in tangents]
-    if offers["jvp"] and expected(here, "expected_jvp", program.output_shape) is not None:
-        _, got = run_engine_jvp(engine, program, [x.copy() for x in inputs],
-                                [t.copy() for t in tangents])
-        compare("tangent", got, "expected_jvp", program.output_shape)
-    if offers["hvp"] and expected(here, "expected_hvp_x0", program.inputs[0]) is not None:
-        got = run_engine_hvp(engine, program, [x.copy() for x in inputs], cotangent.copy(),
-                             [t.copy() for t in tangents])
+    if engine.offers["jvp"] and expected(here, "expected_jvp", program.output_shape) is not None:
+        _, got = engine.jvp(program, [x.copy() for x in inputs], [t.copy() for t in tangents])
+        replay.compare("tangent", got, "expected_jvp", program.output_shape)
+    if engine.offers["hvp"] and expected(here, "expected_hvp_x0", program.inputs[0]) is not None:
+        got = engine.hvp(program, [x.copy() for x in inputs], cotangent.copy(),
+                         [t.copy() for t in tangents])
         for i, h in enumerate(got):
-            compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}", program.inputs[i])
-print("MISMATCH" if mismatch else
-      "agrees with the saved references, within the verdict's tolerances")
+            replay.compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}", program.inputs[i])
+replay.verdict()
 '''
