@@ -70,13 +70,15 @@ def run_tree(tree, args):
     env = dict(os.environ, **ONE_THREAD, PYTHONPATH=f"{tree}{os.pathsep}{tree / 'benchmarks'}")
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
                           json.dumps([args.cases, args.per_bug, args.seed])], cwd=tree, env=env,
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"the worker in {tree} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.splitlines()[-1])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", required=True, help="the earlier commit")
+    ap.add_argument("--before", help="the earlier commit (required)")
     ap.add_argument("--cases", type=int, default=300)
     ap.add_argument("--per-bug", type=int, default=30)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
@@ -88,6 +90,8 @@ def main():
         sys.path.remove(str(Path(__file__).resolve().parent))  # the tree's own, from PYTHONPATH
         print(json.dumps(worker(*json.loads(args.worker))))
         return 0
+    if not args.before:
+        ap.error("--before REV is required")
     with tempfile.TemporaryDirectory() as tmp:
         before = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
