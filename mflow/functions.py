@@ -94,8 +94,156 @@ def conv2d(image, kernel, stride=1, padding="valid"):
     return apply("conv2d", image, kernel, stride=stride, padding=padding)
 
 
+def abs(x):  # noqa: A001 - numpy's and torch's name
+    """|x| element-wise; its derivative at 0 is 0, as in torch (JAX: 1)."""
+    return apply("abs", x)
+
+
+def sqrt(x):
+    """Square root; x must be positive."""
+    return apply("sqrt", x)
+
+
+def log1p(x):
+    """log(1 + x), exact for small x; x > -1."""
+    return apply("log1p", x)
+
+
+def expm1(x):
+    """exp(x) - 1, exact for small x."""
+    return apply("expm1", x)
+
+
+def softplus(x):
+    """log(1 + exp(x)), without overflow."""
+    return apply("softplus", x)
+
+
+def erf(x):
+    return apply("erf", x)
+
+
+def logsumexp(x, axis=None):
+    """log Σ exp(x) over everything, axis 0 or axis 1 (shapes as in `sum`), shifted by
+    the max so that it does not overflow."""
+    return apply("logsumexp", x, axis=axis)
+
+
+def prod(x, axis=None):
+    """Product over everything, axis 0 or axis 1; shapes as in `sum`."""
+    return apply("prod", x, axis=axis)
+
+
+def var(x, axis=None):
+    """Population variance (divided by N) over everything, axis 0 or axis 1."""
+    return apply("var", x, axis=axis)
+
+
+def norm(x, axis=None):
+    """The Frobenius norm (axis None), or each column's (0) or row's (1)."""
+    return apply("norm", x, axis=axis)
+
+
+def cumsum(x, axis=0):
+    """Running sums down the rows (axis 0) or along each row (axis 1)."""
+    return apply("cumsum", x, axis=axis)
+
+
+def cumprod(x, axis=0):
+    """Running products down the rows (axis 0) or along each row (axis 1)."""
+    return apply("cumprod", x, axis=axis)
+
+
+def reshape(x, shape):
+    """The elements in row-major order, as a matrix of `shape`; one side may be -1."""
+    return apply("reshape", x, shape=tuple(shape))
+
+
+def flip(x, axis=0):
+    """The rows (axis 0) or the columns (axis 1) in reverse order."""
+    return apply("flip", x, axis=axis)
+
+
+def pad(x, widths):
+    """x with zeros around it: widths = (top, bottom, left, right)."""
+    return apply("pad", x, widths=tuple(widths))
+
+
+def tile(x, reps):
+    """x repeated reps = (down, across) times, as numpy.tile."""
+    return apply("tile", x, reps=tuple(reps))
+
+
+def broadcast_to(x, shape):
+    """x spread along its sides of size 1 to `shape`."""
+    return apply("broadcast_to", x, shape=tuple(shape))
+
+
+def tril(x, k=0):
+    """The lower triangle: zeros above the k-th diagonal."""
+    return apply("tril", x, k=k)
+
+
+def triu(x, k=0):
+    """The upper triangle: zeros below the k-th diagonal."""
+    return apply("triu", x, k=k)
+
+
+def clip(x, lo, hi):
+    """x limited to [lo, hi]; its derivative is 1 at the bounds, as in torch (JAX: 1/2)."""
+    return apply("clip", x, lo=lo, hi=hi)
+
+
+def maximum(a, b):
+    """The larger of a and b element-wise (broadcasting); at a tie each gets 1/2 of the
+    gradient, as in torch and JAX."""
+    return apply("maximum", a, b)
+
+
+def minimum(a, b):
+    """The smaller of a and b element-wise; a tie as in `maximum`."""
+    return apply("minimum", a, b)
+
+
+def where(mask, a, b):
+    """a where mask is true, else b: mask a constant boolean matrix of the operands'
+    broadcast shape."""
+    import numpy as np
+    mask = np.asarray(mask, bool)
+    return apply("where", a, b, mask=tuple(map(tuple, mask.tolist())))
+
+
+def max(x, axis=None):  # noqa: A001 - numpy's and torch's name
+    """The largest element over everything, axis 0 or axis 1 (shapes as in `sum`); a tie
+    shares the gradient evenly, as torch's amax and JAX's max."""
+    return apply("max", x, axis=axis)
+
+
+def min(x, axis=None):  # noqa: A001
+    """The smallest element; shapes and ties as in `max`."""
+    return apply("min", x, axis=axis)
+
+
+def maxpool2d(x, size=2, stride=2):
+    """The max of each size x size window, windows `stride` apart (no padding); a tie in
+    a window gives all of its gradient to the first maximum (row-major), as torch and JAX."""
+    return apply("maxpool2d", x, size=size, stride=stride)
+
+
+def solve(a, b):
+    """X with A X = B (A square and invertible)."""
+    return apply("solve", a, b)
+
+
+def logdet(x):
+    """log |det X| of a square invertible matrix, as 1x1."""
+    return apply("logdet", x)
+
+
 for _f in (relu, exp, log, tanh, sigmoid, sin, cos, sum, mean, softmax, log_softmax,
-           trace, inv, det):
+           trace, inv, det, abs, sqrt, log1p, expm1, softplus, erf, logsumexp, prod, var, norm,
+           cumsum, cumprod, reshape, flip, pad, tile, broadcast_to, tril, triu, logdet, clip,
+           max, min, maxpool2d):
     setattr(Node, _f.__name__, _f)
 
 

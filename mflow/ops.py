@@ -17,6 +17,8 @@ transpose). Each is derived from the matrix differential: with Y = f(X) and
 dL = tr(Gᵀ dY), move dX to the right to read off dL = tr(G_Xᵀ dX).
 """
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -59,12 +61,6 @@ defop("div", 2, shapes.broadcast,
 # --- element-wise, one operand -------------------------------------------------
 
 
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))  # never overflows; sigmoid(-|x|) = e / (1 + e)
-    r = 1 / (1 + e)
-    return np.where(x >= 0, r, e * r)
-
-
 defop("neg", 1, shapes.same, forward=np.negative, vjp=lambda F, g, ans, x: (-g,),
       jvp=lambda t, ans, x: -t[0])
 defop("pow", 1, shapes.pow, attrs={"p": 2},
@@ -84,12 +80,76 @@ defop("tanh", 1, shapes.same,
       forward=np.tanh, vjp=lambda F, g, ans, x: (g * (1 - ans * ans),),
       jvp=lambda t, ans, x: t[0] * (1 - ans * ans))
 defop("sigmoid", 1, shapes.same,
-      forward=_sigmoid, vjp=lambda F, g, ans, x: (g * ans * (1 - ans),),
+      forward=rule_ops.sigmoid, vjp=lambda F, g, ans, x: (g * ans * (1 - ans),),
       jvp=lambda t, ans, x: t[0] * ans * (1 - ans))
 defop("sin", 1, shapes.same, forward=np.sin, vjp=lambda F, g, ans, x: (g * F.cos(x),),
       jvp=lambda t, ans, x: t[0] * np.cos(x))
 defop("cos", 1, shapes.same, forward=np.cos, vjp=lambda F, g, ans, x: (-g * F.sin(x),),
       jvp=lambda t, ans, x: -t[0] * np.sin(x))
+
+_ERF = 2 / np.pi ** 0.5  # erf'(x) = 2/√π exp(-x²); a Python float keeps float32 float32
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # exact to float64's rounding
+
+
+# |x|'(0) = sign(0) = 0, as torch (JAX says 1): the catalogue records both conventions
+defop("abs", 1, shapes.same, forward=np.abs, vjp=lambda F, g, ans, x: (g * F.sign(x),),
+      jvp=lambda t, ans, x: t[0] * np.sign(x))
+defop("sqrt", 1, shapes.same, forward=np.sqrt, vjp=lambda F, g, ans, x: (g / (2 * ans),),
+      jvp=lambda t, ans, x: t[0] / (2 * ans))
+defop("log1p", 1, shapes.same, forward=np.log1p, vjp=lambda F, g, ans, x: (g / (1 + x),),
+      jvp=lambda t, ans, x: t[0] / (1 + x))
+defop("expm1", 1, shapes.same, forward=np.expm1, vjp=lambda F, g, ans, x: (g * (ans + 1),),
+      jvp=lambda t, ans, x: t[0] * (ans + 1))
+# log(1 + eˣ) = logaddexp(x, 0): no overflow, and exact past torch's threshold of 20
+defop("softplus", 1, shapes.same, forward=lambda x: np.logaddexp(x, 0),
+      vjp=lambda F, g, ans, x: (g * F.sigmoid(x),),
+      jvp=lambda t, ans, x: t[0] * rule_ops.sigmoid(x))
+defop("erf", 1, shapes.same, forward=lambda x: _erf(x).astype(x.dtype, copy=False),
+      vjp=lambda F, g, ans, x: (g * _ERF * F.exp(-(x * x)),),
+      jvp=lambda t, ans, x: t[0] * _ERF * np.exp(-(x * x)))
+
+
+# --- operations that choose: each derivative a constant 0/1 (or shared) mask ----------
+# (F.constant: the operands' values, through which no derivative flows)
+
+def _share(a, b):  # 1 where a is chosen, 1/2 where a = b (torch's and JAX's convention)
+    return np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0)).astype(np.result_type(a, b))
+
+
+def _within(x, lo, hi):  # the bounds inclusive, as torch (JAX: 1/2 there)
+    return ((x >= lo) & (x <= hi)).astype(x.dtype)
+
+
+defop("clip", 1, shapes.clip, attrs={"lo": -1.0, "hi": 1.0},
+      forward=lambda x, lo, hi: np.clip(x, lo, hi),
+      vjp=lambda F, g, ans, x, lo, hi: (g * _within(F.constant(x), lo, hi),),
+      jvp=lambda t, ans, x, lo, hi: t[0] * _within(x, lo, hi))
+
+
+def _maximum_vjp(F, g, ans, a, b):
+    w = _share(F.constant(a), F.constant(b))
+    return g * w, g * (1 - w)
+
+
+def _minimum_vjp(F, g, ans, a, b):
+    w = _share(F.constant(b), F.constant(a))  # a is chosen where b > a
+    return g * w, g * (1 - w)
+
+
+defop("maximum", 2, shapes.broadcast, forward=np.maximum, vjp=_maximum_vjp,
+      jvp=lambda t, ans, a, b: t[0] * _share(a, b) + t[1] * (1 - _share(a, b)))
+defop("minimum", 2, shapes.broadcast, forward=np.minimum, vjp=_minimum_vjp,
+      jvp=lambda t, ans, a, b: t[0] * _share(b, a) + t[1] * (1 - _share(b, a)))
+
+
+def _mask(mask, dtype):
+    return np.asarray(mask, dtype)
+
+
+defop("where", 2, shapes.where, attrs={"mask": None},
+      forward=lambda a, b, mask: np.where(np.asarray(mask, bool), a, b),
+      vjp=lambda F, g, ans, a, b, mask: (g * _mask(mask, g.dtype), g * (1 - _mask(mask, g.dtype))),
+      jvp=lambda t, ans, a, b, mask: np.where(np.asarray(mask, bool), t[0], t[1]))
 
 # --- matrix structure ----------------------------------------------------------
 
@@ -131,6 +191,165 @@ SCATTER = Op("scatter", 1, lambda x, shape, rows, cols: tuple(shape),
              forward=lambda x, shape, rows, cols: rule_ops.scatter(x, shape, rows, cols),
              vjp=lambda F, g, ans, x, shape, rows, cols: (F.gather(g, rows, cols),),
              jvp=lambda t, ans, x, shape, rows, cols: rule_ops.scatter(t[0], shape, rows, cols))
+
+
+# --- reductions (axis None, 0 or 1, keeping two axes) ----------------------------
+
+def _count(x, axis):
+    return x.shape[0] * x.shape[1] if axis is None else x.shape[axis]
+
+
+def _logsumexp(x, axis):
+    m = _max(x, axis=axis, keepdims=True)  # shift: exp never overflows
+    return m + np.log(_sum(np.exp(x - m), axis=axis, keepdims=True))
+
+
+# d lse = Σ softmax(X) ⊙ dX  =>  G_X = G exp(X - lse)
+defop("logsumexp", 1, shapes.reduce, attrs={"axis": None}, forward=_logsumexp,
+      vjp=lambda F, g, ans, x, axis: (g * F.exp(x - ans),),
+      jvp=lambda t, ans, x, axis: _sum(t[0] * np.exp(x - ans), axis=axis, keepdims=True))
+# d Π = Σ (Π / xᵢ) dxᵢ: the operands are nonzero (the catalogue's domain)
+defop("prod", 1, shapes.reduce, attrs={"axis": None},
+      forward=lambda x, axis: np.multiply.reduce(x, axis=axis, keepdims=True),
+      vjp=lambda F, g, ans, x, axis: (g * ans / x,),
+      jvp=lambda t, ans, x, axis: _sum(t[0] * ans / x, axis=axis, keepdims=True))
+
+
+def _var_vjp(F, g, ans, x, axis):
+    n = _count(x, axis)
+    return (g * (2 / n) * (x - F.sum(x, axis) / n),)
+
+
+# population variance: d var = (2 / N) Σ (x - mean) dx
+defop("var", 1, shapes.reduce, attrs={"axis": None},
+      forward=lambda x, axis: np.var(x, axis=axis, keepdims=True), vjp=_var_vjp,
+      jvp=lambda t, ans, x, axis: _sum((x - np.mean(x, axis=axis, keepdims=True)) * t[0],
+                                       axis=axis, keepdims=True) * (2 / _count(x, axis)))
+# Frobenius (axis None) or per row/column: d |x| = Σ x dx / |x|
+defop("norm", 1, shapes.reduce, attrs={"axis": None},
+      forward=lambda x, axis: np.sqrt(_sum(x * x, axis=axis, keepdims=True)),
+      vjp=lambda F, g, ans, x, axis: (g * x / ans,),
+      jvp=lambda t, ans, x, axis: _sum(x * t[0], axis=axis, keepdims=True) / ans)
+
+
+def _chosen(x, ans, axis):  # the maxima (or minima) of each slice share 1 evenly, as torch's
+    hit = x == ans          # amax and JAX's max
+    return (hit / np.add.reduce(hit, axis=axis, keepdims=True)).astype(x.dtype)
+
+
+defop("max", 1, shapes.reduce, attrs={"axis": None},
+      forward=lambda x, axis: _max(x, axis=axis, keepdims=True),
+      vjp=lambda F, g, ans, x, axis: (g * _chosen(F.constant(x), F.constant(ans), axis),),
+      jvp=lambda t, ans, x, axis: _sum(t[0] * _chosen(x, ans, axis), axis=axis, keepdims=True))
+defop("min", 1, shapes.reduce, attrs={"axis": None},
+      forward=lambda x, axis: np.minimum.reduce(x, axis=axis, keepdims=True),
+      vjp=lambda F, g, ans, x, axis: (g * _chosen(F.constant(x), F.constant(ans), axis),),
+      jvp=lambda t, ans, x, axis: _sum(t[0] * _chosen(x, ans, axis), axis=axis, keepdims=True))
+
+# --- pooling --------------------------------------------------------------------
+
+
+def _pool_windows(x, size, stride):  # (windows, size²), row-major
+    w = sliding_window_view(x, (size, size))[::stride, ::stride]
+    return w.reshape(-1, size * size)
+
+
+def _pool_selection(x, size, stride):
+    """S with S x.flat = maxpool(x).flat: each window's first maximum (row-major), as
+    torch and JAX choose at a tie. The VJP is Sᵀ g, linear in g."""
+    wins = _pool_windows(x, size, stride)
+    where = _pool_windows(np.arange(x.size).reshape(x.shape), size, stride)
+    first = where[np.arange(len(wins)), np.argmax(wins, axis=1)]  # argmax: the first max
+    S = np.zeros((len(wins), x.size), x.dtype)
+    S[np.arange(len(wins)), first] = 1
+    return S
+
+
+def _maxpool2d(x, size, stride):
+    return _pool_windows(x, size, stride).max(axis=1).reshape(
+        shapes.maxpool2d(x.shape, size, stride))
+
+
+def _maxpool2d_vjp(F, g, ans, x, size, stride):
+    S = _pool_selection(F.constant(x), size, stride)
+    return (F.reshape(S.T @ F.reshape(g, (-1, 1)), x.shape),)
+
+
+defop("maxpool2d", 1, shapes.maxpool2d, attrs={"size": 2, "stride": 2}, forward=_maxpool2d,
+      vjp=_maxpool2d_vjp,
+      jvp=lambda t, ans, x, size, stride: (_pool_selection(x, size, stride)
+                                           @ t[0].reshape(-1, 1)).reshape(ans.shape))
+
+# --- scans ----------------------------------------------------------------------
+
+
+def _cumsum_vjp(F, g, ans, x, axis):  # the transpose of a running sum: a reversed one
+    return (F.flip(F.cumsum(F.flip(g, axis), axis), axis),)
+
+
+defop("cumsum", 1, shapes.along, attrs={"axis": 0},
+      forward=lambda x, axis: np.cumsum(x, axis=axis), vjp=_cumsum_vjp,
+      jvp=lambda t, ans, x, axis: np.cumsum(t[0], axis=axis))
+# yₖ = Π_{i≤k} xᵢ  =>  G_xᵢ = Σ_{k≥i} Gₖ yₖ / xᵢ (the operands are nonzero: the domain)
+defop("cumprod", 1, shapes.along, attrs={"axis": 0},
+      forward=lambda x, axis: np.cumprod(x, axis=axis),
+      vjp=lambda F, g, ans, x, axis: (_cumsum_vjp(F, g * ans, ans, x, axis)[0] / x,),
+      jvp=lambda t, ans, x, axis: ans * np.cumsum(t[0] / x, axis=axis))
+
+# --- movement: every rule's VJP is its transpose ------------------------------------
+
+defop("reshape", 1, shapes.reshape, attrs={"shape": (1, -1)},
+      forward=lambda x, shape: rule_ops.reshape(x, shape),
+      vjp=lambda F, g, ans, x, shape: (F.reshape(g, x.shape),),
+      jvp=lambda t, ans, x, shape: rule_ops.reshape(t[0], shape))
+defop("flip", 1, shapes.along, attrs={"axis": 0},
+      forward=lambda x, axis: rule_ops.flip(x, axis),
+      vjp=lambda F, g, ans, x, axis: (F.flip(g, axis),),
+      jvp=lambda t, ans, x, axis: rule_ops.flip(t[0], axis))
+
+
+def _pad_zeros(x, widths):
+    top, bottom, left, right = widths
+    return np.pad(x, ((top, bottom), (left, right)))
+
+
+def _inside(x, widths):  # where pad put the operand: its VJP reads it back
+    top, _, left, _ = widths
+    return slice(top, top + x.shape[0], 1), slice(left, left + x.shape[1], 1)
+
+
+defop("pad", 1, shapes.pad, attrs={"widths": (0, 1, 0, 1)}, forward=_pad_zeros,
+      vjp=lambda F, g, ans, x, widths: (F.gather(g, *_inside(x, widths)),),
+      jvp=lambda t, ans, x, widths: _pad_zeros(t[0], widths))
+
+
+def _tile_vjp(F, g, ans, x, reps):  # every copy's cotangent, added
+    (m, n), total = x.shape, None
+    for a in range(reps[0]):
+        for b in range(reps[1]):
+            block = F.gather(g, slice(a * m, (a + 1) * m, 1), slice(b * n, (b + 1) * n, 1))
+            total = block if total is None else total + block
+    return (total,)
+
+
+defop("tile", 1, shapes.tile, attrs={"reps": (1, 2)}, forward=lambda x, reps: np.tile(x, reps),
+      vjp=_tile_vjp, jvp=lambda t, ans, x, reps: np.tile(t[0], reps))
+
+
+def _broadcast_to_vjp(F, g, ans, x, shape):  # summed over the axes it was spread along
+    for axis in (0, 1):
+        if x.shape[axis] == 1 and shape[axis] != 1:
+            g = F.sum(g, axis)
+    return (g,)
+
+
+defop("broadcast_to", 1, shapes.broadcast_to, attrs={"shape": (4, 4)},
+      forward=lambda x, shape: rule_ops.spread(x, shape), vjp=_broadcast_to_vjp,
+      jvp=lambda t, ans, x, shape: rule_ops.spread(t[0], shape))
+defop("tril", 1, shapes.triangle, attrs={"k": 0}, forward=lambda x, k: np.tril(x, k),
+      vjp=lambda F, g, ans, x, k: (F.tril(g, k),), jvp=lambda t, ans, x, k: np.tril(t[0], k))
+defop("triu", 1, shapes.triangle, attrs={"k": 0}, forward=lambda x, k: np.triu(x, k),
+      vjp=lambda F, g, ans, x, k: (F.triu(g, k),), jvp=lambda t, ans, x, k: np.triu(t[0], k))
 
 # --- softmax -------------------------------------------------------------------
 
@@ -179,6 +398,21 @@ defop("det", 1, shapes.scalar_of_square,
       # d det X = tr(adj X dX) = Σ (adj X)ᵀ ⊙ dX
       jvp=lambda t, ans, x: np.sum(rule_ops.adjugate(x).T * t[0]).reshape(1, 1)
       .astype(ans.dtype))
+
+# X = A⁻¹ B: dX = A⁻¹ (dB - dA X)  =>  G_B = A⁻ᵀ G, G_A = -G_B Xᵀ
+def _solve_vjp(F, g, ans, a, b):
+    gb = F.solve(a.T, g)
+    return -(gb @ ans.T), gb
+
+
+defop("solve", 2, shapes.solve, forward=np.linalg.solve, vjp=_solve_vjp,
+      jvp=lambda t, ans, a, b: np.linalg.solve(a, t[1] - t[0] @ ans))
+# log |det X|: d = tr(X⁻¹ dX)  =>  G_X = g X⁻ᵀ
+defop("logdet", 1, shapes.scalar_of_square,
+      forward=lambda x: np.linalg.slogdet(x)[1].reshape(1, 1).astype(x.dtype, copy=False),
+      vjp=lambda F, g, ans, x: (g * F.inv(x).T,),
+      jvp=lambda t, ans, x: np.trace(np.linalg.solve(x, t[0])).reshape(1, 1)
+      .astype(ans.dtype, copy=False))
 
 # --- convolution ---------------------------------------------------------------
 
@@ -293,6 +527,43 @@ class Nodes:
     def constant(x):
         """x's value, as a constant: no derivative flows through it."""
         return x.value
+
+    @staticmethod
+    def sign(x):
+        """abs's derivative, a constant (its own derivative is 0 away from the kink)."""
+        return np.sign(x.value)
+
+    @staticmethod
+    def sigmoid(x):
+        return apply("sigmoid", x)
+
+    @staticmethod
+    def flip(x, axis):
+        return apply("flip", x, axis=axis)
+
+    @staticmethod
+    def cumsum(x, axis):
+        return apply("cumsum", x, axis=axis)
+
+    @staticmethod
+    def reshape(x, shape):
+        return apply("reshape", x, shape=tuple(shape))
+
+    @staticmethod
+    def tril(x, k):
+        return apply("tril", x, k=k)
+
+    @staticmethod
+    def triu(x, k):
+        return apply("triu", x, k=k)
+
+    @staticmethod
+    def inv(x):
+        return apply("inv", x)
+
+    @staticmethod
+    def solve(a, b):
+        return apply("solve", a, b)
 
 
 NODES = Nodes()

@@ -62,6 +62,25 @@ def conv2d(image, kernel):
     return np.tensordot(windows, kernel, axes=2)
 
 
+def sigmoid(x):
+    """1 / (1 + exp(-x)), never overflowing: sigmoid(-|x|) = e / (1 + e), e = exp(-|x|)."""
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    return np.where(x >= 0, r, e * r)
+
+
+def flip(x, axis):
+    return np.flip(x, axis).copy()
+
+
+def cumsum(x, axis):
+    return np.cumsum(x, axis=axis)
+
+
+def reshape(x, shape):
+    return np.reshape(x, shape).copy()
+
+
 def spread(g, shape):
     """g broadcast to `shape`, as a new array (np.broadcast_to is ten times slower here)."""
     out = np.empty(shape, dtype=g.dtype)
@@ -74,6 +93,22 @@ class Arrays:
     cos, sin, exp = staticmethod(np.cos), staticmethod(np.sin), staticmethod(np.exp)
     conv2d, spread = staticmethod(conv2d), staticmethod(spread)
     scatter, gather, adjugate = staticmethod(scatter), staticmethod(gather), staticmethod(adjugate)
+    sigmoid, flip, cumsum = staticmethod(sigmoid), staticmethod(flip), staticmethod(cumsum)
+    reshape, inv, solve = staticmethod(reshape), staticmethod(np.linalg.inv), \
+        staticmethod(np.linalg.solve)
+
+    @staticmethod
+    def tril(x, k):
+        return np.tril(x, k)
+
+    @staticmethod
+    def triu(x, k):
+        return np.triu(x, k)
+
+    @staticmethod
+    def sign(x):
+        """abs's derivative, a constant (sign(0) = 0, as torch)."""
+        return np.sign(x)
 
     @staticmethod
     def sum(x, axis):  # noqa: A003 - the table's name for it

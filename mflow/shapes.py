@@ -120,6 +120,94 @@ def conv2d(image, kernel, stride, padding):
     return ((image[0] - kernel[0]) // stride + 1, (image[1] - kernel[1]) // stride + 1)
 
 
+def along(x, axis):
+    """A scan or a flip along axis 0 or 1: the operand's shape."""
+    _axis(axis)
+    return x
+
+
+def _ints_of(name, v, n, least):
+    if not isinstance(v, tuple) or len(v) != n or any(
+            isinstance(i, bool) or not isinstance(i, int) or i < least for i in v):
+        raise ShapeError(f"{name} must be a tuple of {n} ints >= {least}; got {v!r}")
+    return v
+
+
+def reshape(x, shape):
+    """numpy's reshape to 2-D; one side may be -1 (whatever the size leaves)."""
+    if not isinstance(shape, tuple) or len(shape) != 2 or any(
+            isinstance(i, bool) or not isinstance(i, int) or (i < 1 and i != -1) for i in shape) \
+            or shape == (-1, -1):
+        raise ShapeError(f"shape must be (rows, cols), ints >= 1, one of them may be -1; "
+                         f"got {shape!r}")
+    size, known = x[0] * x[1], abs(shape[0] * shape[1])
+    if size % known or (-1 not in shape and known != size):
+        raise ShapeError(f"cannot reshape {x} ({size} elements) to {shape}")
+    return tuple(size // known if i == -1 else i for i in shape)
+
+
+def pad(x, widths):
+    """Zeros around: widths = (top, bottom, left, right)."""
+    top, bottom, left, right = _ints_of("widths", widths, 4, 0)
+    return (x[0] + top + bottom, x[1] + left + right)
+
+
+def tile(x, reps):
+    r, c = _ints_of("reps", reps, 2, 1)
+    return (x[0] * r, x[1] * c)
+
+
+def broadcast_to(x, shape):
+    _ints_of("shape", shape, 2, 1)
+    if any(m != n and m != 1 for m, n in zip(x, shape)):
+        raise ShapeError(f"cannot broadcast {x} to {shape}: a side must be equal or 1")
+    return shape
+
+
+def triangle(x, k):
+    """tril and triu: the operand's shape; k an int (the diagonal, 0 the main one)."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ShapeError(f"k must be an int; got {k!r}")
+    return x
+
+
+def clip(x, lo, hi):
+    for name, v in (("lo", lo), ("hi", hi)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ShapeError(f"{name} must be a number; got {v!r}")
+    if not lo <= hi:
+        raise ShapeError(f"lo must be at most hi; got lo={lo!r}, hi={hi!r}")
+    return x
+
+
+def where(a, b, mask):
+    """The operands broadcast; the mask (rows of bools) of that shape."""
+    out = broadcast(a, b)
+    if not isinstance(mask, tuple) or not all(isinstance(r, tuple) for r in mask) or \
+            not all(isinstance(v, bool) for r in mask for v in r):
+        raise ShapeError("mask must be rows of bools (a tuple of tuples)")
+    got = (len(mask), len(mask[0]) if mask else 0)
+    if got != out or any(len(r) != got[1] for r in mask):
+        raise ShapeError(f"mask of shape {got}; the operands {a} and {b} broadcast to {out}")
+    return out
+
+
+def maxpool2d(x, size, stride):
+    for name, v in (("size", size), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ShapeError(f"{name} must be a positive int; got {v!r}")
+    if size > min(x):
+        raise ShapeError(f"a window of {size}x{size} is larger than {x}")
+    return ((x[0] - size) // stride + 1, (x[1] - size) // stride + 1)
+
+
+def solve(a, b):
+    square(a)
+    if b[0] != a[0]:
+        raise ShapeError(f"cannot solve {a} X = B for B of {b}: B needs {a[0]} rows")
+    return b
+
+
 def normalise_index(key, shape):
     """Turn `x[key]` into (rows, cols): each a positive-step slice with concrete
     bounds, or a tuple of non-negative ints. An int keeps its axis (the result

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from mflow import shapes
 
-KINDS = ("elementwise", "binary", "reduction", "movement", "softmax", "linear algebra",
-         "convolution")
+KINDS = ("elementwise", "binary", "reduction", "scan", "movement", "softmax",
+         "linear algebra", "convolution", "pooling")
 DOMAINS = ("real", "nonzero", "positive", "bounded", "invertible", "wide")  # strategies/domains.py
 ROUNDINGS = ("result", "sums", "exact")
 
@@ -51,7 +51,15 @@ class Record:
     arities: tuple = ()               # for arity None: the operand counts drawn
     domain: tuple | Callable = ("real",)  # per operand (the last repeats), or attrs -> that:
     #   "real", "nonzero", "positive", "bounded", "invertible", "wide" (strategies/domains.py)
-    kinks: tuple = ()                 # inputs where the derivative jumps (fuzzing keeps off)
+    kinks: tuple | Callable = ()      # inputs where the derivative jumps (fuzzing keeps off),
+    #   or attrs -> them (clip's lo and hi)
+    ties: Callable | None = None      # (np, *operands, **attrs) -> arrays whose signs say
+    #   which operand or element the operation chooses, 0 at a tie (maximum: a - b; max:
+    #   each element less the largest of the others); stacks of matrices, as numpy's
+    at_tie: tuple = ()                # ((operand values, attrs, what), ...): points exactly at
+    #   a tie, where the conventions table (oracles/kinks.py) compares the derivatives
+    fit: Callable | None = None       # (ints, *operand shapes) -> attributes drawn to fit the
+    #   operands (where's mask), `ints(lo, hi)` drawing an int
     convention: str = ""              # the derivative at a kink: torch's, JAX's (measured)
     rounding: str = "result"          # how float32 rounds it: "result" (the result, ~u
     #   relative), "sums" (backward stable: operands off by ~u, then rounded), "exact"
@@ -74,6 +82,25 @@ class Record:
         """The domain of each of n operands."""
         d = self.domain(**(attrs or {})) if callable(self.domain) else self.domain
         return tuple(d[min(i, len(d) - 1)] for i in range(n))
+
+    def kinks_at(self, attrs):
+        """The kinks for these attributes."""
+        return self.kinks(**attrs) if callable(self.kinks) else self.kinks
+
+    def every_kink(self):
+        """The kinks for every attribute value drawn (an adapter may declare its
+        derivative at any of them)."""
+        if not callable(self.kinks):
+            return self.kinks
+        import itertools
+        names = list(self.attrs)
+        return tuple(sorted({k for values in itertools.product(*(self.drawn[n] for n in names))
+                             for k in self.kinks(**dict(zip(names, values)))}))
+
+    def switches(self, operands, attrs):
+        """The `ties` arrays of these operands (none for an operation without ties)."""
+        import numpy
+        return self.ties(numpy, *operands, **attrs) if self.ties else ()
 
     def complete(self, attrs):
         """`attrs` with this operation's defaults filled in: the one place defaults apply."""
@@ -199,6 +226,71 @@ def _np_conv2d(np, image, kernel, stride, padding):
     return np.einsum("...ijkl,...kl->...ij", windows[..., ::stride, ::stride, :, :], kernel)
 
 
+def _np_logsumexp(np, x, axis):
+    axes = (-2, -1) if axis is None else _axis(axis)
+    m = np.max(x, axis=axes, keepdims=True)
+    return m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+
+
+def _np_norm(np, x, axis):
+    return np.sqrt(np.sum(x * x, axis=(-2, -1) if axis is None else _axis(axis), keepdims=True))
+
+
+def _np_erf(np, x):
+    from scipy.special import erf  # JAX's dependency; numpy has no erf
+    return erf(x)
+
+
+def _np_pad(np, x, widths):
+    top, bottom, left, right = widths
+    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)])
+
+
+def _np_solve(np, a, b):
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # a constant has no stack axis
+    return np.linalg.solve(np.broadcast_to(a, lead + a.shape[-2:]),
+                           np.broadcast_to(b, lead + b.shape[-2:]))
+
+
+def chooser_switches(np, w):
+    """For windows along the last axis of w: each element less the largest of the
+    others in its window. Positive for the one the window's max chooses, negative for
+    the rest, 0 where two tie for the max."""
+    if w.shape[-1] == 1:
+        return np.ones_like(w)  # a window of one chooses it, with no tie
+    top = np.sort(w, axis=-1)[..., -2:]
+    return w - np.where(w == top[..., 1:], top[..., :1], top[..., 1:])
+
+
+def _reduction_windows(np, x, axis):
+    if axis is None:
+        return x.reshape(x.shape[:-2] + (-1,))
+    return np.swapaxes(x, -1, -2) if axis == 0 else x
+
+
+def _pool_windows(np, x, size, stride):
+    w = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(-2, -1))
+    w = w[..., ::stride, ::stride, :, :]
+    return w.reshape(w.shape[:-2] + (-1,))
+
+
+def _np_maxpool2d(np, x, size, stride):
+    return _pool_windows(np, x, size, stride).max(axis=-1)
+
+
+def _np_where(np, a, b, mask):
+    return np.where(np.asarray(mask, bool), a, b)
+
+
+def _fit_mask(ints, a, b):
+    """where's mask: a boolean matrix of the operands' broadcast shape, from one seed."""
+    import numpy
+    shape = shapes.broadcast(a, b)
+    seed = ints(0, 2 ** 32 - 1)
+    mask = numpy.random.default_rng(seed).random(shape) < 0.5
+    return {"mask": tuple(map(tuple, mask.tolist()))}
+
+
 # --- torch and JAX, on 2-D values ----------------------------------------------------
 
 def _torch_reduce(f):
@@ -231,6 +323,47 @@ def _torch_conv2d(torch, image, kernel, stride, padding):
 def _jax_conv2d(jax, image, kernel, stride, padding):
     return jax.lax.conv_general_dilated(image[None, None], kernel[None, None], (stride, stride),
                                         padding.upper())[0, 0]
+
+
+def _torch_var(torch, x, axis):
+    return torch.var(x, correction=0).reshape(1, 1) if axis is None else \
+        torch.var(x, dim=axis, keepdim=True, correction=0)
+
+
+def _torch_logsumexp(torch, x, axis):
+    return torch.logsumexp(x.reshape(-1), 0).reshape(1, 1) if axis is None else \
+        torch.logsumexp(x, dim=axis, keepdim=True)
+
+
+def _torch_norm(torch, x, axis):
+    return torch.linalg.vector_norm(x, dim=axis, keepdim=True).reshape(
+        (1, 1) if axis is None else (1, x.shape[1]) if axis == 0 else (x.shape[0], 1))
+
+
+def _torch_pad(torch, x, widths):
+    top, bottom, left, right = widths
+    return torch.nn.functional.pad(x, (left, right, top, bottom))
+
+
+def _jax_pad(jax, x, widths):
+    top, bottom, left, right = widths
+    return jax.numpy.pad(x, ((top, bottom), (left, right)))
+
+
+def _torch_max(f):
+    def reduced(torch, x, axis):  # amax / amin: a tie shares the gradient evenly, as JAX
+        g = getattr(torch, f)
+        return g(x).reshape(1, 1) if axis is None else g(x, dim=axis, keepdim=True)
+    return reduced
+
+
+def _torch_maxpool2d(torch, x, size, stride):
+    return torch.nn.functional.max_pool2d(x[None, None], size, stride)[0, 0]
+
+
+def _jax_maxpool2d(jax, x, size, stride):
+    return jax.lax.reduce_window(x, -jax.numpy.inf, jax.lax.max, (size, size), (stride, stride),
+                                 "VALID")
 
 
 def _scalar(f):  # a 1x1 result from a function giving a number
@@ -353,6 +486,161 @@ record("conv2d", 2, "convolution", shapes.conv2d, attrs={"stride": 1, "padding":
        torch=_torch_conv2d, jax=_jax_conv2d, numpy=_np_conv2d, slot="conv2d",
        samples=tuple((((6, 7), (3, 2)), {"stride": s, "padding": "valid"}) for s in (1, 2, 3))
        + tuple((((5, 6), (k, j)), {"padding": "same"}) for k, j in ((3, 3), (2, 4), (1, 1))))
+
+# --- the vocabulary's second half: element-wise, reductions, scans, movement, solves ---
+
+record("abs", 1, "elementwise", shapes.same, kinks=(0.0,),
+       convention="abs'(0): 0 in mflow and torch (sign(0)), 1 in JAX",
+       samples=_samples(UNARY))
+record("sqrt", 1, "elementwise", shapes.same, domain=("positive",), samples=_samples(UNARY))
+record("log1p", 1, "elementwise", shapes.same, domain=("positive",), samples=_samples(UNARY))
+record("expm1", 1, "elementwise", shapes.same, domain=("bounded",), samples=_samples(UNARY))
+# logaddexp(x, 0) in every reference: torch's softplus returns x itself past x = 20, whose
+# derivative (1) is 2e-9 away from σ(20), a disagreement of the references, not the engine's
+record("softplus", 1, "elementwise", shapes.same,
+       torch=lambda torch, x: torch.logaddexp(x, torch.zeros_like(x)),
+       jax=lambda jax, x: jax.numpy.logaddexp(x, 0.0), numpy=lambda np, x: np.logaddexp(x, 0.0),
+       samples=_samples(UNARY))
+record("erf", 1, "elementwise", shapes.same, jax=lambda jax, x: jax.scipy.special.erf(x),
+       numpy=_np_erf, samples=_samples(UNARY))
+record("logsumexp", 1, "reduction", shapes.reduce, attrs={"axis": None},
+       drawn={"axis": (None, 0, 1)}, slot="logsumexp", opcode_by=("axis",),
+       domain=("wide",), rounding="sums",
+       torch=_torch_logsumexp,
+       jax=lambda jax, x, axis: jax.scipy.special.logsumexp(x, axis=axis, keepdims=True),
+       numpy=_np_logsumexp, samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
+record("prod", 1, "reduction", shapes.reduce, attrs={"axis": None},
+       drawn={"axis": (None, 0, 1)}, slot="prod", opcode_by=("axis",),
+       domain=("nonzero",), rounding="sums",
+       torch=_torch_reduce("prod"), jax=_jax_reduce("prod"), numpy=_np_reduce("prod"),
+       samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
+record("var", 1, "reduction", shapes.reduce, attrs={"axis": None},
+       drawn={"axis": (None, 0, 1)}, slot="var", opcode_by=("axis",),
+       rounding="sums", torch=_torch_var, jax=_jax_reduce("var"),
+       numpy=_np_reduce("var"), samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
+record("norm", 1, "reduction", shapes.reduce, attrs={"axis": None},
+       drawn={"axis": (None, 0, 1)}, slot="norm", opcode_by=("axis",),
+       domain=("nonzero",), rounding="sums", torch=_torch_norm,
+       jax=lambda jax, x, axis: jax.numpy.linalg.norm(x, axis=axis, keepdims=True),
+       numpy=_np_norm, samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
+record("cumsum", 1, "scan", shapes.along, attrs={"axis": 0}, drawn={"axis": (0, 1)},
+       slot="cumsum", opcode_by=("axis",),
+       rounding="sums", torch=lambda torch, x, axis: torch.cumsum(x, dim=axis),
+       numpy=lambda np, x, axis: np.cumsum(x, axis=_axis(axis)),
+       samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
+record("cumprod", 1, "scan", shapes.along, attrs={"axis": 0}, drawn={"axis": (0, 1)},
+       slot="cumprod", opcode_by=("axis",),
+       domain=("nonzero",), rounding="sums",
+       torch=lambda torch, x, axis: torch.cumprod(x, dim=axis),
+       numpy=lambda np, x, axis: np.cumprod(x, axis=_axis(axis)),
+       samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
+record("reshape", 1, "movement", shapes.reshape, slot="gather", attrs={"shape": (1, -1)},
+       drawn={"shape": ((1, -1), (-1, 1), (2, -1), (-1, 2), (3, -1))}, rounding="exact",
+       torch=lambda torch, x, shape: x.reshape(shape),
+       jax=lambda jax, x, shape: x.reshape(shape),
+       numpy=lambda np, x, shape: x.reshape(x.shape[:-2] + shapes.reshape(x.shape[-2:],
+                                                                           shape)),
+       python=lambda args, attrs: f"mflow.reshape({args[0]}, {attrs['shape']!r})",
+       samples=tuple((((3, 4),), {"shape": sh})
+                     for sh in ((1, -1), (-1, 1), (2, -1), (-1, 2), (3, -1), (2, 6))))
+record("flip", 1, "movement", shapes.along, slot="gather",
+       attrs={"axis": 0}, drawn={"axis": (0, 1)},
+       rounding="exact", torch=lambda torch, x, axis: torch.flip(x, dims=(axis,)),
+       numpy=lambda np, x, axis: np.flip(x, axis=_axis(axis)),
+       samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
+record("pad", 1, "movement", shapes.pad, slot="gather", attrs={"widths": (0, 1, 0, 1)},
+       drawn={"widths": ((0, 1, 0, 1), (1, 1, 1, 1), (2, 0, 0, 1))}, rounding="exact",
+       torch=_torch_pad, jax=_jax_pad, numpy=_np_pad,
+       samples=tuple((((3, 4),), {"widths": w})
+                     for w in ((0, 1, 0, 1), (1, 1, 1, 1), (2, 0, 0, 1), (2, 0, 1, 3))))
+record("tile", 1, "movement", shapes.tile, slot="gather", attrs={"reps": (1, 2)},
+       drawn={"reps": ((1, 2), (2, 1), (2, 2))}, rounding="exact",
+       torch=lambda torch, x, reps: torch.tile(x, reps),
+       numpy=lambda np, x, reps: np.tile(x, (1,) * (x.ndim - 2) + reps),
+       samples=tuple((((3, 2),), {"reps": r}) for r in ((1, 2), (2, 1), (2, 2), (3, 2))))
+record("broadcast_to", 1, "movement", shapes.broadcast_to, slot="gather", attrs={"shape": (4, 4)},
+       drawn={"shape": ((4, 4), (3, 5), (5, 3), (2, 6))}, rounding="exact",
+       torch=lambda torch, x, shape: torch.broadcast_to(x, shape),
+       numpy=lambda np, x, shape: np.broadcast_to(x, x.shape[:-2] + shape),
+       samples=((((1, 4),), {"shape": (4, 4)}), (((3, 1),), {"shape": (3, 5)}),
+                (((1, 1),), {"shape": (2, 6)}), (((5, 3),), {"shape": (5, 3)}),
+                (((1, 4),), {"shape": (3, 4)})))
+record("tril", 1, "movement", shapes.triangle, slot="gather",
+       attrs={"k": 0}, drawn={"k": (0, -1, 1)},
+       rounding="exact", torch=lambda torch, x, k: torch.tril(x, diagonal=k),
+       jax=lambda jax, x, k: jax.numpy.tril(x, k), numpy=lambda np, x, k: np.tril(x, k),
+       samples=tuple((((3, 4),), {"k": k}) for k in (0, -1, 1, 2)))
+record("triu", 1, "movement", shapes.triangle, slot="gather",
+       attrs={"k": 0}, drawn={"k": (0, -1, 1)},
+       rounding="exact", torch=lambda torch, x, k: torch.triu(x, diagonal=k),
+       jax=lambda jax, x, k: jax.numpy.triu(x, k), numpy=lambda np, x, k: np.triu(x, k),
+       samples=tuple((((4, 3),), {"k": k}) for k in (0, -1, 1, 2)))
+record("solve", 2, "linear algebra", shapes.solve, slot="solve", domain=("invertible", "real"),
+       rounding="sums", torch=lambda torch, a, b: torch.linalg.solve(a, b),
+       jax=lambda jax, a, b: jax.numpy.linalg.solve(a, b), numpy=_np_solve,
+       samples=((((3, 3), (3, 2)), {}), (((1, 1), (1, 4)), {}), (((4, 4), (4, 4)), {})))
+record("logdet", 1, "linear algebra", shapes.scalar_of_square, slot="logdet",
+       domain=("invertible",),
+       rounding="sums", torch=_scalar(lambda torch, x: torch.linalg.slogdet(x)[1]),
+       jax=_scalar(lambda jax, x: jax.numpy.linalg.slogdet(x)[1]),
+       numpy=lambda np, x: np.linalg.slogdet(x)[1][..., None, None],
+       samples=((((4, 4),), {}), (((1, 1),), {}), (((3, 3),), {})))
+
+# --- operations that choose: kinks that move with the attributes, ties between operands -
+
+record("clip", 1, "elementwise", shapes.clip, attrs={"lo": -1.0, "hi": 1.0},
+       drawn={"lo": (-1.0, 0.0, -0.5), "hi": (1.0, 0.5)}, kinks=lambda lo, hi: (lo, hi),
+       convention="at lo or hi: 1 in mflow and torch (the bounds inclusive), 1/2 in JAX",
+       torch=lambda torch, x, lo, hi: torch.clamp(x, lo, hi),
+       jax=lambda jax, x, lo, hi: jax.numpy.clip(x, lo, hi),
+       numpy=lambda np, x, lo, hi: np.clip(x, lo, hi), slot="clip",
+       opcode_by=("lo", "hi"), samples=tuple((((3, 4),), {"lo": lo, "hi": hi})
+                                             for lo in (-1.0, 0.0, -0.5) for hi in (1.0, 0.5)))
+record("maximum", 2, "binary", shapes.broadcast, ties=lambda np, a, b: (a - b,),
+       convention="at a = b: 1/2 to each operand in mflow, torch and JAX",
+       at_tie=((([[1.0, -2.0, 0.0]], [[1.0, -2.0, 0.0]]), {}, "a = b"),),
+       samples=_samples(BROADCAST))
+record("minimum", 2, "binary", shapes.broadcast, ties=lambda np, a, b: (b - a,),
+       convention="at a = b: 1/2 to each operand in mflow, torch and JAX",
+       at_tie=((([[1.0, -2.0, 0.0]], [[1.0, -2.0, 0.0]]), {}, "a = b"),),
+       samples=_samples(BROADCAST))
+record("where", 2, "binary", shapes.where, attrs={"mask": None}, drawn={"mask": None},
+       fit=_fit_mask, rounding="exact",
+       torch=lambda torch, a, b, mask: torch.where(torch.tensor(mask), a, b),
+       jax=lambda jax, a, b, mask: jax.numpy.where(jax.numpy.asarray(mask), a, b),
+       numpy=_np_where, slot="where",
+       python=lambda args, attrs: f"mflow.where(np.array({attrs['mask']!r}), {args[0]}, "
+                                  f"{args[1]})",
+       samples=((((2, 3), (2, 3)), {"mask": ((True, False, True), (False, False, True))}),
+                (((1, 3), (2, 1)), {"mask": ((True, True, False), (False, True, True))})))
+record("max", 1, "reduction", shapes.reduce, attrs={"axis": None},
+       drawn={"axis": (None, 0, 1)}, slot="max", opcode_by=("axis",), rounding="exact",
+       ties=lambda np, x, axis: (chooser_switches(np, _reduction_windows(np, x, axis)),),
+       convention="a tie: the gradient shared evenly among the maxima in mflow, torch "
+                  "(amax) and JAX",
+       at_tie=((([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]],), {"axis": 1}, "ties in rows"),
+               (([[1.0, 3.0, 3.0], [2.0, 3.0, 2.0]],), {"axis": None}, "3 maxima of 6")),
+       torch=_torch_max("amax"), jax=_jax_reduce("max"), numpy=_np_reduce("max"),
+       samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
+record("min", 1, "reduction", shapes.reduce, attrs={"axis": None},
+       drawn={"axis": (None, 0, 1)}, slot="min", opcode_by=("axis",), rounding="exact",
+       ties=lambda np, x, axis: (chooser_switches(np, -_reduction_windows(np, x, axis)),),
+       convention="a tie: the gradient shared evenly among the minima in mflow, torch "
+                  "(amin) and JAX",
+       at_tie=((([[1.0, -3.0, 2.0], [1.0, 2.0, 2.0]],), {"axis": 0}, "ties in columns"),),
+       torch=_torch_max("amin"), jax=_jax_reduce("min"), numpy=_np_reduce("min"),
+       samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
+record("maxpool2d", 1, "pooling", shapes.maxpool2d, attrs={"size": 2, "stride": 2},
+       drawn={"size": (2, 3), "stride": (2, 1)}, slot="maxpool2d", opcode_by=("size", "stride"),
+       rounding="exact",
+       ties=lambda np, x, size, stride: (chooser_switches(np, _pool_windows(np, x, size,
+                                                                             stride)),),
+       convention="a tie in a window: all to its first maximum (row-major) in mflow, torch "
+                  "and JAX",
+       at_tie=((([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]],),
+                {"size": 2, "stride": 1}, "equal values in windows"),),
+       torch=_torch_maxpool2d, jax=_jax_maxpool2d, numpy=_np_maxpool2d,
+       samples=tuple((((6, 7),), {"size": k, "stride": s}) for k in (2, 3) for s in (1, 2)))
 
 
 def markdown_table():

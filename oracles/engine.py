@@ -247,7 +247,7 @@ def check_adapter(engine, spec):
             raise EngineError(f"--engine {spec!r}: {mode}_ops "
                               f"{sorted(declared - set(engine.ops))} are not in its ops")
     for name, at in caps.conventions.items():
-        kinks = CATALOGUE[name].kinks if name in CATALOGUE else ()
+        kinks = CATALOGUE[name].every_kink() if name in CATALOGUE else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):
             raise EngineError(f"--engine {spec!r}: conventions[{name!r}] = {at!r}: "
                               f"{{kink: derivative}} for kinks {kinks} of a kinked operation")

@@ -149,11 +149,21 @@ def straddles(program, base, values, q, b):
     operation on another side of a kink (or on it) than the unperturbed one."""
     hit = np.zeros(q, bool)
     for step in program.steps:
-        for kink in CATALOGUE[step.op].kinks if step.op in CATALOGUE else ():
+        rec = CATALOGUE.get(step.op)
+        if rec is None:
+            continue
+        for kink in rec.kinks_at(step.attrs):
             for a in step.args:
                 side = np.sign(base[a] - kink)
                 moved = np.sign(np.broadcast_to(values[a], (b * q, *base[a].shape)) - kink)
                 hit |= (moved != side).reshape(b, q, -1).any(axis=(0, 2))
+        if rec.ties is not None:  # an operation that chooses: the same choice, or left out
+            moved = rec.switches([np.broadcast_to(values[a], (b * q, *base[a].shape))
+                                  for a in step.args], step.attrs)
+            for before, after in zip(rec.switches([base[a] for a in step.args], step.attrs),
+                                     moved):
+                changed = np.sign(after) != np.sign(before)
+                hit |= changed.reshape(b, q, -1).any(axis=(0, 2))
     return hit
 
 

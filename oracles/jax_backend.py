@@ -80,10 +80,20 @@ def plain_hvp(program, inputs, cotangent, tangents):
 
 # Opcodes, from the catalogue: one per operation, and one per value of an attribute that
 # changes the computation's structure (`opcode_by`: the axis of sum, softmax, concat).
+def compiled(rec):
+    """Has the compiled interpreter a branch for this operation? One with a `slot`, or
+    an element-wise one whose only attribute is the scalar it carries. A program with
+    any other operation runs op by op (`plain_vjp`)."""
+    return rec.slot is not None or (rec.kind in ("elementwise", "binary")
+                                    and set(rec.attrs) <= {SCALAR})
+
+
 @functools.cache
 def _codes(version):
     codes = ["nop"]
     for name, rec in CATALOGUE.items():
+        if not compiled(rec):
+            continue
         values = itertools.product(*(rec.drawn[k] for k in rec.opcode_by))
         codes += [(name, dict(zip(rec.opcode_by, v))) for v in values]
     return codes
@@ -112,7 +122,22 @@ def _unpack(ints, p, P):
     s = {name: ints[i] for i, name in enumerate(_FIELDS)}
     n = len(_FIELDS)
     s["ri"], s["ci"], s["p"] = ints[n:n + P], ints[n + P:n + 2 * P], p
+    s["map"] = ints[n + 2 * P:n + 2 * P + P * P]  # a movement's source per place (gather)
     return s
+
+
+def movement_map(name, attrs, shape, P):
+    """A movement operation (record slot "gather") as data: for each place of the
+    P x P result slot, 1 + the flat index in the operand's slot that it copies, 0 for a
+    zero. Read off the operation's own numpy reference run on the operand's indices,
+    so the map is the reference's, not a second writing of it."""
+    m, n = shape
+    index = np.arange(1, m * n + 1, dtype=np.float64).reshape(m, n)
+    out = np.asarray(CATALOGUE[name].reference("numpy", np)(index, **attrs)).astype(int)
+    k = np.where(out > 0, out - 1, 0)
+    flat = np.zeros((P, P), int)
+    flat[:out.shape[0], :out.shape[1]] = np.where(out > 0, (k // n) * P + k % n + 1, 0)
+    return flat.reshape(-1)
 
 
 def _branches(P, dtype):
@@ -187,6 +212,72 @@ def _branches(P, dtype):
         at = jnp.minimum(jnp.arange(P) * s["stride"], P)
         return jnp.where(mask(s["R"], s["C"]), corr[at][:, at], 0)
 
+    def gather(x, y, s):  # a movement: each place copies one of the operand's, or is 0
+        src = s["map"]
+        return jnp.where(src > 0, x.reshape(-1)[jnp.maximum(src - 1, 0)], 0).reshape(P, P)
+
+    def inside(s):
+        return mask(s["r0"], s["c0"])
+
+    def placed(r, axis):  # a reduction's (keepdims) result where the step's shape says
+        if axis is None:
+            return r[0, 0] * e00
+        return place_row(r[0]) if axis == 0 else place_col(r[:, 0])
+
+    def reduction(kind, axis):
+        """Masked: the operand's places alone count, whatever fills the slot around them."""
+        def branch(x, y, s):
+            m = inside(s)
+            if kind == "logsumexp":
+                z = jnp.where(m, x, big_negative)
+                top = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
+                r = top + jnp.log(jnp.sum(jnp.exp(z - top), axis=axis, keepdims=True))
+            elif kind == "prod":
+                r = jnp.prod(jnp.where(m, x, 1), axis=axis, keepdims=True)
+            elif kind == "var":
+                n = count(s, axis)
+                mean = jnp.sum(jnp.where(m, x, 0), axis=axis, keepdims=True) / n
+                r = jnp.sum(jnp.where(m, (x - mean) ** 2, 0), axis=axis, keepdims=True) / n
+            else:  # norm: √ of a sum that is 1 where no operand place is (no NaN gradient)
+                total = jnp.sum(jnp.where(m, x * x, 0), axis=axis, keepdims=True)
+                r = jnp.sqrt(jnp.where(total > 0, total, 1))
+            return jnp.where(mask(s["R"], s["C"]), placed(r, axis), 0)
+        return branch
+
+    def scan(kind, axis):
+        def branch(x, y, s):
+            m = inside(s)
+            if kind == "cumsum":
+                r = jnp.cumsum(jnp.where(m, x, 0), axis=axis)
+            else:
+                r = jnp.cumprod(jnp.where(m, x, 1), axis=axis)
+            return jnp.where(m, r, 0)
+        return branch
+
+    def chooser(kind, axis):  # max and min: the operand's places alone, the rest filled
+        def branch(x, y, s):
+            fill = big_negative if kind == "max" else -big_negative
+            z = jnp.where(inside(s), x, fill)
+            r = (jnp.max if kind == "max" else jnp.min)(z, axis=axis, keepdims=True)
+            return jnp.where(mask(s["R"], s["C"]), placed(r, axis), 0)
+        return branch
+
+    def maxpool2d(size, stride):
+        def branch(x, y, s):
+            z = jnp.where(inside(s), x, big_negative)
+            r = lax.reduce_window(z, -jnp.inf, lax.max, (size, size), (stride, stride), "VALID")
+            out = jnp.zeros((P, P), dtype).at[:r.shape[0], :r.shape[1]].set(r)
+            return jnp.where(mask(s["R"], s["C"]), out, 0)
+        return branch
+
+    def where(x, y, s):  # the mask comes in the step's map
+        m = mask(s["R"], s["C"])
+        a, b = spread(x, s["r0"], s["c0"]), spread(y, s["r1"], s["c1"])
+        return jnp.where(m, jnp.where(s["map"].reshape(P, P) > 0, a, b), 0)
+
+    def solve(x, y, s):  # A padded with the identity: the rows and columns past B's are 0
+        return jnp.where(mask(s["R"], s["C"]), jnp.linalg.solve(square_padded(x, s), y), 0)
+
     def count(s, axis):
         return {None: s["r0"] * s["c0"], 0: s["r0"], 1: s["c0"]}[axis].astype(dtype)
 
@@ -221,7 +312,16 @@ def _branches(P, dtype):
             "inv": lambda: lambda x, y, s: jnp.where(mask(s["R"], s["C"]),
                                                      jnp.linalg.inv(square_padded(x, s)), 0),
             "det": lambda: lambda x, y, s: jnp.linalg.det(square_padded(x, s)) * e00,
-            "conv2d": lambda: conv2d,
+            "conv2d": lambda: conv2d, "gather": lambda: gather,
+            "logsumexp": lambda: reduction("logsumexp", axis),
+            "prod": lambda: reduction("prod", axis), "var": lambda: reduction("var", axis),
+            "norm": lambda: reduction("norm", axis), "cumsum": lambda: scan("cumsum", axis),
+            "cumprod": lambda: scan("cumprod", axis), "solve": lambda: solve,
+            "logdet": lambda: lambda x, y, s: jnp.linalg.slogdet(square_padded(x, s))[1] * e00,
+            "clip": lambda: elementwise(lambda x, s: jnp.clip(x, attrs["lo"], attrs["hi"])),
+            "max": lambda: chooser("max", axis), "min": lambda: chooser("min", axis),
+            "maxpool2d": lambda: maxpool2d(attrs["size"], attrs["stride"]),
+            "where": lambda: where,
         }[kind]()
 
     def packed(branch):
@@ -350,7 +450,7 @@ class JaxOracle:
         consts = []
         code = {k: [] for k in ("op", "a0", "a1", "dst", "R", "C", "r0", "c0", "r1", "c1",
                                 "p", "stride", "top", "left")}
-        code["ri"], code["ci"] = [], []
+        code["ri"], code["ci"], code["map"] = [], [], []
 
         def emit(op, args, out_shape, **kw):
             a = [slot[i] if isinstance(i, int) else i[0] for i in args] + [0, 0]
@@ -365,9 +465,13 @@ class JaxOracle:
                 code[k].append(v)
             code["ri"].append(kw.get("ri", np.zeros(P, int)))
             code["ci"].append(kw.get("ci", np.zeros(P, int)))
+            code["map"].append(kw.get("map", np.zeros(P * P, int)))
             shape.append(out_shape)
             return dst
 
+        if any(step.op != "const" and not compiled(CATALOGUE[step.op])
+               for step in program.steps):
+            return None
         for i, step in enumerate(program.steps):
             out_shape = program.shapes[n_in + i]
             at = step.attrs
@@ -391,6 +495,14 @@ class JaxOracle:
                 r, c = _ix(at["rows"]), _ix(at["cols"])
                 ri[:len(r)], ci[:len(c)] = r, c
                 code_slot = emit(opcode("getitem", at), step.args, out_shape, ri=ri, ci=ci)
+            elif step.op == "where":
+                flat = np.zeros((P, P), int)
+                mask = np.asarray(at["mask"], bool)
+                flat[:mask.shape[0], :mask.shape[1]] = mask
+                code_slot = emit(opcode("where", at), step.args, out_shape, map=flat.reshape(-1))
+            elif CATALOGUE[step.op].slot == "gather":
+                code_slot = emit(opcode(step.op, at), step.args, out_shape,
+                                 map=movement_map(step.op, at, shape[slot[step.args[0]]], P))
             elif step.op == "conv2d":
                 kshape = shape[slot[step.args[1]]]
                 same = at["padding"] == "same"
@@ -405,7 +517,7 @@ class JaxOracle:
         if len(shape) > self.S or steps is None:
             return None
         for k in code:  # pad with no-ops: opcode 0 copies slot 0 onto itself
-            pad = np.zeros(P, int) if k in ("ri", "ci") else 0
+            pad = np.zeros(P * P if k == "map" else P, int) if k in ("ri", "ci", "map") else 0
             code[k] += [pad] * (steps - len(code[k]))
         return code, consts, slot
 
@@ -422,7 +534,8 @@ class JaxOracle:
         for at, value in consts:
             init[at, :value.shape[0], :value.shape[1]] = value
         ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
-                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32)],
+                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32),
+                               np.array(code["map"], np.int32)],
                               axis=1)
         return init, ints
 

@@ -24,11 +24,15 @@ def kink_table(engine):
     agrees}, the derivatives taken exactly at the kink (cotangent 1)."""
     rows, declared = [], capabilities(engine).conventions
     for name, op in CATALOGUE.items():
-        if not op.kinks or name not in engine.ops or op.arity != 1:
+        if name not in engine.ops:
             continue
-        for kink in op.kinks:
+        rows += _tie_rows(engine, name, op)
+        if op.arity != 1:
+            continue
+        attrs = op.complete({})
+        for kink in op.kinks_at(attrs):
             x = np.array([[kink - 1.0, kink, kink + 1.0]])
-            program = Program(((1, 3),), (Step(name, (0,)),))
+            program = Program(((1, 3),), (Step(name, (0,), attrs),))
             cot = np.ones((1, 3))
             mine = run_engine(engine, program, [x], cot).grads[0]
             torch_g = run_engine(TorchEngine(), program, [x], cot).grads[0]
@@ -44,6 +48,32 @@ def kink_table(engine):
                          "agrees": (not references_agree) or np.array_equal(mine, torch_g)
                          or bool(as_declared)})
     return rows
+
+
+def _tie_rows(engine, name, op):
+    """The derivatives at each of the record's ties (`at_tie`), every operand's gradient
+    with cotangent 1, as text: the engine's against torch's and JAX's."""
+    rows = []
+    for operands, attrs, what in op.at_tie:
+        xs = [np.asarray(x, np.float64) for x in operands]
+        program = Program(tuple(x.shape for x in xs), (Step(name, tuple(range(len(xs))),
+                                                            attrs),))
+        cot = np.ones(program.output_shape)
+        mine = run_engine(engine, program, xs, cot).grads
+        torch_g = run_engine(TorchEngine(), program, xs, cot).grads
+        jax_g = plain_vjp(program, xs, cot).grads
+        references_agree = all(np.array_equal(t, j) for t, j in zip(torch_g, jax_g))
+        rows.append({"op": name, "kink": f"tie: {what}", "engine": _text(mine),
+                     "torch": _text(torch_g), "jax": _text(jax_g), "convention": op.convention,
+                     "declared": None, "as_declared": False,
+                     "agrees": (not references_agree) or all(
+                         np.array_equal(m, t) for m, t in zip(mine, torch_g))})
+    return rows
+
+
+def _text(grads):
+    return "; ".join(np.array2string(np.asarray(g, np.float64), precision=3, separator=", ")
+                     .replace("\n", "") for g in grads)
 
 
 def kink_disagreements(engine):

@@ -24,6 +24,13 @@ TORCH_OPS = Derived(lambda: {name: rec.reference("torch", torch)
                              for name, rec in CATALOGUE.items()})
 
 
+def _array(t):
+    """A tensor as numpy: a ZeroTensor (what some of torch's double-backward formulas,
+    linalg.solve's among them, return for a zero derivative) as zeros."""
+    t = t.detach()
+    return np.zeros(tuple(t.shape), torch_dtype(t)) if t._is_zerotensor() else t.numpy()
+
+
 def _tensor(x, requires_grad=False):
     return torch.tensor(np.asarray(x), requires_grad=requires_grad)
 
@@ -36,8 +43,8 @@ def vjp(program, inputs, cotangent):
         grads = [None] * len(xs)
     else:
         grads = torch.autograd.grad(out, xs, _tensor(cotangent), allow_unused=True)
-    return Result(out.detach().numpy(), [np.zeros(np.shape(x), np.asarray(x).dtype)
-                                         if g is None else g.numpy()
+    return Result(_array(out), [np.zeros(np.shape(x), np.asarray(x).dtype)
+                                if g is None else _array(g)
                                          for x, g in zip(inputs, grads)])
 
 
@@ -49,8 +56,8 @@ def jvp(program, inputs, tangents):
         xs = [forward_ad.make_dual(_tensor(x), _tensor(t)) for x, t in zip(inputs, tangents)]
         out, t = forward_ad.unpack_dual(interpret(program, TORCH_OPS, lambda x: x, _tensor,
                                                   xs)[-1])
-        out = out.detach().numpy()
-        return out, np.zeros_like(out) if t is None else t.detach().numpy()
+        out = _array(out)
+        return out, np.zeros_like(out) if t is None else _array(t)
 
 
 def hvp(program, inputs, cotangent, tangents):
@@ -72,7 +79,7 @@ def double_backward(out, leaves, cotangent, tangents):
     if not isinstance(inner, torch.Tensor):
         return zero
     hs = torch.autograd.grad(inner, leaves, allow_unused=True)
-    return [z if h is None else h.detach().numpy() for h, z in zip(hs, zero)]
+    return [z if h is None else _array(h) for h, z in zip(hs, zero)]
 
 
 def intermediates(case):

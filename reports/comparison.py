@@ -65,7 +65,7 @@ def _operations(stats, pairs):
                 cells.append(None)
                 continue
             cells.append({"graphs": sum(cell["hist"]), "p99": _quantile_label(cell["hist"], .99),
-                          "worst": cell["ratio"],
+                          "worst": cell["ratio"], "shade": _shade(cell["ratio"]),
                           "rel": cell["rel"], "bad": cell["ratio"] > 1})
         over = [sum(c["hist"][OVER:]) / max(1, sum(c["hist"]))
                 for p, c in ((p, stats.pairs.get(p, {}).get(op)) for p in pairs)
@@ -76,6 +76,11 @@ def _operations(stats, pairs):
                      "failed": sum(by_op.get(op, 0) for by_op in stats.failed.values()),
                      "over": max(over, default=0.0), "cells": cells})
     return rows
+
+
+def _shade(ratio):
+    """The overview's colour of a largest |error| / tolerance: by decade up to 1, then bad."""
+    return "bad" if ratio > 1 else "r2" if ratio > 0.1 else "r1" if ratio > 1e-3 else "r0"
 
 
 def _failures(stats, failed, out):

@@ -105,7 +105,7 @@ def within_domains(case):
     from mflow.oracles.catalogue import CATALOGUE
     from mflow.oracles.numpy_backend import NUMPY_OPS
     from mflow.oracles.program import interpret
-    from mflow.strategies.domains import accepts
+    from mflow.strategies.domains import accepts, clear_of_ties
     program = case.program.with_dtype("float64") if case.program.dtype != "float64" \
         else case.program
     with np.errstate(all="ignore"):
@@ -121,8 +121,10 @@ def within_domains(case):
                 continue
             op = CATALOGUE[step.op]
             for a, domain in zip(step.args, op.domains(len(step.args), step.attrs)):
-                if not accepts(domain, values[a], op.kinks):
+                if not accepts(domain, values[a], op.kinks_at(step.attrs)):
                     return False
+            if not clear_of_ties(op, [values[a] for a in step.args], step.attrs):
+                return False
     return True
 
 

@@ -42,6 +42,13 @@ def accepts(domain, value, kinks=()):
     return all(np.min(np.abs(value - k)) >= KINK_MARGIN for k in kinks)
 
 
+def clear_of_ties(op, operands, attrs):
+    """Are the operands of an operation that chooses (maximum, max, maxpool2d) clear of
+    its ties, by the kink margin: the choice the same under any perturbation smaller?"""
+    with np.errstate(all="ignore"):
+        return all(np.min(np.abs(s)) >= KINK_MARGIN for s in op.switches(operands, attrs))
+
+
 GRID = 10 ** 6  # values are rounded to multiples of 1e-6: no denormal-scale magnitudes,
 # which test underflow rather than gradients, and values that print exactly
 

@@ -50,7 +50,7 @@ from mflow.oracles.program import Case, Program, Step, live_values
 
 from mflow.shapes import ShapeError
 
-from .domains import MAX_MAGNITUDE, SEEDS, accepts, from_seed
+from .domains import MAX_MAGNITUDE, SEEDS, accepts, clear_of_ties, from_seed
 
 _integers = {}
 
@@ -218,12 +218,14 @@ class _Fits(dict):
 
     def __init__(self, name, attrs, before, max_side):
         super().__init__()
-        self.rule, self.attrs, self.before = CATALOGUE[name].shape, attrs, before
+        self.rec, self.attrs, self.before = CATALOGUE[name], attrs, before
         self.max_side = max_side
 
     def __missing__(self, shape):
         try:
-            out = self.rule(*self.before, shape, **self.attrs)
+            fitted = {} if self.rec.fit is None else \
+                self.rec.fit(lambda lo, hi: lo, *self.before, shape)  # any fitted value will do
+            out = self.rec.shape(*self.before, shape, **self.attrs, **fitted)
         except ShapeError:
             out = None
         fits = self[shape] = out is not None and max(out) <= self.max_side
@@ -394,6 +396,7 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
     arity, attrs = variants[0] if len(variants) == 1 else _choose(draw, variants)
     key = tuple(sorted(attrs.items()))
     domains = op.domains(arity, attrs)
+    kinks = op.kinks_at(attrs)
     chosen = []        # (node index or None for fresh, shape, value)
     fresh = []         # (kind, value) created for this step, committed only if it is kept
     for j in range(arity):
@@ -401,7 +404,7 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         before = tuple(c[1] for c in chosen)
         fits = _fitting(name, key, before, j == arity - 1, max_side)
         candidates = [i for i in range(len(g.nodes) - 1, -1, -1)
-                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain, op.kinks)]
+                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain, kinks)]
         # One draw (see the module's docstring): 0 the newest value that fits, 1 a
         # fresh input, 2 a fresh constant, then the older values, newest first;
         # without a value that fits, 0 a fresh input and 1 a fresh constant. A fresh
@@ -435,11 +438,13 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         if not proposals:
             return False
         shape = _choose(draw, proposals)
-        value = _matrix(draw, shape, domain, op.kinks)
+        value = _matrix(draw, shape, domain, kinks)
         fresh.append((kind, value))
         chosen.append((None, shape, value))
     if name == "getitem":
         attrs = _index(draw, chosen[0][1])
+    elif op.fit is not None:  # attributes drawn to fit the operands (where's mask)
+        attrs = {**attrs, **op.fit(lambda lo, hi: draw(_ints(lo, hi)), *[c[1] for c in chosen])}
     try:
         out_shape = op.shape(*[c[1] for c in chosen], **attrs)
     except ShapeError:
@@ -448,6 +453,8 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         value = np.asarray(NUMPY_OPS[name](*[c[2] for c in chosen], **attrs), np.float64)
         size = np.abs(value).max()  # NaN and infinities fail `size <= ...` below
     if value.shape != tuple(out_shape) or not size <= MAX_MAGNITUDE:
+        return False
+    if op.ties is not None and not clear_of_ties(op, [c[2] for c in chosen], attrs):
         return False
     it = iter(fresh)
     args = []

@@ -3,14 +3,19 @@ domains' meaning is in strategies/domains.py), and the comparison of two AD syst
 
 import numpy as np
 from mflow.oracles.catalogue import CATALOGUE
-from mflow.strategies.domains import sample
+from mflow.strategies.domains import clear_of_ties, sample
 
 
 def operands(name, shapes, attrs, rng, dtype=np.float64):
-    """Inputs inside the operation's domains, off its kinks (tested apart)."""
+    """Inputs inside the operation's domains, off its kinks and ties (tested apart)."""
     op = CATALOGUE[name]
-    return [sample(d, s, rng, op.kinks).astype(dtype)
-            for d, s in zip(op.domains(len(shapes), attrs), shapes)]
+    attrs = op.complete(attrs)
+    for _ in range(100):
+        xs = [sample(d, s, rng, op.kinks_at(attrs)).astype(dtype)
+              for d, s in zip(op.domains(len(shapes), attrs), shapes)]
+        if clear_of_ties(op, [x.astype(np.float64) for x in xs], attrs):
+            return xs
+    raise AssertionError(f"{name}: no operands of {shapes} clear of its ties in 100 draws")
 
 
 # Two float64 AD systems differ only by rounding in differently ordered but

@@ -176,6 +176,119 @@ CATALOGUE += [
         {"det": {"vjp": lambda F, g, ans, x: (g * _const(F.adjugate(x)).T,)}}),
 ]
 
+
+
+# The vocabulary's second half: one bug at least per operation, each a mistake such
+# rules are known for (a missing constant, a forward scan where the transpose runs
+# backwards, a gradient read from the wrong place, an average for a sum).
+def _pad_from_corner(F, g, ans, x, widths):
+    return (F.gather(g, slice(0, x.shape[0], 1), slice(0, x.shape[1], 1)),)
+
+
+def _tile_first_block(F, g, ans, x, reps):
+    return (F.gather(g, slice(0, x.shape[0], 1), slice(0, x.shape[1], 1)),)
+
+
+def _broadcast_to_mean(F, g, ans, x, shape):
+    for axis in (0, 1):
+        if x.shape[axis] == 1 and shape[axis] != 1:
+            g = F.sum(g, axis) / shape[axis]
+    return (g,)
+
+
+def _solve_missing_transpose(F, g, ans, a, b):
+    gb = F.solve(a, g)
+    return -(gb @ ans.T), gb
+
+
+def _var_sample(x, axis):
+    n = x.size if axis is None else x.shape[axis]
+    return np.var(x, axis=axis, keepdims=True) * (n / max(n - 1, 1))
+
+
+CATALOGUE += [
+    Bug("abs_sign_of_output", "abs", "abs' = sign(|x|): 1 everywhere",
+        {"abs": {"vjp": lambda F, g, ans, x: (g * F.sign(ans),)}}),
+    Bug("sqrt_missing_half", "sqrt", "d √x = dx / √x, the 1/2 lost",
+        {"sqrt": {"vjp": lambda F, g, ans, x: (g / ans,)}}),
+    Bug("log1p_as_log", "log1p", "d log(1 + x) = dx / x",
+        {"log1p": {"vjp": lambda F, g, ans, x: (g / x,)}}),
+    Bug("expm1_missing_one", "expm1", "d (eˣ - 1) = (eˣ - 1) dx, the 1 lost",
+        {"expm1": {"vjp": lambda F, g, ans, x: (g * ans,)}}),
+    Bug("softplus_sigmoid_of_minus_x", "softplus", "softplus' = σ(-x) for σ(x)",
+        {"softplus": {"vjp": lambda F, g, ans, x: (g * F.sigmoid(-x),)}}),
+    Bug("erf_missing_constant", "erf", "erf' = exp(-x²), without 2/√π",
+        {"erf": {"vjp": lambda F, g, ans, x: (g * F.exp(-(x * x)),)}}),
+    Bug("logsumexp_no_shift", "logsumexp", "log Σ exp(x) without subtracting the max",
+        {"logsumexp": {"forward": lambda x, axis: np.log(np.sum(np.exp(x), axis=axis,
+                                                                 keepdims=True))}}),
+    Bug("prod_missing_division", "prod", "d Π = Π dx, not Π / xᵢ dxᵢ",
+        {"prod": {"vjp": lambda F, g, ans, x, axis: (g * ans,)}}),
+    Bug("var_sample_not_population", "var", "divided by N - 1, not N (torch.var's default)",
+        {"var": {"forward": _var_sample}}),
+    Bug("norm_missing_division", "norm", "d |x| = x dx, not x / |x| dx",
+        {"norm": {"vjp": lambda F, g, ans, x, axis: (g * x,)}}),
+    Bug("cumsum_transpose_not_reversed", "cumsum", "the VJP a forward running sum",
+        {"cumsum": {"vjp": lambda F, g, ans, x, axis: (F.cumsum(g, axis),)}}),
+    Bug("cumprod_unweighted", "cumprod", "G_xᵢ = Σ_{k≥i} Gₖ · yᵢ / xᵢ: yₖ taken at i",
+        {"cumprod": {"vjp": lambda F, g, ans, x, axis: (
+            F.flip(F.cumsum(F.flip(g, axis), axis), axis) * ans / x,)}}),
+    Bug("reshape_column_major", "reshape", "the gradient reshaped in column-major order",
+        {"reshape": {"vjp": lambda F, g, ans, x, shape: (
+            np.reshape(_const(g), x.shape, order="F"),)}}),
+    Bug("flip_not_flipped", "flip", "the gradient passed through unflipped",
+        {"flip": {"vjp": lambda F, g, ans, x, axis: (g,)}}),
+    Bug("pad_gradient_from_corner", "pad", "the gradient read at the corner, not inside the pad",
+        {"pad": {"vjp": _pad_from_corner}}),
+    Bug("tile_first_copy_only", "tile", "the gradient of the first copy alone, not of all",
+        {"tile": {"vjp": _tile_first_block}}),
+    Bug("broadcast_to_mean", "broadcast_to", "spread sides averaged, not summed",
+        {"broadcast_to": {"vjp": _broadcast_to_mean}}),
+    Bug("tril_gradient_upper", "tril", "the gradient masked to the upper triangle",
+        {"tril": {"vjp": lambda F, g, ans, x, k: (F.triu(g, k),)}}),
+    Bug("triu_diagonal_off_by_one", "triu", "the gradient masked from diagonal k + 1",
+        {"triu": {"vjp": lambda F, g, ans, x, k: (F.triu(g, k + 1),)}}),
+    Bug("solve_missing_transpose", "solve", "G_B = A⁻¹ G instead of A⁻ᵀ G",
+        {"solve": {"vjp": _solve_missing_transpose}}),
+    Bug("logdet_missing_transpose", "logdet", "G = g X⁻¹ instead of X⁻ᵀ",
+        {"logdet": {"vjp": lambda F, g, ans, x: (g * F.inv(x),)}}),
+]
+
+
+
+def _maxpool_to_corner(F, g, ans, x, size, stride):
+    """Each window's gradient to its top-left element, not to its maximum."""
+    value = _const(x)
+    S = np.zeros((g.shape[0] * g.shape[1], value.size), value.dtype)
+    for w, (i, j) in enumerate(np.ndindex(*g.shape)):
+        S[w, i * stride * value.shape[1] + j * stride] = 1
+    return (F.reshape(S.T @ F.reshape(g, (-1, 1)), value.shape),)
+
+
+def _min_picks_max(F, g, ans, x, axis):
+    v = _const(x)
+    top = np.maximum.reduce(v, axis=axis, keepdims=True)
+    return (g * (v == top).astype(v.dtype),)
+
+
+CATALOGUE += [
+    Bug("clip_passes_everything", "clip", "the gradient passed where x is clipped too",
+        {"clip": {"vjp": lambda F, g, ans, x, lo, hi: (g,)}}),
+    Bug("maximum_gradient_to_both", "maximum", "both operands get the whole gradient",
+        {"maximum": {"vjp": lambda F, g, ans, a, b: (g, g)}}),
+    Bug("minimum_weights_of_maximum", "minimum", "the gradient goes to the larger operand",
+        {"minimum": {"vjp": lambda F, g, ans, a, b: OPS_CORRECT["maximum"].vjp(F, g, ans, a, b)}}),
+    Bug("where_mask_inverted", "where", "a's gradient where the mask is false",
+        {"where": {"vjp": lambda F, g, ans, a, b, mask: OPS_CORRECT["where"].vjp(
+            F, g, ans, b, a, mask)[::-1]}}),
+    Bug("max_gradient_everywhere", "max", "every element gets the max's gradient",
+        {"max": {"vjp": lambda F, g, ans, x, axis: (g + 0 * x,)}}),
+    Bug("min_picks_the_max", "min", "the gradient to the largest element, not the smallest",
+        {"min": {"vjp": _min_picks_max}}),
+    Bug("maxpool2d_to_window_corner", "maxpool2d", "each window's gradient to its corner",
+        {"maxpool2d": {"vjp": _maxpool_to_corner}}),
+]
+
 BUGS = {bug.name: bug for bug in CATALOGUE}
 
 

@@ -47,10 +47,20 @@ def adapter(name):
 
 
 def one_step_case(name, attrs, dtype, seed=0):
-    """One operation on inputs inside its domain, 3x3 (a 2x2 kernel for conv2d)."""
+    """One operation on inputs inside its domain, 3x3 (a 2x2 kernel for conv2d; where 3x3
+    does not fit the attributes, the shapes of the operation's first sample)."""
+    from mflow.oracles.catalogue import CATALOGUE
+    from mflow.shapes import ShapeError
     rng = np.random.default_rng(seed)
     arity = OPS[name].arity or 2
     shapes = [(3, 3)] * arity if name != "conv2d" else [(4, 5), (2, 2)]
+    rec = CATALOGUE[name]
+    try:
+        rec.shape(*shapes, **rec.complete(attrs))
+    except ShapeError:
+        shapes = list(rec.samples[0][0])
+    if rec.fit is not None:  # attributes drawn to fit the operands (where's mask)
+        attrs = {**attrs, **rec.fit(lambda lo, hi: lo, *shapes)}
     xs = operands(name, shapes, attrs, rng)
     program = Program(tuple(shapes), (Step(name, tuple(range(arity)), attrs),), dtype)
     return Case(program, tuple(x.astype(dtype) for x in xs),

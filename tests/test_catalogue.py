@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from mflow.oracles.catalogue import CATALOGUE, markdown_table
 from mflow.oracles.engine import MflowEngine, run_engine
 from mflow.oracles.finite_differences import forward_values
-from mflow.oracles.jax_backend import JAX_OPS, JaxOracle, codes, plain_vjp
+from mflow.oracles.jax_backend import JAX_OPS, JaxOracle, codes, compiled, plain_vjp
 from mflow.oracles.numpy_backend import NUMPY_OPS
+from mflow.oracles.program import Program, Step
 from mflow.oracles.torch_backend import TORCH_OPS, TorchEngine
 from mflow.strategies import cases
 from mflow.strategies.graphs import _VARIANTS, ORDER
@@ -32,7 +33,27 @@ def test_every_table_is_the_catalogues():
     for table in (TORCH_OPS, JAX_OPS, NUMPY_OPS, _VARIANTS):
         assert list(table) == list(CATALOGUE)
     assert list(ORDER) == list(CATALOGUE)
-    assert {name for name, _ in codes()[1:]} == set(CATALOGUE)
+    # the compiled interpreter has a branch for the operations it compiles; a program with
+    # any other runs op by op, never half compiled
+    assert {name for name, _ in codes()[1:]} == {n for n, r in CATALOGUE.items() if compiled(r)}
+    assert set(CATALOGUE) == {name for name, _ in codes()[1:]}  # mflow's: every one
+
+
+def test_an_operation_the_compiled_interpreter_has_no_branch_for_runs_op_by_op():
+    from mflow.oracles import catalogue
+
+    from mflow import shapes
+    flipped = catalogue.Record(  # a movement without a slot: no branch to compile
+        "toy_flip", 1, "movement", shapes.same, torch=lambda torch, x: torch.flip(x, (0,)),
+        jax=lambda jax, x: x[::-1], numpy=lambda np, x: x[..., ::-1, :])
+    with catalogue.registered(flipped):
+        assert not compiled(flipped) and "toy_flip" not in {n for n, _ in codes()[1:]}
+        program = Program(((3, 4),), (Step("tanh", (0,)), Step("toy_flip", (1,))))
+        assert JAX.encode(program) is None
+        x, cot = np.random.default_rng(0).normal(size=(2, 3, 4))
+        got, want = JAX.run(program, [x], cot), plain_vjp(program, [x], cot)
+        assert np.array_equal(got.forward, want.forward)
+        assert np.array_equal(got.grads[0], want.grads[0])
 
 
 def test_mflow_has_an_engine_entry_for_every_record_and_they_agree():
