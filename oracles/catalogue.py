@@ -34,7 +34,8 @@ from mflow import shapes
 
 KINDS = ("elementwise", "binary", "reduction", "scan", "movement", "softmax",
          "linear algebra", "convolution", "pooling")
-DOMAINS = ("real", "nonzero", "positive", "bounded", "invertible", "wide")  # strategies/domains.py
+DOMAINS = ("real", "nonzero", "positive", "bounded", "invertible", "wide",
+           "moderate")  # strategies/domains.py
 ROUNDINGS = ("result", "sums", "exact")
 
 
@@ -50,7 +51,8 @@ class Record:
     #   (None: drawn to fit the operand, as getitem's indices are)
     arities: tuple = ()               # for arity None: the operand counts drawn
     domain: tuple | Callable = ("real",)  # per operand (the last repeats), or attrs -> that:
-    #   "real", "nonzero", "positive", "bounded", "invertible", "wide" (strategies/domains.py)
+    #   "real", "nonzero", "positive", "bounded", "invertible", "wide", "moderate"
+    #   (strategies/domains.py)
     kinks: tuple | Callable = ()      # inputs where the derivative jumps (fuzzing keeps off),
     #   or attrs -> them (clip's lo and hi)
     ties: Callable | None = None      # (np, *operands, **attrs) -> arrays whose signs say
@@ -497,7 +499,7 @@ record("log1p", 1, "elementwise", shapes.same, domain=("positive",), samples=_sa
 record("expm1", 1, "elementwise", shapes.same, domain=("bounded",), samples=_samples(UNARY))
 # logaddexp(x, 0) in every reference: torch's softplus returns x itself past x = 20, whose
 # derivative (1) is 2e-9 away from σ(20), a disagreement of the references, not the engine's
-record("softplus", 1, "elementwise", shapes.same,
+record("softplus", 1, "elementwise", shapes.same, domain=("moderate",),
        torch=lambda torch, x: torch.logaddexp(x, torch.zeros_like(x)),
        jax=lambda jax, x: jax.numpy.logaddexp(x, 0.0), numpy=lambda np, x: np.logaddexp(x, 0.0),
        samples=_samples(UNARY))

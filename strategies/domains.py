@@ -32,6 +32,9 @@ ACCEPTS = {
     "positive": lambda v: bool(np.min(v) >= 0.2),
     "invertible": _accepts_invertible,
     "wide": lambda v: bool(np.max(np.abs(v)) <= 1e3),
+    # where e^-|x| does not underflow to 0: torch's double backward of logaddexp (softplus)
+    # is NaN there (softplus of -1024 in a campaign; JAX says 0): underflow, not gradients
+    "moderate": lambda v: bool(np.max(np.abs(v)) <= 50.0),
 }
 
 

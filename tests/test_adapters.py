@@ -50,6 +50,7 @@ def one_step_case(name, attrs, dtype, seed=0):
     """One operation on inputs inside its domain, 3x3 (a 2x2 kernel for conv2d; where 3x3
     does not fit the attributes, the shapes of the operation's first sample)."""
     from mflow.oracles.catalogue import CATALOGUE
+
     from mflow.shapes import ShapeError
     rng = np.random.default_rng(seed)
     arity = OPS[name].arity or 2

@@ -105,3 +105,23 @@ def test_a_tiny_well_conditioned_det_operand_is_out_of_the_domain():
                                    Step("getitem", (1,), CORNER), Step("det", (2,))))
     verdict = CHECKER.judge(Case(program, (x,), np.array([[1.3]])))
     assert verdict.outcome is None or not accuses_engine(verdict.outcome), verdict.describe()
+
+
+def test_softplus_far_below_zero_is_out_of_the_domain():
+    """The first campaign with softplus drew softplus(prod(x)) of an 8x5 float32 matrix,
+    the product reduced to -1024: torch's second derivative of logaddexp there is NaN
+    (e^-1024 underflows), JAX's 0 (a ReferenceProblem: the references disagreed). Such
+    an operand tests underflow, not gradients: softplus's domain is |x| ≤ 50. Checked
+    anyway, the verdict never blames the engine."""
+    from mflow.oracles.verdict import accuses_engine
+    from mflow.strategies.domains import accepts
+    assert not accepts("moderate", np.array([[-1024.0]]))
+    assert accepts("moderate", np.array([[-50.0, 50.0]]))
+    x = np.array([[-1.0, 1.0, -1.0, 1.0, -1.0], [1.0, -1.0, -1.0, -1.0, 1.0],
+                  [1.0, -1.0, 1.0, 1.0, -1.0], [-1.0, -2.0, -2.0, 1.0, -1.0],
+                  [1.0, 1.0, 2.0, -2.0, -1.0], [2.0, -1.0, 2.0, -1.0, -1.0],
+                  [1.0, 2.0, 2.0, 2.0, -1.0], [1.0, 1.0, -1.0, -2.0, -1.0]], np.float32)
+    program = Program(((8, 5),), (Step("prod", (0,), {"axis": None}), Step("softplus", (1,))),
+                      "float32")
+    verdict = CHECKER.judge(Case(program, (x,), np.array([[0.7]], np.float32)))
+    assert verdict.outcome is None or not accuses_engine(verdict.outcome), verdict.describe()
