@@ -27,8 +27,11 @@ Nothing here imports torch or JAX: the references are looked up when a backend i
 
 import contextlib
 import functools
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import numpy
 
 from mflow import shapes
 
@@ -94,14 +97,12 @@ class Record:
         derivative at any of them)."""
         if not callable(self.kinks):
             return self.kinks
-        import itertools
         names = list(self.attrs)
         return tuple(sorted({k for values in itertools.product(*(self.drawn[n] for n in names))
                              for k in self.kinks(**dict(zip(names, values)))}))
 
     def switches(self, operands, attrs):
         """The `ties` arrays of these operands (none for an operation without ties)."""
-        import numpy
         return self.ties(numpy, *operands, **attrs) if self.ties else ()
 
     def complete(self, attrs):
@@ -286,7 +287,6 @@ def _np_where(np, a, b, mask):
 
 def _fit_mask(ints, a, b):
     """where's mask: a boolean matrix of the operands' broadcast shape, from one seed."""
-    import numpy
     shape = shapes.broadcast(a, b)
     seed = ints(0, 2 ** 32 - 1)
     mask = numpy.random.default_rng(seed).random(shape) < 0.5
@@ -350,13 +350,6 @@ def _torch_pad(torch, x, widths):
 def _jax_pad(jax, x, widths):
     top, bottom, left, right = widths
     return jax.numpy.pad(x, ((top, bottom), (left, right)))
-
-
-def _torch_max(f):
-    def reduced(torch, x, axis):  # amax / amin: a tie shares the gradient evenly, as JAX
-        g = getattr(torch, f)
-        return g(x).reshape(1, 1) if axis is None else g(x, dim=axis, keepdim=True)
-    return reduced
 
 
 def _torch_maxpool2d(torch, x, size, stride):
@@ -622,7 +615,7 @@ record("max", 1, "reduction", shapes.reduce, attrs={"axis": None},
                   "(amax) and JAX",
        at_tie=((([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]],), {"axis": 1}, "ties in rows"),
                (([[1.0, 3.0, 3.0], [2.0, 3.0, 2.0]],), {"axis": None}, "3 maxima of 6")),
-       torch=_torch_max("amax"), jax=_jax_reduce("max"), numpy=_np_reduce("max"),
+       torch=_torch_reduce("amax"), jax=_jax_reduce("max"), numpy=_np_reduce("max"),
        samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
 record("min", 1, "reduction", shapes.reduce, attrs={"axis": None},
        drawn={"axis": (None, 0, 1)}, slot="min", opcode_by=("axis",), rounding="exact",
@@ -630,7 +623,7 @@ record("min", 1, "reduction", shapes.reduce, attrs={"axis": None},
        convention="a tie: the gradient shared evenly among the minima in mflow, torch "
                   "(amin) and JAX",
        at_tie=((([[1.0, -3.0, 2.0], [1.0, 2.0, 2.0]],), {"axis": 0}, "ties in columns"),),
-       torch=_torch_max("amin"), jax=_jax_reduce("min"), numpy=_np_reduce("min"),
+       torch=_torch_reduce("amin"), jax=_jax_reduce("min"), numpy=_np_reduce("min"),
        samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
 record("maxpool2d", 1, "pooling", shapes.maxpool2d, attrs={"size": 2, "stride": 2},
        drawn={"size": (2, 3), "stride": (2, 1)}, slot="maxpool2d", opcode_by=("size", "stride"),

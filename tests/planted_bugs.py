@@ -181,11 +181,9 @@ CATALOGUE += [
 # The vocabulary's second half: one bug at least per operation, each a mistake such
 # rules are known for (a missing constant, a forward scan where the transpose runs
 # backwards, a gradient read from the wrong place, an average for a sum).
-def _pad_from_corner(F, g, ans, x, widths):
-    return (F.gather(g, slice(0, x.shape[0], 1), slice(0, x.shape[1], 1)),)
-
-
-def _tile_first_block(F, g, ans, x, reps):
+def _from_corner(F, g, ans, x, **attrs):
+    """The operand's gradient read at the cotangent's corner: pad's (not inside the
+    padding), tile's (the first copy only)."""
     return (F.gather(g, slice(0, x.shape[0], 1), slice(0, x.shape[1], 1)),)
 
 
@@ -239,9 +237,9 @@ CATALOGUE += [
     Bug("flip_not_flipped", "flip", "the gradient passed through unflipped",
         {"flip": {"vjp": lambda F, g, ans, x, axis: (g,)}}),
     Bug("pad_gradient_from_corner", "pad", "the gradient read at the corner, not inside the pad",
-        {"pad": {"vjp": _pad_from_corner}}),
+        {"pad": {"vjp": _from_corner}}),
     Bug("tile_first_copy_only", "tile", "the gradient of the first copy alone, not of all",
-        {"tile": {"vjp": _tile_first_block}}),
+        {"tile": {"vjp": _from_corner}}),
     Bug("broadcast_to_mean", "broadcast_to", "spread sides averaged, not summed",
         {"broadcast_to": {"vjp": _broadcast_to_mean}}),
     Bug("tril_gradient_upper", "tril", "the gradient masked to the upper triangle",
