@@ -208,11 +208,43 @@ def _logsumexp(x, axis):
 defop("logsumexp", 1, shapes.reduce, attrs={"axis": None}, forward=_logsumexp,
       vjp=lambda F, g, ans, x, axis: (g * F.exp(x - ans),),
       jvp=lambda t, ans, x, axis: _sum(t[0] * np.exp(x - ans), axis=axis, keepdims=True))
-# d Π = Σ (Π / xᵢ) dxᵢ: the operands are nonzero (the catalogue's domain)
+def _shifted(F, x, axis):
+    """x moved one place along `axis`, a 1 coming in at the front: the exclusive
+    running product is cumprod of it."""
+    m, n = x.shape
+    if (m, n)[axis] == 1:
+        return np.ones(x.shape, x.dtype)
+    rows, cols = (slice(0, m - 1, 1), slice(0, n, 1)) if axis == 0 else \
+        (slice(0, m, 1), slice(0, n - 1, 1))
+    into = (slice(1, m, 1), cols) if axis == 0 else (rows, slice(1, n, 1))
+    front = np.zeros(x.shape, x.dtype)
+    front[(0, slice(None)) if axis == 0 else (slice(None), 0)] = 1
+    return F.scatter(x[rows, cols], x.shape, *into) + front
+
+
+def _others(F, x, axis):
+    """Π_{j≠i} x_j along `axis` at each i, without a division (an operand may be 0):
+    the product of those before i times the product of those after."""
+    before = F.cumprod(_shifted(F, x, axis), axis)
+    after = F.flip(F.cumprod(_shifted(F, F.flip(x, axis), axis), axis), axis)
+    return before * after
+
+
+def _prod_others(F, x, axis):
+    """∂ Π / ∂xᵢ: along one axis, or over all as the product of the others in xᵢ's row
+    times that of the other rows' products (slices of at most a side, not of m n)."""
+    if axis is not None:
+        return _others(F, x, axis)
+    return _others(F, x, 1) * _others(F, F.prod(x, 1), 0)
+
+
+# d Π = Σ (Π_{j≠i} xⱼ) dxᵢ: no division, so exact zeros are in the domain (one zero: its
+# own derivative the product of the others, the rest 0; two: all 0), as torch's
 defop("prod", 1, shapes.reduce, attrs={"axis": None},
       forward=lambda x, axis: np.multiply.reduce(x, axis=axis, keepdims=True),
-      vjp=lambda F, g, ans, x, axis: (g * ans / x,),
-      jvp=lambda t, ans, x, axis: _sum(t[0] * ans / x, axis=axis, keepdims=True))
+      vjp=lambda F, g, ans, x, axis: (g * _prod_others(F, x, axis),),
+      jvp=lambda t, ans, x, axis: _sum(t[0] * _prod_others(rule_ops.ARRAYS, x, axis),
+                                       axis=axis, keepdims=True))
 
 
 def _var_vjp(F, g, ans, x, axis):
@@ -290,11 +322,34 @@ def _cumsum_vjp(F, g, ans, x, axis):  # the transpose of a running sum: a revers
 defop("cumsum", 1, shapes.along, attrs={"axis": 0},
       forward=lambda x, axis: np.cumsum(x, axis=axis), vjp=_cumsum_vjp,
       jvp=lambda t, ans, x, axis: np.cumsum(t[0], axis=axis))
-# yₖ = Π_{i≤k} xᵢ  =>  G_xᵢ = Σ_{k≥i} Gₖ yₖ / xᵢ (the operands are nonzero: the domain)
+def _cumprod_vjp(F, g, ans, x, axis):
+    """yₖ = Π_{i≤k} xᵢ  =>  G_xᵢ = (Π_{j<i} xⱼ) rᵢ, rᵢ = Σ_{k≥i} Gₖ Π_{i<j≤k} xⱼ: no
+    division (an operand may be 0). Along rows (axis 1; axis 0 transposed): each row
+    s repeated n times, so that row s n + i of C = cumprod(X, 1), X being the row with
+    1 at places j ≤ i, holds Π_{i<j≤k} xⱼ at k > i; then rᵢ = Σ_{k≥i} Cᵢₖ Gₖ."""
+    if axis == 0:
+        return (_cumprod_vjp(F, g.T, ans.T, x.T, 1)[0].T,)
+    m, n = x.shape
+    rows = tuple(s for s in range(m) for _ in range(n))
+    i = np.tile(np.arange(n), m)[:, None]
+    later = (np.arange(n)[None, :] > i).astype(x.dtype)
+    C = F.cumprod(F.gather(x, rows, slice(0, n, 1)) * later + (1 - later), 1)
+    r = F.sum(C * (later + (np.arange(n)[None, :] == i)) * F.gather(g, rows, slice(0, n, 1)), 1)
+    return (F.cumprod(_shifted(F, x, 1), 1) * F.reshape(r, (m, n)),)
+
+
+def _cumprod_jvp(t, ans, x, axis):
+    """dyₖ = dyₖ₋₁ xₖ + yₖ₋₁ tₖ, along the axis: no division."""
+    x, t, ans = (np.swapaxes(v, 0, axis) for v in (x, t[0], ans))
+    out = np.empty_like(t)
+    out[0] = t[0]
+    for k in range(1, len(x)):
+        out[k] = out[k - 1] * x[k] + ans[k - 1] * t[k]
+    return np.swapaxes(out, 0, axis)
+
+
 defop("cumprod", 1, shapes.along, attrs={"axis": 0},
-      forward=lambda x, axis: np.cumprod(x, axis=axis),
-      vjp=lambda F, g, ans, x, axis: (_cumsum_vjp(F, g * ans, ans, x, axis)[0] / x,),
-      jvp=lambda t, ans, x, axis: ans * np.cumsum(t[0] / x, axis=axis))
+      forward=lambda x, axis: np.cumprod(x, axis=axis), vjp=_cumprod_vjp, jvp=_cumprod_jvp)
 
 # --- movement: every rule's VJP is its transpose ------------------------------------
 
@@ -544,6 +599,14 @@ class Nodes:
     @staticmethod
     def cumsum(x, axis):
         return apply("cumsum", x, axis=axis)
+
+    @staticmethod
+    def cumprod(x, axis):
+        return apply("cumprod", x, axis=axis)
+
+    @staticmethod
+    def prod(x, axis):
+        return apply("prod", x, axis=axis)
 
     @staticmethod
     def reshape(x, shape):

@@ -77,6 +77,14 @@ def cumsum(x, axis):
     return np.cumsum(x, axis=axis)
 
 
+def cumprod(x, axis):
+    return np.cumprod(x, axis=axis)
+
+
+def prod(x, axis):
+    return np.multiply.reduce(x, axis=axis, keepdims=True)
+
+
 def reshape(x, shape):
     return np.reshape(x, shape).copy()
 
@@ -94,6 +102,7 @@ class Arrays:
     conv2d, spread = staticmethod(conv2d), staticmethod(spread)
     scatter, gather, adjugate = staticmethod(scatter), staticmethod(gather), staticmethod(adjugate)
     sigmoid, flip, cumsum = staticmethod(sigmoid), staticmethod(flip), staticmethod(cumsum)
+    cumprod, prod = staticmethod(cumprod), staticmethod(prod)
     reshape, inv, solve = staticmethod(reshape), staticmethod(np.linalg.inv), \
         staticmethod(np.linalg.solve)
 

@@ -46,7 +46,13 @@ Optional capabilities, each with its default:
                  (tinygrad): the time limit's base becomes the larger of this and 10 s
     conventions  {}: per kinked operation, its derivative at each kink where it
                  differs from torch and JAX, e.g. {"relu": {0.0: 0.5}}; the kink test
-                 reports a declared convention as such, not as a failure
+                 reports a declared convention as such, not as a failure, and fuzzing
+                 does not go exactly to those kinks
+    records      (): operations of its own, outside the catalogue: one catalogue Record
+                 each (mflow.oracles.catalogue: name, arity, kind, shape rule, domain,
+                 kinks and conventions, attributes drawn, torch and JAX references),
+                 its implementation in `ops` under the same name; registered when the
+                 adapter is loaded, then drawn and checked with the built-in operations
 
 The suite then draws only the operations in `ops`, with those attribute values
 and dtypes. It talks to an adapter only through `normalise(engine)`, which tells the
@@ -272,12 +278,35 @@ def load_engine(spec):
         engine = getattr(module, "engine", module)
     if isinstance(engine, type):
         engine = engine()
+    register_records(engine, spec)
     check_adapter(engine, spec)
     try:
         engine.spec = spec  # how to rebuild it: reports record this
     except AttributeError:  # a module or a frozen object: the spec is known all the same
         pass
     return engine
+
+
+def register_records(engine, spec):
+    """An adapter's operations of its own (`records`: catalogue Records, each with torch
+    and JAX references) into the catalogue, so that they are drawn, checked and
+    replayed with the built-in ones: only for the adapter named on the command line."""
+    from .catalogue import register
+    records = tuple(getattr(engine, "records", ()) or ())
+    try:
+        register(*records)
+    except ValueError as e:
+        raise EngineError(f"--engine {spec!r}: records: {e}") from None
+    for rec in records:
+        for library in ("torch", "jax"):
+            module = importlib.import_module(library)
+            try:
+                rec.reference(library, module)
+            except AttributeError:
+                raise EngineError(
+                    f"--engine {spec!r}: the record of {rec.name!r} names no {library} "
+                    f"reference and {library} has no {rec.name!r}: give {library}=lambda "
+                    f"{library}, *operands, **attrs: ...") from None
 
 
 def spec_of(engine):

@@ -37,6 +37,15 @@ class ProgramError(ValueError):
     """A program that cannot be run, with the step that is wrong."""
 
 
+class UnknownOperation(ProgramError):
+    """A program with an operation the catalogue lacks: maybe one of an adapter's own,
+    known once that adapter is loaded (`op`)."""
+
+    def __init__(self, message, op):
+        super().__init__(message)
+        self.op = op
+
+
 @dataclass(frozen=True)
 class Step:
     """One operation on earlier values; its attributes complete with the
@@ -98,8 +107,8 @@ class Program:
                 shapes.append(value.shape)
                 continue
             if step.op not in CATALOGUE:
-                raise ProgramError(f"{where}: unknown operation; known: "
-                                   f"{', '.join(sorted(CATALOGUE))}")
+                raise UnknownOperation(f"{where}: unknown operation; known: "
+                                       f"{', '.join(sorted(CATALOGUE))}", step.op)
             op = CATALOGUE[step.op]
             if op.arity is not None and len(step.args) != op.arity:
                 raise ProgramError(f"{where}: takes {op.arity} argument(s), got {len(step.args)}")

@@ -179,6 +179,10 @@ def status(folder, checker_for, engine=None, allowed=()):
     from mflow.oracles.verdict import accuses_engine
     try:
         case, report = regressions.load(folder)
+    except regressions.NotHere as e:
+        if engine is None:  # an operation of an adapter's own: that adapter must be named
+            return "not here", None, (e.op, e.engine)
+        return "unreadable", None, str(e)
     except regressions.ReportError as e:
         return "unreadable", None, str(e)
     recorded = regressions.recorded_engine(report)
@@ -241,6 +245,12 @@ def _list(args):
         bad += state in ("FAILING", "unreadable", "no engine")
         if state == "other engine":
             print(printable(f"{state:10s} {folder.name}  (made on {now}: not replayed here)"))
+            continue
+        if state == "not here":
+            op, made_on = now
+            name = f"--engine {made_on}" if made_on else "--engine with the adapter that has it"
+            print(printable(f"{'not run':10s} {folder.name}  (its operation {op!r} is one of "
+                            f"an adapter's own, known when that adapter is named: {name})"))
             continue
         if state == "not allowed":
             print(printable(f"{'not run':10s} {folder.name}  (made on {now}, which is not "

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from mflow.oracles.points import POINTS
 from mflow.reports.stats import HIST_LO, HIST_STEP, hist_bin
 
 from . import atomic_write, plots
@@ -147,7 +148,7 @@ def context(directory, out=None):
         "worst": stats.worst, "operations": _operations(stats, pairs),
         "plots": [{"pair": p, "png": _b64(plots.disagreement(p, stats.pairs[p]))}
                   for p in pairs],
-        "kinks": kinks,
+        "kinks": kinks, "points": POINTS,
         "failed": failed,
         "hist_lo": HIST_LO,
         "problems": problems,

@@ -21,8 +21,9 @@ def only(ops, engine_ops):
 @pytest.fixture(scope="session")
 def cases(mflow_engine):
     """strategies.cases as the engine declared it takes them: its attribute values,
-    and its dtypes (a dtype it lacks: the graphs are drawn in its first one, and the
-    tests that exist for float32 are skipped, saying why)."""
+    its conventions at kinks (not drawn exactly there), and its dtypes (a dtype it
+    lacks: the graphs are drawn in its first one, and the tests that exist for float32
+    are skipped, saying why)."""
     caps = capabilities(mflow_engine)
 
     def drawn(dtype="float64", **kwargs):
@@ -32,7 +33,8 @@ def cases(mflow_engine):
                             "no float32")
             if dtype == "float64" or len(caps.dtypes) == 1:
                 dtype = caps.dtypes[0]
-        return all_cases(dtype=dtype, attrs=caps.attrs or None, **kwargs)
+        return all_cases(dtype=dtype, attrs=caps.attrs or None,
+                         declared=tuple(caps.conventions), **kwargs)
     return drawn
 
 

@@ -82,15 +82,16 @@ class _Checks:
     """`still_fails`, counted and bounded: a try that raises (a value outside
     an operation's domain the checker does not catch) does not fail the same way."""
 
-    def __init__(self, still_fails, limit):
+    def __init__(self, still_fails, limit, declared=()):
         self.still_fails, self.limit, self.used = still_fails, limit, 0
+        self.declared = declared
 
     @property
     def left(self):
         return self.limit - self.used
 
     def __call__(self, case):
-        if not within_domains(case):
+        if not within_domains(case, self.declared):
             return False
         self.used += 1
         try:
@@ -99,9 +100,12 @@ class _Checks:
             return False
 
 
-def within_domains(case):
+def within_domains(case, declared=()):
     """Whether every operand of every step lies inside its operation's domain and clear
-    of its kinks (mflow.ops, strategies.domains), computed in float64 by numpy."""
+    of its kinks or exactly on one, where the strategies may draw it (strategies.graphs:
+    on the kinks and ties where the references agree, not those of the operations in
+    `declared`, an inputs' or a constant's value or any in float64), computed in
+    float64 by numpy."""
     from mflow.oracles.catalogue import CATALOGUE
     from mflow.oracles.numpy_backend import NUMPY_OPS
     from mflow.oracles.program import interpret
@@ -116,14 +120,18 @@ def within_domains(case):
             return False
         if not all(np.all(np.isfinite(v)) for v in values):
             return False
+        n_in = len(program.inputs)
+        leaf = [True] * n_in + [s.op == "const" for s in program.steps]
         for step in program.steps:
             if step.op == "const":
                 continue
             op = CATALOGUE[step.op]
-            for a, domain in zip(step.args, op.domains(len(step.args), step.attrs)):
-                if not accepts(domain, values[a], op.kinks_at(step.attrs)):
+            at = op.at_kinks and step.op not in declared
+            exact = [at and (leaf[a] or case.program.dtype == "float64") for a in step.args]
+            for a, domain, ex in zip(step.args, op.domains(len(step.args), step.attrs), exact):
+                if not accepts(domain, values[a], op.kinks_at(step.attrs), ex):
                     return False
-            if not clear_of_ties(op, [values[a] for a in step.args], step.attrs):
+            if not clear_of_ties(op, [values[a] for a in step.args], step.attrs, all(exact)):
                 return False
     return True
 
@@ -220,12 +228,14 @@ def _simplify_values(case, fails):
     return case
 
 
-def reduce(case, still_fails, max_checks=500, *, stats=None):
+def reduce(case, still_fails, max_checks=500, *, stats=None, declared=()):
     """The smallest, simplest case found by bypassing steps, then simplifying
     values, while `still_fails(case)`; at most `max_checks` calls to it. The
     case itself when nothing could be changed. `stats`, a dict if given,
-    receives the checks used, the steps removed and the values simplified."""
-    fails = _Checks(still_fails, max_checks)
+    receives the checks used, the steps removed and the values simplified;
+    `declared`, the operations whose kinks the engine declared a convention at
+    (never tried exactly there)."""
+    fails = _Checks(still_fails, max_checks, declared)
     structural = _bypass_steps(case, fails)
     simplest = _simplify_values(structural, fails)
     if stats is not None:
@@ -253,7 +263,9 @@ def reduce_and_save(failure, checker, engine, directory, reproduction=""):
         return False
     before = len(failure.verdict.case.program)
     reduction = {}
-    smaller = reduce(failure.verdict.case, still_fails, stats=reduction)
+    from mflow.oracles.engine import capabilities
+    smaller = reduce(failure.verdict.case, still_fails, stats=reduction,
+                     declared=tuple(capabilities(engine).conventions))
     final = found["failure"] if smaller is not failure.verdict.case else failure
     sizes = {"size_before_reduction": before, "size_after_reduction": len(smaller.program),
              "values_simplified": reduction["values_simplified"],

@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from mflow.oracles.program import Case, Program, ProgramError
+from mflow.oracles.program import Case, Program, ProgramError, UnknownOperation
 
 from . import files
 from .files import MAX_JSON_BYTES, ReportError
@@ -258,6 +258,16 @@ def _count(folder):
 MAX_REPORT_SIDE, MAX_REPORT_STEPS = 256, 5_000
 
 
+class NotHere(ReportError):
+    """A report whose program has an operation the catalogue lacks (`op`): one of the
+    adapter's own it was made on (`engine`, as recorded), known once that adapter is
+    named on the command line."""
+
+    def __init__(self, message, op, engine):
+        super().__init__(message)
+        self.op, self.engine = op, engine
+
+
 def load(folder):
     """(Case, report dict) from a report folder, validated; ReportError names
     the file and the field when anything is missing or malformed. Reads only
@@ -279,6 +289,8 @@ def load(folder):
     program_path = folder / "program.json"
     try:
         program = Program.from_json(files.read_bytes(program_path, MAX_JSON_BYTES).decode())
+    except UnknownOperation as e:
+        raise NotHere(f"{program_path}: {e}", e.op, recorded_engine(report)) from None
     except (ProgramError, UnicodeDecodeError) as e:
         raise ReportError(f"{program_path}: {e}") from None
     if len(program) > MAX_REPORT_STEPS:
@@ -420,6 +432,8 @@ from mflow.oracles.engine import load_engine, normalise
 from mflow.reports.regressions import Replay, expected, load
 
 here = pathlib.Path(__file__).resolve().parent
+# the engine first: its adapter brings the operations of its own that the program may use
+engine = normalise(load_engine({spec!r}))
 case, _ = load(here)
 program, inputs, cotangent = case.program, case.inputs, case.cotangent
 # the verdict's own tolerances, norm-wise per array (oracles/tolerance.py)
@@ -428,7 +442,6 @@ replay = Replay(here, tolerances, program.dtype, "engine")
 for k, step in enumerate(program.steps):  # value k + number of inputs
     print(f"v{{k + len(program.inputs)}} = {{step.op}}({{', '.join(f'v{{a}}' for a in step.args)}})"
           f" {{step.attrs or ''}}")
-engine = normalise(load_engine({spec!r}))
 try:
     result = engine.vjp(program, [x.copy() for x in inputs], cotangent.copy())
 except BaseException:  # noqa: BLE001 - the crash is the finding

@@ -2,6 +2,7 @@
 across workers (and machines) by adding counts."""
 
 import numpy as np
+from mflow.oracles.points import points
 from mflow.oracles.verdict import ORACLES
 
 # Disagreement histograms: log10(|error| / tolerance) in bins of a quarter decade
@@ -39,8 +40,8 @@ class Stats:
     distribution of each graph's largest |error| / tolerance (a graph counts for
     every operation it contains), the largest relative error, the graphs that
     failed, finite-difference probes left out at kinks or unresolved (near a
-    pole); and every case's outcome, failed or not. Plain JSON; `merge` adds two
-    together."""
+    pole); the interesting points each operation met (oracles/points.py); and every
+    case's outcome, failed or not. Plain JSON; `merge` adds two together."""
 
     def __init__(self):
         self.checked = 0
@@ -56,6 +57,7 @@ class Stats:
         self.slow_once = 0   # graphs over the time limit on the first run, not on the second
         self.warned = {}     # op -> graphs on which the engine warned (numerically unsafe)
         self.warnings = {}   # what it warned ("RuntimeWarning: overflow ...") -> graphs
+        self.points = {}     # op -> interesting point ("zero", "tie", ...) -> graphs
 
     def add(self, verdict):
         self.checked += 1
@@ -79,6 +81,10 @@ class Stats:
                 w = w[:200]
                 if w in self.warnings or len(self.warnings) < MAX_WARNINGS:
                     self.warnings[w] = self.warnings.get(w, 0) + 1
+        for op, met in points(verdict.case, getattr(verdict, "values", None)).items():
+            by_point = self.points.setdefault(op, {})
+            for point in met:
+                by_point[point] = by_point.get(point, 0) + 1
         for key in sorted({f"{c.pair[0]} vs {c.pair[1]}" for c in verdict.failures}):
             for op in ops:
                 by_op = self.failed.setdefault(key, {})
@@ -112,7 +118,7 @@ class Stats:
                 "pairs": self.pairs, "skipped": self.skipped, "unresolved": self.unresolved,
                 "outcomes": self.outcomes, "failed": self.failed, "failures": self.failures,
                 "warned": self.warned, "warnings": self.warnings, "modes": self.modes,
-                "slow_once": self.slow_once}
+                "slow_once": self.slow_once, "points": self.points}
 
     @classmethod
     def from_dict(cls, d):
@@ -140,6 +146,8 @@ class Stats:
             setattr(s, name, value)
         s.failed = d.get("failed", {})
         counts("failed", s.failed, nested=True)
+        s.points = d.get("points", {})
+        counts("points", s.points, nested=True)
         s.slow_once = d.get("slow_once", 0)
         if not _count(s.slow_once):
             raise ValueError("field 'slow_once': expected a count")
@@ -168,10 +176,11 @@ class Stats:
                              (self.modes, other.modes)):
             for k, n in theirs.items():
                 mine[k] = mine.get(k, 0) + n
-        for pair, by_op in other.failed.items():
-            into = self.failed.setdefault(pair, {})
-            for op, n in by_op.items():
-                into[op] = into.get(op, 0) + n
+        for mine, theirs in ((self.failed, other.failed), (self.points, other.points)):
+            for key, by in theirs.items():
+                into = mine.setdefault(key, {})
+                for k, n in by.items():
+                    into[k] = into.get(k, 0) + n
         for pair, by_op in other.pairs.items():
             for op, cell in by_op.items():
                 into = self.pairs.setdefault(pair, {}).setdefault(

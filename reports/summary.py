@@ -8,6 +8,7 @@ prints it at the end of a run; to print it again from what a run left behind:
 import sys
 
 from mflow.oracles.catalogue import CATALOGUE
+from mflow.oracles.points import POINT_WORDS, POINTS
 
 from .records import load, run_record
 
@@ -43,6 +44,11 @@ def summary_lines(stats, failed, interrupted=False, engine=None):
         if counts:
             lines.append(f"finite-difference probes left out {what}: "
                          + ", ".join(f"{op} {n:,}" for op, n in sorted(counts.items())))
+    if stats.points:
+        lines.append("interesting points met, graphs per operation (" + ", ".join(
+            f"{p}: {POINT_WORDS[p]}" for p in POINTS) + "):")
+        lines += [f"  {op:13s} " + ", ".join(f"{p} {met[p]:,}" for p in POINTS if p in met)
+                  for op, met in sorted(stats.points.items())]
     for pair, by_op in sorted(stats.failed.items()):
         lines.append(f"failed comparisons {pair}, graphs per operation: "
                      + ", ".join(f"{op} {n:,}" for op, n in sorted(by_op.items())))

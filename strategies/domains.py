@@ -35,21 +35,32 @@ ACCEPTS = {
     # where e^-|x| does not underflow to 0: torch's double backward of logaddexp (softplus)
     # is NaN there (softplus of -1024 in a campaign; JAX says 0): underflow, not gradients
     "moderate": lambda v: bool(np.max(np.abs(v)) <= 50.0),
+    # positive, and the end of the domain exactly, where the derivative is still defined
+    # (x ** 1.5 at 0: 0); never in between, where it is large and rounding-bound
+    "nonnegative": lambda v: bool(np.all((v >= 0.2) | (v == 0))),
 }
+# the domains a zero (either sign) belongs to
+HOLDS_ZERO = ("real", "bounded", "wide", "moderate", "nonnegative")
 
 
-def accepts(domain, value, kinks=()):
-    """May `value` be an operand in `domain` (and, for a kinked operation, clear of its kinks)?"""
+def _clear(distances, exact):
+    """Every distance at least the margin, or (`exact`) exactly 0: on the point itself."""
+    return bool(np.all((distances >= KINK_MARGIN) | (exact & (distances == 0))))
+
+
+def accepts(domain, value, kinks=(), exact=False):
+    """May `value` be an operand in `domain`, clear of `kinks` (or, `exact`, on one)?"""
     if not ACCEPTS[domain](value):
         return False
-    return all(np.min(np.abs(value - k)) >= KINK_MARGIN for k in kinks)
+    return all(_clear(np.abs(value - k), exact) for k in kinks)
 
 
-def clear_of_ties(op, operands, attrs):
+def clear_of_ties(op, operands, attrs, exact=False):
     """Are the operands of an operation that chooses (maximum, max, maxpool2d) clear of
-    its ties, by the kink margin: the choice the same under any perturbation smaller?"""
+    its ties by the kink margin, the choice the same under any smaller perturbation (or,
+    `exact`, exactly at a tie)?"""
     with np.errstate(all="ignore"):
-        return all(np.min(np.abs(s)) >= KINK_MARGIN for s in op.switches(operands, attrs))
+        return all(_clear(np.abs(s), exact) for s in op.switches(operands, attrs))
 
 
 GRID = 10 ** 6  # values are rounded to multiples of 1e-6: no denormal-scale magnitudes,
@@ -65,7 +76,7 @@ def sample(domain, shape, rng, kinks=()):
         x = np.eye(n) + rng.uniform(-0.5, 0.5, shape) / n
         if rng.random() < 0.5:
             x[0] *= -1
-    elif domain in ("positive", "nonzero"):
+    elif domain in ("positive", "nonzero", "nonnegative"):
         x = rng.uniform(0.5, 2.0, shape)
         if domain == "nonzero":
             x *= rng.choice([-1.0, 1.0], shape)
@@ -82,7 +93,40 @@ def sample(domain, shape, rng, kinks=()):
 SEEDS = 2 ** 32  # a matrix's seed is drawn from range(SEEDS)
 
 
-def from_seed(domain, shape, seed, kinks=()):
+# One seed in SPECIAL stands for a matrix with interesting points on purpose: a random
+# float64 matrix meets an exact zero, tie or kink about never, and the bugs of real
+# engines sit there (a quotient rule dividing by a numerator that relu made 0, max
+# counting ties, a gradient doubled for two equal leaves). Seed 0 stays generic.
+SPECIAL = 4
+POINTS = ("zeros", "integers", "repeats", "kinks")
+
+
+def special(x, domain, rng, kinks=(), at_kinks=False):
+    """x with interesting points put in by `rng`: exact zeros of either sign, small
+    integers (ties, exact products), a row or column repeated (ties along the other
+    axis, equal pooling windows), elements exactly at the kinks (`at_kinks`: where the
+    references' conventions agree); x itself where the result is outside the domain."""
+    how = POINTS[rng.integers(len(POINTS))]
+    some = rng.random(x.shape) < 0.4
+    some.flat[rng.integers(x.size)] = True
+    if how == "zeros":
+        y = np.where(some, np.where(rng.random(x.shape) < 0.5, 0.0, -0.0), x)
+    elif how == "integers":
+        y = np.round(x)
+    elif how == "repeats" and x.size > 1:
+        axis = rng.integers(2) if min(x.shape) > 1 else int(x.shape[0] == 1)
+        y = np.array(x)
+        i, j = rng.choice(x.shape[axis], 2, replace=x.shape[axis] == 1)
+        if axis == 0:
+            y[i] = y[j]
+        else:
+            y[:, i] = y[:, j]
+    else:
+        y = np.where(some, rng.choice(kinks or (0.0,), x.shape), x)
+    return y if accepts(domain, y, kinks, exact=at_kinks) else x
+
+
+def from_seed(domain, shape, seed, kinks=(), points=None):
     """The matrix in `domain` that a drawn `seed` stands for (strategies.graphs draws
     the seed with its own span label, then calls this).
 
@@ -91,5 +135,13 @@ def from_seed(domain, shape, seed, kinks=()):
     x ** (p - 1) agree at 0 and 1, a transposed gradient is right on a symmetric
     matrix), so shrinking towards them made Hypothesis keep extra steps to get
     generic values back. Structure shrinks; the seed shrinks to 0, a fixed generic
-    matrix, every element different."""
-    return sample(domain, shape, np.random.default_rng(seed), kinks)
+    matrix, every element different.
+
+    With `points` (not None: the strategies' default), one seed in SPECIAL stands for
+    a matrix with interesting points (`special`, exactly at the kinks where `points`
+    is True): they stay when a failure needs them, as any seed does."""
+    rng = np.random.default_rng(seed)
+    x = sample(domain, shape, rng, kinks)
+    if points is not None and seed % SPECIAL == SPECIAL - 1 and domain != "invertible":
+        x = special(x, domain, rng, kinks, points)
+    return x

@@ -79,10 +79,11 @@ def _choose(draw, options):
 _SEED_LABEL = 0x5EED_5EED_5EED
 
 
-def _matrix(draw, shape, domain="real", kinks=()):
+def _matrix(draw, shape, domain="real", kinks=(), points=None):
     """A fresh matrix from one drawn seed (`strategies.domains.from_seed`), without
     the cost of a mapped strategy."""
-    return from_seed(domain, shape, draw(_ints(0, SEEDS - 1), label=_SEED_LABEL), kinks)
+    return from_seed(domain, shape, draw(_ints(0, SEEDS - 1), label=_SEED_LABEL), kinks,
+                     points)
 
 
 class _Order(Sequence):
@@ -157,22 +158,41 @@ def _check_attrs(ops, attrs):
 
 
 def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtype="float64",
-          constants=True, attrs=None):
+          constants=True, attrs=None, points=True, declared=()):
     """Cases (program, inputs, cotangent) over `ops` (default: every operation).
 
     min_steps / max_steps bound the operations drawn (a step no later one uses is
     then joined to the output by out + sum(step): two more steps, with the
     operations at hand), max_inputs the inputs, max_side every matrix's sides; dtype
     is "float64", "float32" or "mixed" (either, per case); attrs restricts attribute
-    values ({"sum": {"axis": [None]}}). Invalid arguments raise InvalidArgument."""
+    values ({"sum": {"axis": [None]}}). With `points`, interesting points are drawn on
+    purpose (exact zeros, ties, integers, repeated rows, equal leaves, values exactly
+    at kinks where torch and JAX agree: `strategies.domains.special`), except exactly
+    at the kinks of the operations in `declared` (an engine's own conventions there,
+    which the conventions table checks). Invalid arguments raise InvalidArgument."""
     ops, variants = _check_attrs(_check_ops(ops), attrs)
     _check_bounds("min_steps", min_steps, "max_steps", max_steps, 1)
     _check_bounds("max_inputs", max_inputs, "max_inputs", max_inputs, 1)
     _check_bounds("max_side", max_side, "max_side", max_side, 1)
     if dtype not in ("float64", "float32", "mixed"):
         raise InvalidArgument(f"dtype={dtype!r} must be 'float64', 'float32' or 'mixed'")
+    points = _Points(bool(points), frozenset(declared or ()))
     return _cases(ops, _Frozen(variants), min_steps, max_steps, max_inputs, max_side, dtype,
-                  bool(constants))
+                  bool(constants), points)
+
+
+class _Points(tuple):
+    """(on, declared): interesting points drawn, and the operations not drawn exactly at
+    their kinks (see `cases`)."""
+
+    def __new__(cls, on, declared):
+        return super().__new__(cls, (on, declared))
+
+    def at_kinks(self, name):
+        """May an operand of `name` sit exactly on its kinks and ties (None: points off)?"""
+        if not self[0]:
+            return None
+        return CATALOGUE[name].at_kinks and name not in self[1]
 
 
 class _Frozen(dict):
@@ -265,7 +285,8 @@ def _proposals_at(at, name, attrs, before, last, max_side, domain):
 class _Graph:
     """The graph being drawn: every node's kind, shape and value, in creation order."""
 
-    def __init__(self):
+    def __init__(self, points=None, dtype="float64"):
+        self.points, self.dtype = points or _Points(False, frozenset()), dtype
         self.nodes = []  # (kind, payload, value): kind "input" | "const" | "step"
         self.shapes = []  # each node's shape
         self.domains = []  # each node's {domain: may it be an operand there}
@@ -278,15 +299,23 @@ class _Graph:
         self.inputs += kind == "input"
         return len(self.nodes) - 1
 
-    def accepts(self, i, domain, kinks=()):
-        """May node i be an operand in `domain`, clear of `kinks`? Computed values too:
-        two inputs drawn equal made relu(x1 - x0) exactly relu(0), where engines'
-        conventions differ (autograd's relu'(0) is 1/2)."""
-        key = (domain, kinks)
+    def accepts(self, i, domain, kinks=(), exact=False):
+        """May node i be an operand in `domain`, clear of `kinks` (`exact`: or on one)?
+        Computed values too: two inputs drawn equal made relu(x1 - x0) exactly relu(0),
+        where engines' conventions differ (autograd's relu'(0) is 1/2)."""
+        exact = self.exact(i, exact)
+        key = (domain, kinks, exact)
         ok = self.domains[i].get(key)
         if ok is None:
-            ok = self.domains[i][key] = accepts(domain, self.nodes[i][2], kinks)
+            ok = self.domains[i][key] = accepts(domain, self.nodes[i][2], kinks, exact)
         return ok
+
+    def exact(self, i, exact=True):
+        """May node i's value sit exactly on a kink or tie (where the operation allows
+        it)? An input's or a constant's always; a computed value's in float64 only: its
+        exact zero (x - y + y - x) may be a rounding error's worth off in float32, on
+        the other side of the kink, where the references in float64 are not."""
+        return bool(exact) and (self.nodes[i][0] != "step" or self.dtype == "float64")
 
     def program(self, dtype):
         """Keep what the output depends on (and every input: an engine must give an
@@ -311,11 +340,13 @@ class _Graph:
 
 
 @st.composite
-def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants):
+def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants,
+           points):
     if dtype == "mixed":
         dtype = _choose(draw, ["float64", "float32"])
-    g = _Graph()
-    g.add("input", None, _matrix(draw, _choose(draw, _shapes(max_side))))
+    g = _Graph(points, dtype)
+    generic = False if points[0] else None  # interesting points, none on a kink
+    g.add("input", None, _matrix(draw, _choose(draw, _shapes(max_side)), points=generic))
     steps, attempts = 0, 0
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1
@@ -335,7 +366,7 @@ def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtyp
         _step(draw, g, first, variants, max_inputs, max_side, constants)  # at least one step
     _join_unused(g, variants)
     program, inputs = g.program(dtype)
-    cotangent = _matrix(draw, program.output_shape)
+    cotangent = _matrix(draw, program.output_shape, points=generic)
     np_dtype = np.dtype(dtype)
     return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
 
@@ -397,6 +428,7 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
     key = tuple(sorted(attrs.items()))
     domains = op.domains(arity, attrs)
     kinks = op.kinks_at(attrs)
+    at = g.points.at_kinks(name)  # None: no interesting points; else may sit on the kinks
     chosen = []        # (node index or None for fresh, shape, value)
     fresh = []         # (kind, value) created for this step, committed only if it is kept
     for j in range(arity):
@@ -404,7 +436,7 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         before = tuple(c[1] for c in chosen)
         fits = _fitting(name, key, before, j == arity - 1, max_side)
         candidates = [i for i in range(len(g.nodes) - 1, -1, -1)
-                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain, kinks)]
+                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain, kinks, at)]
         # One draw (see the module's docstring): 0 the newest value that fits, 1 a
         # fresh input, 2 a fresh constant, then the older values, newest first;
         # without a value that fits, 0 a fresh input and 1 a fresh constant. A fresh
@@ -438,7 +470,7 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         if not proposals:
             return False
         shape = _choose(draw, proposals)
-        value = _matrix(draw, shape, domain, kinks)
+        value = _fresh(draw, g, fresh, shape, domain, kinks, at)
         fresh.append((kind, value))
         chosen.append((None, shape, value))
     if name == "getitem":
@@ -454,7 +486,8 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         size = np.abs(value).max()  # NaN and infinities fail `size <= ...` below
     if value.shape != tuple(out_shape) or not size <= MAX_MAGNITUDE:
         return False
-    if op.ties is not None and not clear_of_ties(op, [c[2] for c in chosen], attrs):
+    exact = bool(at) and all(i is None or g.exact(i) for i, _, _ in chosen)
+    if op.ties is not None and not clear_of_ties(op, [c[2] for c in chosen], attrs, exact):
         return False
     it = iter(fresh)
     args = []
@@ -465,6 +498,22 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         args.append(i)
     g.add("step", (name, tuple(args), attrs), value)
     return True
+
+
+def _fresh(draw, g, fresh, shape, domain, kinks, at):
+    """A fresh operand's value from one drawn seed; with interesting points on, one
+    seed in 16 stands for a copy of the newest earlier leaf of its shape where there
+    is one in the domain: two distinct leaves of equal value (an engine that merges
+    equal leaves, or caches by value, doubles a gradient there)."""
+    seed = draw(_ints(0, SEEDS - 1), label=_SEED_LABEL)
+    if at is not None and seed % 16 == 15:
+        leaves = [v for _, v in reversed(fresh)] + [
+            v for kind, _, v in reversed(g.nodes) if kind != "step"]
+        same = next((v for v in leaves if v.shape == shape
+                     and accepts(domain, v, kinks, at)), None)
+        if same is not None:
+            return np.array(same)
+    return from_seed(domain, shape, seed, kinks, at)
 
 
 @functools.cache

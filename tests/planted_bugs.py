@@ -29,6 +29,9 @@ class Bug:
                     stack.enter_context(mock.patch.object(mflow.node, "accumulate", fields))
                 elif target == "unbroadcast":
                     stack.enter_context(mock.patch.object(mflow.node, "unbroadcast", fields))
+                elif target == "leaf":
+                    from mflow.oracles.engine import MflowEngine
+                    stack.enter_context(mock.patch.object(MflowEngine, "leaf", fields))
                 else:
                     wrong = dataclasses.replace(OPS[target], **fields)
                     stack.enter_context(mock.patch.dict(OPS, {target: wrong}))
@@ -83,7 +86,7 @@ CATALOGUE = [
     Bug("relu_mask_from_output_ge", "relu", "mask (relu(x) >= 0): passes every gradient",
         {"relu": {"vjp": lambda F, g, ans, x: (g * (ans >= 0),)}}),
     Bug("relu_mask_ge", "relu", "mask (x >= 0): relu'(0) = 1, against torch and JAX",
-        {"relu": {"vjp": lambda F, g, ans, x: (g * (x >= 0),)}}),
+        {"relu": {"vjp": lambda F, g, ans, x: (g * (F.constant(x) >= 0).astype(g.dtype),)}}),
     Bug("concat_wrong_offset", "concat", "the gradient split at the wrong offsets",
         {"concat": {"vjp": _concat_wrong_offset}}),
     Bug("fanout_overwrites", "", "a second use's gradient overwrites the first's",
@@ -286,6 +289,58 @@ CATALOGUE += [
     Bug("maxpool2d_to_window_corner", "maxpool2d", "each window's gradient to its corner",
         {"maxpool2d": {"vjp": _maxpool_to_corner}}),
 ]
+
+
+
+# Bugs only an interesting point shows (an exact zero, a tie, equal leaves): the fuzzer
+# met them about never before it drew such points on purpose (strategies.domains.special).
+def _max_ties_not_shared(F, g, ans, x, axis):
+    return (g * (_const(x) == _const(ans)).astype(g.dtype),)
+
+
+def _maxpool_tie_to_last(F, g, ans, x, size, stride):
+    """Each window's gradient to its last maximum, not its first (as torch and JAX)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    v = _const(x)
+    wins, where = (sliding_window_view(a, (size, size))[::stride, ::stride].reshape(
+        -1, size * size) for a in (v, np.arange(v.size).reshape(v.shape)))
+    last = where[np.arange(len(wins)), size * size - 1 - np.argmax(wins[:, ::-1], axis=1)]
+    S = np.zeros((len(wins), v.size), v.dtype)
+    S[np.arange(len(wins)), last] = 1
+    return (F.reshape(S.T @ F.reshape(g, (-1, 1)), v.shape),)
+
+
+_leaves_by_value = {}
+
+
+def _leaf_cached_by_value(self, array):
+    """One Node per value: two distinct leaves of equal value merged (their gradients
+    summed into both)."""
+    key = (np.asarray(array).tobytes(), np.shape(array), id(self))
+    node = _leaves_by_value.get(key)
+    if node is None or node.grad is not None:
+        node = _leaves_by_value[key] = mflow.Node(array, requires_grad=True)
+    return node
+
+
+POINT_BUGS = [
+    Bug("div_quotient_by_numerator", "div", "d(a/b)/db = -(a/b)²/a: NaN where a = 0",
+        {"div": {"vjp": lambda F, g, ans, a, b: (g / b, -g * ans * ans / a)}}),
+    Bug("pow_by_division", "pow", "d xᵖ = p xᵖ / x dx: NaN where x = 0",
+        {"pow": {"vjp": lambda F, g, ans, x, p: (g * p * ans / x,)}}),
+    Bug("prod_by_division", "prod", "∂Π/∂xᵢ = Π / xᵢ: NaN where an operand is 0",
+        {"prod": {"vjp": lambda F, g, ans, x, axis: (g * ans / x,)}}),
+    Bug("maximum_tie_to_both", "maximum", "at a = b, both operands get the whole gradient",
+        {"maximum": {"vjp": lambda F, g, ans, a, b: (
+            g * (_const(a) >= _const(b)), g * (_const(b) >= _const(a)))}}),
+    Bug("max_ties_not_shared", "max", "every tied maximum gets the whole gradient",
+        {"max": {"vjp": _max_ties_not_shared}}),
+    Bug("maxpool2d_tie_to_last", "maxpool2d", "a tie in a window: all to its last maximum",
+        {"maxpool2d": {"vjp": _maxpool_tie_to_last}}),
+    Bug("equal_leaves_merged", "", "leaves cached by value: two equal inputs share a gradient",
+        {"leaf": _leaf_cached_by_value}),
+]
+CATALOGUE += POINT_BUGS
 
 BUGS = {bug.name: bug for bug in CATALOGUE}
 

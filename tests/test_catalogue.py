@@ -5,10 +5,12 @@ and the README's table is its rendering. The toy-operation test (test_toy_op.py)
 adds an operation with one record and one engine entry and nothing else."""
 
 import inspect
+import itertools
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mflow.oracles.catalogue import CATALOGUE, markdown_table
@@ -123,3 +125,38 @@ def test_every_backend_and_the_printer_agree_on_every_drawn_variant(name, data):
 def test_the_readme_table_is_the_catalogues():
     readme = (ROOT / "README.md").read_text()
     assert markdown_table() in readme, "README: paste `python -m mflow.oracles.catalogue`"
+
+
+def _points_of(rec):
+    """(operands, attrs) exactly at each kink (the kink between two values off it) and
+    at each tie of the record, for every drawn attribute value."""
+    names = list(rec.attrs)
+    variants = [dict(zip(names, v)) for v in
+                itertools.product(*(rec.drawn[n] for n in names))] if names else [{}]
+    out = [((x,), attrs) for attrs in variants for k in rec.kinks_at(attrs)
+           for x in [np.array([[k - 1.0, k, k + 1.0]])] if rec.arity == 1]
+    return out + [(tuple(np.asarray(x, np.float64) for x in xs), attrs)
+                  for xs, attrs, _ in rec.at_tie]
+
+
+@pytest.mark.parametrize("name", [n for n, r in CATALOGUE.items() if r.kinks or r.ties])
+def test_fuzzing_goes_exactly_to_a_kink_only_where_the_references_agree_in_every_mode(name):
+    """`at_kinks` is measured, not assumed: where fuzzing may put an operand exactly on a
+    kink or tie, torch and JAX give the same VJP, JVP and HVP there; where it may not
+    (abs, clip), they differ somewhere."""
+    from mflow.oracles import jax_backend, torch_backend
+    rec = CATALOGUE[name]
+    rng = np.random.default_rng(0)
+    differ = []
+    for xs, attrs in _points_of(rec):
+        program = Program(tuple(x.shape for x in xs), (Step(name, tuple(range(len(xs))), attrs),))
+        cot = rng.uniform(-1, 1, program.output_shape)
+        ts = [rng.uniform(-1, 1, x.shape) for x in xs]
+        for mode, args in (("vjp", (cot,)), ("jvp", (ts,)), ("hvp", (cot, ts))):
+            t = getattr(torch_backend, mode)(program, list(xs), *args)
+            j = getattr(jax_backend, f"plain_{mode}")(program, list(xs), *args)
+            t, j = (np.concatenate([np.ravel(np.asarray(a)) for a in getattr(r, "grads", r)])
+                    for r in (t, j))
+            if not np.allclose(t, j, rtol=1e-12, atol=1e-12):
+                differ.append((mode, attrs, xs))
+    assert not differ if rec.at_kinks else differ, (name, differ[:3])

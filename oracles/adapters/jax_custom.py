@@ -12,13 +12,16 @@ import jax
 import jax.numpy as jnp
 
 from ..catalogue import CATALOGUE as OPS
+from ..catalogue import register
 from ..jax_backend import JAX_OPS
 from .jax_vjp import JaxVjp
 from .torch_custom import as_op
 
 
 class JaxCustomRules(JaxVjp):
-    def __init__(self, rules=None, name="jax+custom", only=None):
+    def __init__(self, rules=None, name="jax+custom", only=None, records=()):
+        self.records = tuple(records)
+        register(*self.records)  # operations of your own: their rules are in `rules`
         unknown = sorted(set(rules or {}) - set(OPS))
         if unknown:
             raise ValueError(f"rules for {unknown}: not operations the suite knows")

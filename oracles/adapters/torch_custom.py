@@ -17,6 +17,7 @@ differentiate with respect to its cotangent (one that leaves torch, through
 import torch
 
 from ..catalogue import CATALOGUE as OPS
+from ..catalogue import register
 from ..torch_backend import TORCH_OPS
 from .torch_eager import TorchEager
 
@@ -32,7 +33,9 @@ def as_op(name, rule):
 
 
 class TorchCustomRules(TorchEager):
-    def __init__(self, rules=None, name="torch+custom", only=None):
+    def __init__(self, rules=None, name="torch+custom", only=None, records=()):
+        self.records = tuple(records)
+        register(*self.records)  # operations of your own: their rules are in `rules`
         unknown = sorted(set(rules or {}) - set(OPS))
         if unknown:
             raise ValueError(f"rules for {unknown}: not operations the suite knows "
