@@ -73,8 +73,13 @@ def one_step_case(name, attrs, dtype, seed=0):
 KNOWN = {
     "autograd": {("conv2d", "float64"): EngineCrash,   # pad_vjp() needs `mode` ('same')
                  ("conv2d", "float32"): EngineCrash,
-                 ("relu", "float32"): ShapeOrDtypeMismatch},  # np.maximum's JVP is float64
-    "mygrad": {("pow", "float32"): ShapeOrDtypeMismatch},  # float32 ** 2 -> float64
+                 ("pad", "float64"): EngineCrash, ("pad", "float32"): EngineCrash,
+                 # the JVPs of np.maximum, np.minimum, max, min and where are float64
+                 **{(op, "float32"): ShapeOrDtypeMismatch
+                    for op in ("relu", "maximum", "minimum", "max", "min", "where")}},
+    "mygrad": {("pow", "float32"): ShapeOrDtypeMismatch,  # float32 ** 2 -> float64
+               ("clip", "float32"): ShapeOrDtypeMismatch},  # clip(float32, -1.0, 1.0): float64
+    "tinygrad": {("erf", "float64"): ForwardMismatch},  # erf a 1e-7 approximation, in float64
 }
 VARIANTS = {"getitem": {"rows": (2, 0, 2), "cols": slice(0, 3, 2)}, "conv2d": {"padding": "same"},
             "sum": {"axis": 0}, "pow": {"p": 2}, "softmax": {"axis": 0}}
@@ -199,6 +204,48 @@ def test_autograd_maximum_derivative_is_float64_for_float32():
         np.float64
     assert grad(lambda x: anp.sum(anp.maximum(x, 0.0)))(x).dtype == np.float64
     assert make_jvp(anp.tanh)(x)(np.ones(2, np.float32))[1].dtype == np.float32
+
+
+def test_autograd_chooser_and_where_tangents_are_float64_for_float32():
+    """autograd 1.9.1: the forward-mode tangents of np.minimum, np.max, np.min and np.where
+    on float32 are float64 too (np.maximum's above; np.tanh's stays float32)."""
+    import autograd.numpy as anp
+    from autograd import make_jvp
+    adapter("autograd")
+    x, t = np.array([0.5, -1.0, 2.0], np.float32), np.ones(3, np.float32)
+    mask = np.array([True, False, True])
+    for f in (lambda x: anp.minimum(x, 0.0), anp.max, anp.min,
+              lambda x: anp.where(mask, x, 2 * x)):
+        assert make_jvp(f)(x)(t)[1].dtype == np.float64
+
+
+def test_autograd_has_no_gradient_of_cumprod_or_flip():
+    """autograd 1.9.1 defines no VJP of np.cumprod or np.flip (its adapter leaves them out)."""
+    import autograd.numpy as anp
+    from autograd import grad
+    adapter("autograd")
+    for f in (anp.cumprod, anp.flip):
+        with pytest.raises(NotImplementedError):
+            grad(lambda x, f=f: anp.sum(f(x)))(np.ones(3))
+
+
+def test_mygrad_clip_of_float32_is_float64():
+    """MyGrad 2.5.0: clip(float32, -1.0, 1.0) is float64 (numpy's np.clip keeps float32)."""
+    import mygrad as mg
+    adapter("mygrad")
+    x = np.array([0.5, 2.0, -3.0], np.float32)
+    assert mg.clip(mg.Tensor(x), -1.0, 1.0).dtype == np.float64
+    assert np.clip(x, -1.0, 1.0).dtype == np.float32
+
+
+def test_tinygrad_float64_erf_is_a_float32_approximation():
+    """tinygrad 0.14.0's erf is a polynomial approximation good to about 1e-7, in float64
+    too: erf(0.5) is off by more than 1e-8 (scipy, torch and JAX agree to 1e-16)."""
+    adapter("tinygrad")
+    from scipy.special import erf
+    from tinygrad import Tensor, dtypes
+    got = Tensor([0.5, 1.3], dtype=dtypes.float64).erf().numpy()
+    assert np.max(np.abs(got - erf([0.5, 1.3]))) > 1e-8
 
 
 def test_autograd_tanh_vjp_overflows_numerically_unsafe():

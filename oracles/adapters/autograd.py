@@ -6,9 +6,10 @@ autograd.scipy.signal.convolve (which flips the kernel: a true convolution)."""
 
 import autograd
 import autograd.numpy as anp
+import numpy as np
 from autograd import grad, make_jvp, make_vjp
 from autograd.scipy.signal import convolve
-from autograd.scipy.special import expit, logsumexp
+from autograd.scipy.special import erf, expit, logsumexp
 
 from . import index, reduced, same_padding
 
@@ -32,6 +33,24 @@ OPS = {
     "trace": lambda x: anp.reshape(anp.trace(x), (1, 1)),
     "inv": anp.linalg.inv, "det": lambda x: anp.reshape(anp.linalg.det(x), (1, 1)),
     "conv2d": _conv2d,
+    # the second half of the vocabulary; it has no VJP of cumprod or flip
+    # (NotImplementedError) and no pooling of its own: those three are left out
+    "abs": anp.abs, "sqrt": anp.sqrt, "log1p": anp.log1p, "expm1": anp.expm1,
+    "softplus": lambda x: anp.logaddexp(x, 0.0), "erf": erf,
+    "clip": lambda x, lo, hi: anp.clip(x, lo, hi), "maximum": anp.maximum,
+    "minimum": anp.minimum, "where": lambda a, b, mask: anp.where(np.asarray(mask, bool), a, b),
+    "max": reduced(anp.max), "min": reduced(anp.min), "logsumexp": reduced(logsumexp),
+    "prod": reduced(anp.prod), "var": reduced(anp.var),
+    "norm": lambda x, axis: anp.reshape(anp.linalg.norm(x), (1, 1)) if axis is None
+    else anp.linalg.norm(x, axis=axis, keepdims=True),
+    "cumsum": lambda x, axis: anp.cumsum(x, axis=axis),
+    "reshape": lambda x, shape: anp.reshape(x, shape),
+    "pad": lambda x, widths: anp.pad(x, (widths[:2], widths[2:])),
+    "tile": lambda x, reps: anp.tile(x, reps),
+    "broadcast_to": lambda x, shape: anp.broadcast_to(x, shape),
+    "tril": lambda x, k: anp.tril(x, k), "triu": lambda x, k: anp.triu(x, k),
+    "solve": anp.linalg.solve,
+    "logdet": lambda x: anp.reshape(anp.linalg.slogdet(x)[1], (1, 1)),
 }
 
 
@@ -40,8 +59,9 @@ class Autograd:
     version = getattr(autograd, "__version__", "")
     ops = OPS
     conventions = {"relu": {0.0: 0.5}}  # np.maximum splits a tie: half to each side
-    # its forward mode has no JVP of expit, inv, det or convolve (NotImplementedError)
-    jvp_ops = sorted(set(OPS) - {"sigmoid", "inv", "det", "conv2d"})
+    # its forward mode has no JVP of expit, inv, det, convolve, erf, slogdet or solve
+    # (NotImplementedError)
+    jvp_ops = sorted(set(OPS) - {"sigmoid", "inv", "det", "conv2d", "erf", "logdet", "solve"})
 
     def vjp(self, fn, inputs, cotangent):
         pullback, out = make_vjp(lambda xs: fn(*xs))(tuple(inputs))

@@ -9,12 +9,21 @@ import numpy as np
 from . import index, reduced
 
 
+def _reached(image, kh, kw, stride):
+    """conv_nd and max_pool refuse a stride that does not tile the image exactly (their
+    documented rule); torch drops the rows and columns no window reaches: crop them."""
+    h, w = image.shape
+    return image[:kh + stride * ((h - kh) // stride), :kw + stride * ((w - kw) // stride)]
+
+
 def _conv2d(image, kernel, stride):
-    # conv_nd refuses a stride that does not tile the image exactly (its documented
-    # rule); torch drops the rows and columns no window reaches: crop them first
-    (h, w), (kh, kw) = image.shape, kernel.shape
-    image = image[:kh + stride * ((h - kh) // stride), :kw + stride * ((w - kw) // stride)]
+    image = _reached(image, *kernel.shape, stride)
     return mg.nnet.conv_nd(image[None, None], kernel[None, None], stride=stride)[0, 0]
+
+
+def _maxpool2d(x, size, stride):
+    return mg.nnet.max_pool(_reached(x, size, size, stride)[None, None], (size, size),
+                            stride)[0, 0]
 
 
 OPS = {
@@ -29,6 +38,21 @@ OPS = {
     "log_softmax": lambda x, axis: mg.nnet.logsoftmax(x, axis=axis),
     "trace": lambda x: mg.reshape(mg.einsum("ii", x), (1, 1)),
     "conv2d": lambda image, kernel, stride, padding: _conv2d(image, kernel, stride),
+    # the second half of the vocabulary, where MyGrad has the operation (no softplus, erf,
+    # logsumexp, flip, pad, tile, tril, triu, solve or logdet)
+    "abs": mg.absolute, "sqrt": mg.sqrt, "log1p": mg.log1p, "expm1": mg.expm1,
+    "clip": lambda x, lo, hi: mg.clip(x, lo, hi),
+    "maximum": mg.maximum, "minimum": mg.minimum,
+    "where": lambda a, b, mask: mg.where(np.asarray(mask, bool), a, b),
+    "max": reduced(mg.max), "min": reduced(mg.min), "prod": reduced(mg.prod),
+    "var": reduced(mg.var),
+    "norm": lambda x, axis: mg.reshape(mg.linalg.norm(x), (1, 1)) if axis is None
+    else mg.linalg.norm(x, axis=axis, keepdims=True),
+    "cumsum": lambda x, axis: mg.cumsum(x, axis=axis),
+    "cumprod": lambda x, axis: mg.cumprod(x, axis=axis),
+    "reshape": lambda x, shape: mg.reshape(x, shape),
+    "broadcast_to": lambda x, shape: mg.broadcast_to(x, shape),
+    "maxpool2d": _maxpool2d,
 }
 
 

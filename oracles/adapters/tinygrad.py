@@ -20,6 +20,11 @@ def _reduce(name):
     return reduce
 
 
+def _var(x, axis):  # population variance (tinygrad's default is the sample's)
+    out = x.var(axis=axis, keepdim=True, correction=0)
+    return out.reshape(1, 1) if axis is None else out
+
+
 def _getitem(x, rows, cols):
     r, c = (i if isinstance(i, slice) else Tensor(list(i)) for i in (rows, cols))
     return x[r][:, c]
@@ -43,6 +48,20 @@ OPS = {
     "softmax": lambda x, axis: x.softmax(axis), "log_softmax": lambda x, axis: x.log_softmax(axis),
     "trace": lambda x: x.diagonal().sum().reshape(1, 1),
     "conv2d": _conv2d,
+    # the second half of the vocabulary, where tinygrad has the operation (no log1p,
+    # expm1, norm, solve or logdet)
+    "abs": Tensor.abs, "sqrt": Tensor.sqrt, "softplus": Tensor.softplus, "erf": Tensor.erf,
+    "clip": lambda x, lo, hi: x.clip(lo, hi), "maximum": Tensor.maximum,
+    "minimum": Tensor.minimum,
+    "where": lambda a, b, mask: Tensor(np.asarray(mask, bool)).where(a, b),
+    "max": _reduce("max"), "min": _reduce("min"), "logsumexp": _reduce("logsumexp"),
+    "prod": _reduce("prod"), "var": lambda x, axis: _var(x, axis),
+    "cumsum": lambda x, axis: x.cumsum(axis), "cumprod": lambda x, axis: x.cumprod(axis),
+    "reshape": lambda x, shape: x.reshape(shape), "flip": lambda x, axis: x.flip(axis),
+    "pad": lambda x, widths: x.pad(((widths[0], widths[1]), (widths[2], widths[3]))),
+    "tile": lambda x, reps: x.repeat(*reps), "broadcast_to": lambda x, shape: x.expand(shape),
+    "tril": lambda x, k: x.tril(k), "triu": lambda x, k: x.triu(k),
+    "maxpool2d": lambda x, size, stride: x[None, None].max_pool2d(size, stride)[0, 0],
 }
 
 
