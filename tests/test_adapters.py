@@ -229,6 +229,78 @@ def test_autograd_has_no_gradient_of_cumprod_or_flip():
             grad(lambda x, f=f: anp.sum(f(x)))(np.ones(3))
 
 
+def test_mygrad_maximum_at_a_tie_loses_the_gradient():
+    """MyGrad 2.5.0: maximum and minimum give neither operand any gradient where they
+    are equal, so maximum(x, x), which is x, has gradient 0 (torch and JAX give 1/2 to
+    each). Found by the fuzzer once it drew ties on purpose (maximum(x0, x0), 1 step)."""
+    import mygrad as mg
+    adapter("mygrad")
+    for f in (mg.maximum, mg.minimum):
+        x = mg.Tensor([1.0, 2.0])
+        f(x, x).sum().backward()
+        assert np.array_equal(x.grad, [0.0, 0.0])
+    engine = adapter("mygrad")
+    case = _case([[[1.0, -2.0]]], [Step("maximum", (0, 0))])
+    assert isinstance(Checker(engine).judge(case).outcome, GradientMismatch)
+
+
+def test_mygrad_max_at_a_tie_gives_the_first_all():
+    """MyGrad 2.5.0: max and min over tied elements give the whole gradient to the
+    first of them (torch's amax and JAX's max share it evenly): a convention, a valid
+    subgradient, and a disagreement the suite reports at every tie."""
+    import mygrad as mg
+    adapter("mygrad")
+    x = mg.Tensor([1.0, 1.0])
+    mg.max(x).backward()
+    assert np.array_equal(x.grad, [1.0, 0.0])
+
+
+def test_autograd_prod_at_an_exact_zero_is_nan():
+    """autograd 1.9.1: prod's VJP divides the product by each operand, so an exact zero
+    makes its own derivative NaN (for [0, 2] it is 2). Found once zeros were drawn on
+    purpose (prod(x0) with x0 = [[-0.]], 1 step)."""
+    import autograd.numpy as anp
+    from autograd import grad
+    adapter("autograd")
+    with np.errstate(all="ignore"):
+        g = grad(lambda x: anp.prod(x))(np.array([0.0, 2.0]))
+    assert np.isnan(g[0]) and g[1] == 0.0
+
+
+def test_autograd_norm_with_keepdims_has_a_gradient_of_the_wrong_shape():
+    """autograd 1.9.1: the gradient of np.linalg.norm(x, axis=0, keepdims=True) has an
+    extra axis: (1, 2, 2) for a (2, 2) x (without keepdims it is right)."""
+    import autograd.numpy as anp
+    from autograd import grad
+    adapter("autograd")
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert grad(lambda x: anp.sum(anp.linalg.norm(x, axis=0, keepdims=True)))(x).shape == \
+        (1, 2, 2)
+    assert grad(lambda x: anp.sum(anp.linalg.norm(x, axis=0)))(x).shape == (2, 2)
+
+
+def test_autograd_where_does_not_sum_a_broadcast_operands_gradient():
+    """autograd 1.9.1: np.where's VJP returns a broadcast operand's gradient in the
+    broadcast shape, (1, 2) for a (1, 1) operand, instead of summing it back."""
+    import autograd.numpy as anp
+    from autograd import grad
+    adapter("autograd")
+    mask = np.array([[False, True]])
+    g = grad(lambda a: anp.sum(anp.where(mask, a, np.ones((1, 2)))))(np.array([[1.0]]))
+    assert g.shape == (1, 2)
+
+
+def test_tinygrad_max_pool_shares_a_tie_evenly():
+    """tinygrad 0.14.0: max_pool2d shares a window's gradient evenly among tied maxima
+    (torch and JAX give it all to the first): a convention, a valid subgradient. Found
+    once ties were drawn on purpose (maxpool2d of a 3x3 with three zeros tied, 1 step)."""
+    adapter("tinygrad")
+    from tinygrad import Tensor
+    x = Tensor(np.array([[0.0, 0.0], [-1.0, 0.0]]))
+    (g,) = x[None, None].max_pool2d(2, 2).sum().gradient(x)
+    np.testing.assert_allclose(g.numpy(), [[1 / 3, 1 / 3], [0.0, 1 / 3]])
+
+
 def test_mygrad_clip_of_float32_is_float64():
     """MyGrad 2.5.0: clip(float32, -1.0, 1.0) is float64 (numpy's np.clip keeps float32)."""
     import mygrad as mg

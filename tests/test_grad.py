@@ -15,9 +15,10 @@ from mflow.ops import OPS
 from tests.helpers import assert_close, operands, sample
 from tests.test_ops_vs_torch import CASES
 
-# every drawn attribute value: test_ops_vs_torch's cases lack pow's 1.5
+# every drawn attribute value: test_ops_vs_torch's cases lack pow's 1.5 and 2.5
 PARAMS = [pytest.param(name, shapes, OPS[name].complete(attrs), id=f"{name}-{i}")
-          for name, cases in {**CASES, "pow": [*CASES["pow"], (((3, 4),), {"p": 1.5})]}.items()
+          for name, cases in {**CASES, "pow": [*CASES["pow"], (((3, 4),), {"p": 1.5}),
+                                               (((3, 4),), {"p": 2.5})]}.items()
           for i, (shapes, attrs) in enumerate(cases)]
 
 

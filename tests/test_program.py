@@ -77,13 +77,33 @@ def test_joins_use_the_engines_own_reduction_and_combination(case):
     assert {s.op for s in case.program.steps} <= {"const", "tanh", "mul", "mean", "exp"}
 
 
-@given(cases(ops=["sub", "relu", "mul"], max_inputs=2))
-def test_computed_operands_of_a_kink_stay_off_it(case):
-    """relu(x1 - x0) with x1 drawn equal to x0 was exactly relu(0), where conventions
-    differ: computed operands are kept KINK_MARGIN away, as fresh inputs are."""
+def _kinked_operands(case, op):
     from mflow.oracles.finite_differences import forward_values
-    from mflow.strategies.domains import KINK_MARGIN
     values = forward_values(case.program, case.inputs)
-    for k, step in enumerate(case.program.steps):
-        if step.op == "relu":
-            assert np.min(np.abs(values[step.args[0]])) >= KINK_MARGIN, (k, case)
+    n_in = len(case.program.inputs)
+    leaf = [True] * n_in + [s.op == "const" for s in case.program.steps]
+    return [(values[s.args[0]], leaf[s.args[0]]) for s in case.program.steps if s.op == op]
+
+
+@given(cases(ops=["sub", "relu", "mul", "abs"], max_inputs=2, points=False, dtype="mixed"))
+def test_without_points_operands_of_a_kink_stay_off_it(case):
+    """relu(x1 - x0) with x1 drawn equal to x0 was exactly relu(0): with the interesting
+    points off, computed operands are kept KINK_MARGIN away, as fresh inputs are."""
+    from mflow.strategies.domains import KINK_MARGIN
+    for op in ("relu", "abs"):
+        for x, _ in _kinked_operands(case, op):
+            assert np.min(np.abs(x)) >= KINK_MARGIN, case
+
+
+@given(cases(ops=["sub", "relu", "mul", "abs"], max_inputs=2, dtype="mixed"))
+def test_operands_of_a_kink_are_on_it_or_off_by_the_margin(case):
+    """With the points on: never within the margin; exactly on relu's kink (torch and JAX
+    agree there), as an input or constant in float32; never on abs's (they differ)."""
+    from mflow.strategies.domains import KINK_MARGIN
+    for op in ("relu", "abs"):
+        for x, leaf in _kinked_operands(case, op):
+            d = np.abs(x)
+            on = d == 0
+            assert np.all(on | (d >= KINK_MARGIN)), case
+            assert not on.any() or (op == "relu" and (leaf or case.program.dtype == "float64")), \
+                case
