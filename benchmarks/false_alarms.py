@@ -2,7 +2,7 @@
 every failure is a false alarm (mflow is the engine under test).
 
     python benchmarks/false_alarms.py [--graphs 1000000] [--float32 200000]
-                                      [--chunk 5000] [--seed 0] [--out FILE]
+                                      [--half 100000] [--chunk 5000] [--seed 0] [--out FILE]
     python benchmarks/false_alarms.py --merge A.json B.json ... [--out FILE]
 
 Writes its figures (graphs checked, false alarms with their cases, the
@@ -63,7 +63,9 @@ def write(out, figures):
         lines += [f"| {p} | {w['ratio']:.3g} | {w['rel']:.3g} |"
                   for p, w in sorted(stats.worst.items())]
         lines += ["", "Outcomes: " + ", ".join(f"{k} {v:,}" for k, v in
-                                                sorted(stats.outcomes.items())), ""]
+                                                sorted(stats.outcomes.items())),
+                  "", "Dtypes: " + ", ".join(f"{k} {v:,}" for k, v in
+                                             sorted(stats.dtypes.items())), ""]
         for what, counts in (("at a kink", stats.skipped), ("unresolved", stats.unresolved)):
             lines.append(f"Finite-difference probes left out {what}: " + (", ".join(
                 f"{op} {k:,}" for op, k in sorted(counts.items())) or "none"))
@@ -78,6 +80,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graphs", type=int, default=1_000_000)
     ap.add_argument("--float32", type=int, default=200_000)
+    ap.add_argument("--half", type=int, default=100_000,
+                    help="graphs in float16 and bfloat16 (either, per graph)")
     ap.add_argument("--chunk", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -87,7 +91,8 @@ def main():
         return merge(args.merge, args.out)
     checker, t = Checker(MflowEngine()), time.time()
     mixes = {"fuzz mix (float64 and float32)": ("mixed", args.graphs, Stats(), []),
-             "float32 only": ("float32", args.float32, Stats(), [])}
+             "float32 only": ("float32", args.float32, Stats(), []),
+             "half precision (float16 and bfloat16)": ("half", args.half, Stats(), [])}
     figures = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                         time.gmtime(t))}
     k = 0

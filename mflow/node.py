@@ -29,12 +29,19 @@ class Op:
     jvp: Callable | None = None           # (tangents, ans, *values, **attrs) -> tangent of result
     compose: Callable | None = None       # derived ops: (*nodes, **attrs) -> node, from primitives
     attrs: dict = field(default_factory=dict)  # attribute names and their defaults
+    half: bool = True                     # computes in float16 and bfloat16 (not LAPACK's)
 
     def complete(self, attrs):
         """`attrs` with this operation's defaults filled in: the one place defaults apply."""
         if not self.attrs or len(attrs) == len(self.attrs):
             return attrs
         return {**self.attrs, **attrs}
+
+
+# the dtypes mflow computes in; bfloat16 is ml_dtypes' (what JAX uses), a numpy dtype
+# of kind "V" whose name is its own. Half precision excludes linear algebra (numpy's
+# LAPACK has no half): inv, det, solve and logdet raise there, naming the dtype.
+FLOATS = ("float64", "float32", "float16", "bfloat16")
 
 
 def as_matrix(value, who="Node"):
@@ -45,10 +52,8 @@ def as_matrix(value, who="Node"):
         raise ShapeError(f"{who}: value is not a rectangular matrix ({e})") from None
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
-    elif arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
-    elif arr.dtype.kind != "f" or arr.dtype.itemsize > 8:
-        raise TypeError(f"{who}: value must be real numbers (float64, float32 or ints); "
+    elif arr.dtype.name not in FLOATS:
+        raise TypeError(f"{who}: value must be real numbers ({', '.join(FLOATS)} or ints); "
                         f"got {type(value).__name__} of dtype {arr.dtype}")
     if arr.ndim == 0:
         return arr.reshape(1, 1)
@@ -210,6 +215,9 @@ def apply(op, *operands, **attrs):
         raise ShapeError(f"{op.name}: {e}") from None
     except TypeError as e:  # an unknown attribute
         raise TypeError(f"{op.name}: {e}; its attributes are {op.attrs}") from None
+    if not op.half and operands[0].value.dtype.itemsize == 2:
+        raise TypeError(f"{op.name}: no {operands[0].value.dtype} (linear algebra runs in "
+                        "float32 or float64; cast the operands first)")
     if op.compose is not None:
         return op.compose(*operands, **attrs)
     try:
@@ -217,6 +225,10 @@ def apply(op, *operands, **attrs):
     except np.linalg.LinAlgError as e:
         shapes = ", ".join(str(x.shape) for x in operands)
         raise np.linalg.LinAlgError(f"{op.name}: {e} (operand shape {shapes})") from None
+    if value.dtype != operands[0].value.dtype:  # bfloat16 @ bfloat16 is float32 in numpy:
+        widest = max((x.value.dtype for x in operands), key=lambda d: d.itemsize)
+        if value.dtype.itemsize > widest.itemsize:  # wider than every operand: cast back
+            value = value.astype(widest)
     node = _new(Node)  # skip __init__'s checks: the value is ours
     node.value, node.grad, node.name, node.op, node.parents, node.attrs = (
         value, None, None, op, operands, attrs)

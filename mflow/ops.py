@@ -440,14 +440,14 @@ defop("trace", 1, shapes.scalar_of_square,
       vjp=lambda F, g, ans, x: (g * F.eye(x.shape[0], x),),
       jvp=lambda t, ans, x: np.trace(t[0]).reshape(1, 1).astype(ans.dtype, copy=False))
 # dY = -Y dX Y  =>  G_X = -Yᵀ G Yᵀ
-defop("inv", 1, shapes.square,
+defop("inv", 1, shapes.square, half=False,
       forward=np.linalg.inv, vjp=lambda F, g, ans, x: (-ans.T @ g @ ans.T,),
       jvp=lambda t, ans, x: -ans @ t[0] @ ans)
 
 
 # d det X = tr(adj X dX)  =>  G_X = g adj(X)ᵀ  (= g det X X⁻ᵀ where X is invertible;
 # at singular X JAX agrees; torch 2.13 returns 0 where the rank is n - 1 ≥ 1: pytorch#104675)
-defop("det", 1, shapes.scalar_of_square,
+defop("det", 1, shapes.scalar_of_square, half=False,
       forward=lambda x: np.linalg.det(x).reshape(1, 1).astype(x.dtype, copy=False),
       vjp=lambda F, g, ans, x: (g * F.adjugate(x).T,),
       # d det X = tr(adj X dX) = Σ (adj X)ᵀ ⊙ dX
@@ -460,10 +460,10 @@ def _solve_vjp(F, g, ans, a, b):
     return -(gb @ ans.T), gb
 
 
-defop("solve", 2, shapes.solve, forward=np.linalg.solve, vjp=_solve_vjp,
+defop("solve", 2, shapes.solve, half=False, forward=np.linalg.solve, vjp=_solve_vjp,
       jvp=lambda t, ans, a, b: np.linalg.solve(a, t[1] - t[0] @ ans))
 # log |det X|: d = tr(X⁻¹ dX)  =>  G_X = g X⁻ᵀ
-defop("logdet", 1, shapes.scalar_of_square,
+defop("logdet", 1, shapes.scalar_of_square, half=False,
       forward=lambda x: np.linalg.slogdet(x)[1].reshape(1, 1).astype(x.dtype, copy=False),
       vjp=lambda F, g, ans, x: (g * F.inv(x).T,),
       jvp=lambda t, ans, x: np.trace(np.linalg.solve(x, t[0])).reshape(1, 1)

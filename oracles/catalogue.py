@@ -70,6 +70,8 @@ class Record:
     at_kinks: bool = True             # fuzzing may put operands exactly on its kinks and ties:
     #   torch and JAX agree there in every mode (tests/test_catalogue.py measures it), and
     #   the engine is held to them; False where they differ (abs, clip): kept off by a margin
+    half: bool = True                 # drawn in float16 and bfloat16 (linear algebra: not,
+    #   LAPACK has no half precision; torch's CPU linalg neither)
     rounding: str = "result"          # how float32 rounds it: "result" (the result, ~u
     #   relative), "sums" (backward stable: operands off by ~u, then rounded), "exact"
     torch: Callable | str | None = None   # (torch, *tensors, **attrs) -> tensor; a name; None:
@@ -493,11 +495,12 @@ record("trace", 1, "linear algebra", shapes.scalar_of_square, rounding="sums",
        jax=_scalar(lambda jax, x: jax.numpy.trace(x)),
        numpy=lambda np, x: np.trace(x, axis1=-2, axis2=-1)[..., None, None], slot="trace",
        samples=((((4, 4),), {}), (((1, 1),), {})))
-record("inv", 1, "linear algebra", shapes.square, domain=("invertible",), rounding="sums",
+record("inv", 1, "linear algebra", shapes.square, half=False, domain=("invertible",),
+       rounding="sums",
        torch=lambda torch, x: torch.linalg.inv(x), jax=lambda jax, x: jax.numpy.linalg.inv(x),
        numpy=lambda np, x: np.linalg.inv(x), slot="inv",
        samples=((((4, 4),), {}), (((1, 1),), {})))
-record("det", 1, "linear algebra", shapes.scalar_of_square, domain=("invertible",),
+record("det", 1, "linear algebra", shapes.scalar_of_square, half=False, domain=("invertible",),
        rounding="sums", torch=_scalar(lambda torch, x: torch.linalg.det(x)),
        jax=_scalar(lambda jax, x: jax.numpy.linalg.det(x)),
        numpy=lambda np, x: np.linalg.det(x)[..., None, None], slot="det",
@@ -594,11 +597,12 @@ record("triu", 1, "movement", shapes.triangle, slot="gather",
        rounding="exact", torch=lambda torch, x, k: torch.triu(x, diagonal=k),
        jax=lambda jax, x, k: jax.numpy.triu(x, k), numpy=lambda np, x, k: np.triu(x, k),
        samples=tuple((((4, 3),), {"k": k}) for k in (0, -1, 1, 2)))
-record("solve", 2, "linear algebra", shapes.solve, slot="solve", domain=("invertible", "real"),
+record("solve", 2, "linear algebra", shapes.solve, half=False, slot="solve",
+       domain=("invertible", "real"),
        rounding="sums", torch=lambda torch, a, b: torch.linalg.solve(a, b),
        jax=lambda jax, a, b: jax.numpy.linalg.solve(a, b), numpy=_np_solve,
        samples=((((3, 3), (3, 2)), {}), (((1, 1), (1, 4)), {}), (((4, 4), (4, 4)), {})))
-record("logdet", 1, "linear algebra", shapes.scalar_of_square, slot="logdet",
+record("logdet", 1, "linear algebra", shapes.scalar_of_square, half=False, slot="logdet",
        domain=("invertible",),
        rounding="sums", torch=_scalar(lambda torch, x: torch.linalg.slogdet(x)[1]),
        jax=_scalar(lambda jax, x: jax.numpy.linalg.slogdet(x)[1]),

@@ -29,7 +29,8 @@ reused between cases.
 Optional capabilities, each with its default:
 
     version      "" (recorded in reports; say the library's version)
-    dtypes       ("float64", "float32"): the dtypes it computes in
+    dtypes       ("float64", "float32"): the dtypes it computes in, of "float64",
+                 "float32", "float16" and "bfloat16" (ml_dtypes' bfloat16 arrays)
     attrs        {}: per operation, the attribute values it supports, e.g.
                  {"sum": {"axis": [None]}, "conv2d": {"padding": ["valid"]}}
     jvp          forward mode, checked where offered (oracles/modes.py):
@@ -73,11 +74,12 @@ import numpy as np
 import mflow
 from mflow.ops import OPS
 
+from .program import DTYPES as ALL_DTYPES
 from .program import interpret
 
 REQUIRED = ("name", "ops", "to_numpy")
 GRAPH_FORM = ("leaf", "constant", "gradients")
-DTYPES = ("float64", "float32")
+DTYPES = ("float64", "float32")  # what an adapter computes in unless it says (ALL_DTYPES)
 
 
 class EngineError(Exception):
@@ -95,6 +97,7 @@ class MflowEngine:
     """mflow itself, through the same protocol a user's engine implements."""
 
     name = "mflow"
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def __init__(self):
         self.ops = {name: partial(mflow.apply, name) for name in OPS}
@@ -238,9 +241,9 @@ def check_adapter(engine, spec):
                           f"knows; names are those of the catalogue: "
                           f"{', '.join(sorted(CATALOGUE))}")
     caps = capabilities(engine)
-    if not caps.dtypes or not set(caps.dtypes) <= set(DTYPES):
+    if not caps.dtypes or not set(caps.dtypes) <= set(ALL_DTYPES):
         raise EngineError(f"--engine {spec!r}: dtypes {caps.dtypes!r}: a non-empty subset of "
-                          f"{DTYPES}")
+                          f"{ALL_DTYPES}")
     for name, allowed in caps.attrs.items():
         drawn = CATALOGUE[name].drawn if name in CATALOGUE else {}
         if name not in engine.ops or not isinstance(allowed, dict) or any(

@@ -25,7 +25,9 @@ import numpy as np
 
 from . import torch_backend
 from .finite_differences import directional, engine_difference, finite_differences, forward_values
+from .program import HALF
 from .tolerance import (
+    U_REFINE,
     ad_tolerance,
     as_dtype,
     measure,
@@ -49,6 +51,13 @@ from .verdict import (
     relative,
 )
 
+PEER = "torch_half"  # torch's own run of a float16 or bfloat16 case, in that dtype
+
+
+def _peer(case, run):
+    """{PEER: run} for a half-precision case (torch's own run in its dtype), else {}."""
+    return {PEER: run} if case.program.dtype in HALF else {}
+
 
 def _f64(xs):
     return [np.asarray(x, np.float64) for x in xs]
@@ -68,19 +77,21 @@ class Mode:
                 if k.endswith(f" {self.name}") and not k.startswith("torch32")}
 
     def compare_references(self, verdict):
-        """The references among themselves: JAX against torch, array by array, and the
-        mode's own checks (finite differences)."""
+        """The references among themselves: JAX against torch, array by array, torch's
+        own half-precision run (the peer) against torch's float64 one by the half
+        tolerance, and the mode's own checks (finite differences)."""
         answers = self.answers(verdict)
-        if "jax" in answers:
-            for i, (a, b) in enumerate(zip(answers["jax"], answers["torch"])):
-                self._array(verdict, i, (self.who("jax"), self.who("torch")), a, b, np.float64)
+        for who, dtype in (("jax", np.float64), (PEER, verdict.case.program.np_dtype)):
+            if who in answers and "torch" in answers:
+                for i, (a, b) in enumerate(zip(answers[who], answers["torch"])):
+                    self._array(verdict, i, (self.who(who), self.who("torch")), a, b, dtype)
         self.check_references(verdict)
 
     def compare_engine(self, verdict, dtype):
-        """The engine's answers against each reference, array by array, and the mode's
-        own checks."""
+        """The engine's answers against each reference (and the peer), array by array,
+        and the mode's own checks."""
         answers = self.answers(verdict)
-        for who in ("torch", "jax"):
+        for who in ("torch", "jax", PEER):
             if who in answers:
                 for i, (a, b) in enumerate(zip(answers["engine"], answers[who])):
                     self._array(verdict, i, (self.who("engine"), self.who(who)), a, b, dtype)
@@ -132,7 +143,9 @@ class Reverse(Mode):
         p64 = as_dtype(case.program, "float64")
         x64, c64 = _f64(case.inputs), np.asarray(case.cotangent, np.float64)
         runs = {"torch": lambda: torch_backend.vjp(p64, x64, c64),
-                "jax": lambda: checker.jax.run(p64, x64, c64)}
+                "jax": lambda: checker.jax.run(p64, x64, c64),
+                **_peer(case, lambda: torch_backend.vjp(case.program, case.inputs,
+                                                        case.cotangent))}
         collect(checker, verdict, runs, verdict.results, "")
         try:
             verdict.values = forward_values(p64, x64)
@@ -174,17 +187,16 @@ class Reverse(Mode):
     def terms(self, verdict):
         return verdict.scales
 
-    def spread(self, verdict):
+    def spread(self, verdict, u=U_REFINE, samples=4):
         """The Monte Carlo spread of the output and of every gradient."""
         case = verdict.case
         program = as_dtype(case.program, "float64")
         rounds = case.program.dtype == "float64"
         exact = perturbed_gradients(program, case.inputs, case.cotangent, u=0.0)
-        from .tolerance import U_REFINE
-        runs = perturbed_gradients(program, case.inputs, case.cotangent, samples=4,
-                                   round_inputs=rounds, u=U_REFINE)
-        outputs = perturbed_outputs(program, case.inputs, samples=8, round_inputs=rounds,
-                                    seed=1, u=U_REFINE)
+        runs = perturbed_gradients(program, case.inputs, case.cotangent, samples=samples,
+                                   round_inputs=rounds, u=u)
+        outputs = perturbed_outputs(program, case.inputs, samples=2 * samples,
+                                    round_inputs=rounds, seed=1, u=u)
         return [spread_of(verdict.values[-1], outputs)] + [
             spread_of(e[0], r) for r, e in zip(runs, exact)]
 
@@ -253,7 +265,9 @@ class Forward(Mode):
         p64 = as_dtype(case.program, "float64")
         x64, t64 = _f64(case.inputs), _f64(verdict.tangents)
         collect(checker, verdict, {"torch": lambda: torch_backend.jvp(p64, x64, t64)[1],
-                                   "jax": lambda: checker.jax.jvp(p64, x64, t64)[1]},
+                                   "jax": lambda: checker.jax.jvp(p64, x64, t64)[1],
+                                   **_peer(case, lambda: torch_backend.jvp(
+                                       case.program, case.inputs, verdict.tangents)[1])},
                 verdict.jvps, "jvp")
         if "fd" in checker.oracles and verdict.values:
             with np.errstate(all="ignore"):
@@ -279,13 +293,12 @@ class Forward(Mode):
         biggest = max(float(np.max(np.abs(v))) for v in verdict.values)
         return [sum(float(np.sum(np.abs(t))) for t in verdict.tangents) * max(1.0, biggest)]
 
-    def spread(self, verdict):
-        from .tolerance import U_REFINE
+    def spread(self, verdict, u=U_REFINE, samples=4):
         case = verdict.case
         program = as_dtype(case.program, "float64")
         exact = perturbed_tangents(program, case.inputs, verdict.tangents, u=0.0)[0]
-        runs = perturbed_tangents(program, case.inputs, verdict.tangents, samples=4,
-                                  round_inputs=case.program.dtype == "float64", u=U_REFINE)
+        runs = perturbed_tangents(program, case.inputs, verdict.tangents, samples=samples,
+                                  round_inputs=case.program.dtype == "float64", u=u)
         return [spread_of(exact, runs)]
 
     def check_references(self, verdict):
@@ -345,7 +358,10 @@ class Second(Mode):
         x64, c64 = _f64(case.inputs), np.asarray(case.cotangent, np.float64)
         t64 = _f64(verdict.tangents)
         collect(checker, verdict, {"torch": lambda: torch_backend.hvp(p64, x64, c64, t64),
-                                   "jax": lambda: checker.jax.hvp(p64, x64, c64, t64)},
+                                   "jax": lambda: checker.jax.hvp(p64, x64, c64, t64),
+                                   **_peer(case, lambda: torch_backend.hvp(
+                                       case.program, case.inputs, case.cotangent,
+                                       verdict.tangents))},
                 verdict.hvps, "hvp")
 
     def gauge(self, checker, case, verdict):
@@ -384,14 +400,15 @@ class Second(Mode):
                 * sum(float(np.sum(np.abs(t))) for t in verdict.tangents))
         return [size] * len(verdict.case.inputs)
 
-    def spread(self, verdict):
-        """mflow's H ṫ with its inputs and rounded values perturbed at 4 u₆₄, 4 times."""
+    def spread(self, verdict, u=U_REFINE, samples=4):
+        """mflow's H ṫ with its inputs and rounded values perturbed at u (4 u₆₄ when
+        refining float64 or float32; the dtype's own in half precision)."""
         case = verdict.case
         program, rng = as_dtype(case.program, "float64"), np.random.default_rng(0)
         x64, c64 = _f64(case.inputs), np.asarray(case.cotangent, np.float64)
         t64 = _f64(verdict.tangents)
         exact = perturbed_hvp(program, x64, c64, t64, rng, u=0.0)
-        runs = [perturbed_hvp(program, x64, c64, t64, rng) for _ in range(4)]
+        runs = [perturbed_hvp(program, x64, c64, t64, rng, u=u) for _ in range(samples)]
         return [spread_of(e, [r[i] for r in runs]) for i, e in enumerate(exact)]
 
     def check_engine(self, verdict, dtype):

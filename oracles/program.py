@@ -26,7 +26,24 @@ from mflow.shapes import ShapeError, normalise_index
 
 from .catalogue import CATALOGUE
 
-DTYPES = ("float64", "float32")
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+HALF = ("float16", "bfloat16")  # checked by their own tolerance (tolerance.py, "Half precision")
+
+
+def np_dtype(name):
+    """numpy's dtype for a name of DTYPES: bfloat16 is ml_dtypes' (as JAX's), imported
+    only when asked for."""
+    if name == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def storable(a):
+    """An array as a .npy file can hold it: bfloat16 as float32, exactly (.npy would
+    write it as raw void, 'V2'); files.read_array casts it back."""
+    a = np.asarray(a)
+    return a.astype(np.float32) if a.dtype.name == "bfloat16" else a
 # Bounds on what a loaded program may ask for, so a damaged file cannot allocate gigabytes:
 # far beyond what fuzzing draws (sides to 64, a few inputs, chains of a few thousand steps).
 MAX_INPUTS, MAX_SIDE, MAX_STEPS = 64, 4096, 100_000
@@ -142,7 +159,7 @@ class Program:
 
     @property
     def np_dtype(self):
-        return np.dtype(self.dtype)
+        return np_dtype(self.dtype)
 
     @cached_property
     def digest(self):
@@ -230,9 +247,11 @@ class Program:
     def to_python(self, inputs="inputs", imports=True):
         """Python that builds this graph with mflow from a list of input arrays."""
         lines = ["import numpy as np", "", "import mflow", ""] if imports else []
+        if imports and self.dtype == "bfloat16":
+            lines[0:1] = ["import ml_dtypes", "import numpy as np"]
         for i in range(len(self.inputs)):
-            lines.append(f"x{i} = mflow.Node(np.asarray({inputs}[{i}], dtype=np.{self.dtype}), "
-                         f"requires_grad=True)")
+            lines.append(f"x{i} = mflow.Node(np.asarray({inputs}[{i}], "
+                         f"dtype={_np_name(self.dtype)}), requires_grad=True)")
         names = [f"x{i}" for i in range(len(self.inputs))]
         for step in self.steps:
             name = f"v{len(names)}"
@@ -242,11 +261,15 @@ class Program:
         return "\n".join(lines) + "\n"
 
 
+def _np_name(dtype):
+    return "ml_dtypes.bfloat16" if dtype == "bfloat16" else f"np.{dtype}"
+
+
 def _expression(step, args, dtype):
     """How the printer writes a step: its record's `python` (a format of the operands,
     or a function of them and the attributes), else mflow.NAME(operands, attr=value)."""
     if step.op == "const":
-        return f"mflow.Node(np.array({_encode(step.attrs['value'])!r}, dtype=np.{dtype}))"
+        return f"mflow.Node(np.array({_encode(step.attrs['value'])!r}, dtype={_np_name(dtype)}))"
     how = CATALOGUE[step.op].python
     if callable(how):
         return how(args, step.attrs)

@@ -66,6 +66,30 @@ run (benchmarks/results/throughput.md). A passing case's comparisons, and the
 ratios the comparison report shows, are then against the floor ("the floor
 alone" in their reason): a larger ratio than the gauged tolerance would give.
 
+Half precision
+--------------
+float16 and bfloat16 answers are compared with the float64 references on the same
+inputs (exact in float64), so the tolerance must hold the whole of half's rounding,
+which is too large to scale from float32's (u is 2⁻¹¹ and 2⁻⁸, against 2⁻²⁴; at that
+size rounding is no longer linear: a tanh saturates, a cancellation loses every bit).
+It is measured at the dtype's own u, by Monte Carlo arithmetic on mflow's rules of the
+mode (the same runs as `refine`, perturbed by u_d instead of 4 u₆₄, 8 of them):
+
+    tol = C_HALF · spread_d + F_HALF · (steps + 1) · u_d · (||reference|| + terms)
+
+C_HALF covers an engine whose rounding is not the simulated one (torch accumulates
+half sums in float32, numpy rounds every partial sum) and the spread of 8 samples
+under the largest error: measured in benchmarks/results/half_tolerance.md as the
+largest ratio of a correct engine's error (mflow's and torch's own half runs) to the
+spread, with a margin written there. F_HALF is the floor for answers every run gets
+exactly (a sum of small integers); smaller than float32's F, since the measurement is
+at the dtype itself, not scaled from another. torch's own run in the dtype (CPU) is a
+peer: compared with the engine, and with the float64 reference, by the same
+tolerance; the peer outside it is a reference problem (the model, or torch, wrong
+there), never the engine's fault. Values outside what the dtype represents are a
+domain, not a tolerance: the strategies keep every value and answer of a half case
+inside it (strategies/domains.py, HALF_MAGNITUDE).
+
 Finite differences carry their own bound per probe (see finite_differences.py);
 a probe compares ⟨gradient, v⟩ with the estimate and passes within
 bound + the AD tolerance above, projected.
@@ -75,13 +99,17 @@ import numpy as np
 
 from .catalogue import CATALOGUE
 from .numpy_backend import NUMPY_OPS
-from .program import interpret
+from .program import HALF, interpret
 from .verdict import arrays, norm
 
 U32, U64 = np.finfo(np.float32).eps / 2, np.finfo(np.float64).eps / 2
+UNIT = {"float64": U64, "float32": U32, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 C_ROUNDING, F_FLOOR, OVERFLOW_FACTOR = 32.0, 16.0, 1e4
+C_HALF, F_HALF, HALF_SAMPLES = 8.0, 1.0, 8  # "Half precision" above
+SUBNORMAL = {"float16": 2.0 ** -24, "bfloat16": 2.0 ** -133}  # the smallest of each
 U_REFINE = 4 * U64  # refine's Monte Carlo: small enough to stay linear (see the docstring)
 UNGAUGED = "the floor alone (float32 not gauged yet: the least tolerance a gauge can give)"
+UNGAUGED_HALF = "the floor alone (the dtype's rounding not measured yet: the least tolerance)"
 
 
 def measure(verdict):
@@ -126,14 +154,21 @@ def gauge(verdict):
 def tolerance(verdict, mode, i, dtype):
     """(tolerance, reason) for array i of `mode` (modes.py) when two answers are compared
     in `dtype`: the same for every pair, so computed once per case (module docstring)."""
-    key = (mode.name, mode.names(verdict.case)[i], np.dtype(dtype).name)
+    name = np.dtype(dtype).name
+    key = (mode.name, mode.names(verdict.case)[i], name)
     if key not in verdict.tolerances:
         answers = mode.answers(verdict)
         reference = answers["torch" if "torch" in answers else "jax"][i]
         gauged = answers.get("torch32")
-        u = U32 if np.dtype(dtype) == np.float32 else U64
-        floor = rounding_floor(verdict.case.program, u, verdict.condition,
-                               norm(reference) + mode.terms(verdict)[i])
+        u = UNIT[name]
+        size = norm(reference) + mode.terms(verdict)[i]
+        if name in HALF:  # (the output's own rounding is all in the spread: its terms, the
+            # largest value anywhere in the graph, made tanh(7)'s floor 6 % of the answer)
+            forward = mode.names(verdict.case)[i] == "forward"
+            verdict.tolerances[key] = half_tolerance(
+                verdict, mode, i, name, norm(reference) if forward else size)
+            return verdict.tolerances[key]
+        floor = rounding_floor(verdict.case.program, u, verdict.condition, size)
         if mode.name not in verdict.gauged:
             verdict.tolerances[key] = (floor, UNGAUGED)
         elif gauged is None or not all(np.all(np.isfinite(a)) for a in gauged):
@@ -149,6 +184,39 @@ def tolerance(verdict, mode, i, dtype):
     return verdict.tolerances[key]
 
 
+def half_tolerance(verdict, mode, i, dtype, size):
+    """(tolerance, reason) in float16 or bfloat16 ("Half precision" above); `size` is
+    ||reference|| + terms, as for float32: an answer that cancels to a residue (var's
+    gradient Σ 2(xᵢ - x̄)/n is 0, torch's half run 0.01 from x̄ rounded) is held to the
+    rounding of its terms, which Monte Carlo on mflow's rules does not see there."""
+    u, steps = UNIT[dtype], len(verdict.case.program) + 1
+    floor = F_HALF * steps * u * verdict.condition * size
+    # and underflow's: a value below the dtype's smallest normal keeps only an absolute
+    # accuracy of its smallest subnormal per rounding (float16: 6e-8; a gradient of 5e-10,
+    # exp(-x²) of erf', is 0 in float16), carried by partials up to the largest value
+    n = max(1, int(np.prod(mode.shapes(verdict.case)[i])))
+    floor += steps * max(1.0, verdict.scales[0]) * SUBNORMAL[dtype] * np.sqrt(n)
+    if mode.name not in verdict.gauged:
+        return floor, UNGAUGED_HALF
+    spread = verdict.spread[mode.name]
+    if spread is None:
+        return OVERFLOW_FACTOR * floor, f"{dtype}: rounding not measurable: the floor x 1e4"
+    return (C_HALF * spread[i] + floor,
+            f"{dtype}: {C_HALF:g} x Monte Carlo spread at u = {u:.3g} + floor")
+
+
+def gauge_half(verdict, mode):
+    """The spread of mode's arrays under the half dtype's rounding (Monte Carlo
+    arithmetic at its u, on mflow's rules of the mode: "Half precision" above)."""
+    if mode.name not in verdict.spread:
+        with np.errstate(all="ignore"):
+            try:
+                verdict.spread[mode.name] = mode.spread(
+                    verdict, u=UNIT[verdict.case.program.dtype], samples=HALF_SAMPLES)
+            except Exception:  # noqa: BLE001 - outside mflow's domain: the floor x 1e4
+                verdict.spread[mode.name] = None
+
+
 def ad_tolerance(verdict, i, dtype):
     """The VJP's tolerance for array i (0 the output, then each gradient)."""
     from .modes import VJP
@@ -159,8 +227,8 @@ def refine(verdict, mode):
     """Measure float32's rounding on the mode's own pass (module docstring: Monte Carlo
     arithmetic on mflow's rules of the mode), and forget the mode's tolerances. False
     when nothing more can be measured (done already, or outside mflow's domain)."""
-    if mode.name in verdict.spread or not verdict.values:
-        return False
+    if mode.name in verdict.spread or not verdict.values or verdict.case.program.dtype in HALF:
+        return False  # (a half case's spread is its gauge, measured at its own u)
     try:
         with np.errstate(all="ignore"):
             spread = mode.spread(verdict)
@@ -306,9 +374,10 @@ def perturbed_gradients(program, inputs, cotangent, samples=1, round_inputs=Fals
         return x + x * (u * rng.uniform(-1, 1, np.shape(x))) if u else x
 
     def rule(op, g, ans, operands, attrs):
-        if _rounding(op.name) == "exact":
-            return op.vjp(ARRAYS, g, ans, *operands, **attrs)
-        parts = op.vjp(ARRAYS, jitter(g), ans, *[jitter(a) for a in operands], **attrs)
+        if _rounding(op.name) == "exact":  # exact forward; its VJP may sum the cotangent
+            parts = op.vjp(ARRAYS, jitter(g), ans, *operands, **attrs)  # (broadcast_to, tile)
+        else:
+            parts = op.vjp(ARRAYS, jitter(g), ans, *[jitter(a) for a in operands], **attrs)
         return [jitter(np.asarray(p, np.float64)) for p in parts]
 
     runs = [[] for _ in leaves]

@@ -15,7 +15,7 @@ import torch
 
 from .catalogue import CATALOGUE, Derived
 from .engine import Result
-from .program import interpret
+from .program import interpret, np_dtype
 
 # torch notes that 'same' padding with an even kernel copies the input; the result is right
 warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
@@ -26,23 +26,32 @@ TORCH_OPS = Derived(lambda: {name: rec.reference("torch", torch)
 
 def _array(t):
     """A tensor as numpy: a ZeroTensor (what some of torch's double-backward formulas,
-    linalg.solve's among them, return for a zero derivative) as zeros."""
+    linalg.solve's among them, return for a zero derivative) as zeros; bfloat16 as
+    ml_dtypes' (numpy has none of its own: through float32, exactly)."""
     t = t.detach()
-    return np.zeros(tuple(t.shape), torch_dtype(t)) if t._is_zerotensor() else t.numpy()
+    if t._is_zerotensor():
+        return np.zeros(tuple(t.shape), torch_dtype(t))
+    if t.dtype == torch.bfloat16:
+        return t.float().numpy().astype(torch_dtype(t))
+    return t.numpy()
 
 
-def _tensor(x, requires_grad=False):
-    return torch.tensor(np.asarray(x), requires_grad=requires_grad)
+def tensor(x, requires_grad=False):
+    """A numpy array as a tensor of its dtype (ml_dtypes' bfloat16 as torch's)."""
+    x = np.asarray(x)
+    if x.dtype.name == "bfloat16":
+        return torch.tensor(x.astype(np.float32)).bfloat16().requires_grad_(requires_grad)
+    return torch.tensor(x, requires_grad=requires_grad)
 
 
 def vjp(program, inputs, cotangent):
     """Result (output, the VJP of `cotangent` per input) of a program, by autograd."""
-    xs = [_tensor(x, True) for x in inputs]
-    out = interpret(program, TORCH_OPS, lambda x: x, _tensor, xs)[-1]
+    xs = [tensor(x, True) for x in inputs]
+    out = interpret(program, TORCH_OPS, lambda x: x, tensor, xs)[-1]
     if not out.requires_grad:  # the output uses no input
         grads = [None] * len(xs)
     else:
-        grads = torch.autograd.grad(out, xs, _tensor(cotangent), allow_unused=True)
+        grads = torch.autograd.grad(out, xs, tensor(cotangent), allow_unused=True)
     return Result(_array(out), [np.zeros(np.shape(x), np.asarray(x).dtype)
                                 if g is None else _array(g)
                                          for x, g in zip(inputs, grads)])
@@ -53,8 +62,8 @@ def jvp(program, inputs, tangents):
     torch.func.jvp, bit for bit on 150 drawn graphs, at 0.6 of its cost per call."""
     from torch.autograd import forward_ad
     with forward_ad.dual_level():
-        xs = [forward_ad.make_dual(_tensor(x), _tensor(t)) for x, t in zip(inputs, tangents)]
-        out, t = forward_ad.unpack_dual(interpret(program, TORCH_OPS, lambda x: x, _tensor,
+        xs = [forward_ad.make_dual(tensor(x), tensor(t)) for x, t in zip(inputs, tangents)]
+        out, t = forward_ad.unpack_dual(interpret(program, TORCH_OPS, lambda x: x, tensor,
                                                   xs)[-1])
         out = _array(out)
         return out, np.zeros_like(out) if t is None else _array(t)
@@ -62,8 +71,8 @@ def jvp(program, inputs, tangents):
 
 def hvp(program, inputs, cotangent, tangents):
     """H ṫ per input: the gradient of ⟨Jᵀȳ, ṫ⟩, by double backward (create_graph=True)."""
-    xs = [_tensor(x, True) for x in inputs]
-    out = interpret(program, TORCH_OPS, lambda x: x, _tensor, xs)[-1]
+    xs = [tensor(x, True) for x in inputs]
+    out = interpret(program, TORCH_OPS, lambda x: x, tensor, xs)[-1]
     return double_backward(out, xs, cotangent, tangents)
 
 
@@ -72,9 +81,9 @@ def double_backward(out, leaves, cotangent, tangents):
     zero = [np.zeros(tuple(x.shape), torch_dtype(x)) for x in leaves]
     if not out.requires_grad:
         return zero
-    grads = torch.autograd.grad(out, leaves, torch.as_tensor(np.asarray(cotangent)),
+    grads = torch.autograd.grad(out, leaves, tensor(cotangent),
                                 create_graph=True, allow_unused=True)
-    inner = sum((g * torch.as_tensor(np.asarray(t))).sum() for g, t in zip(grads, tangents)
+    inner = sum((g * tensor(t)).sum() for g, t in zip(grads, tangents)
                 if g is not None and g.requires_grad)
     if not isinstance(inner, torch.Tensor):
         return zero
@@ -98,15 +107,16 @@ def intermediates(case):
 
 
 def torch_dtype(x):
-    return np.float32 if x.dtype == torch.float32 else np.float64
+    """numpy's dtype for a tensor's."""
+    return np_dtype(str(x.dtype).removeprefix("torch."))
 
 
 def op_vjp(name, values, attrs, cotangent):
     """One operation's forward value and the VJP of `cotangent` per operand (the unit
     tests' reference)."""
-    xs = [_tensor(v, True) for v in values]
+    xs = [tensor(v, True) for v in values]
     out = TORCH_OPS[name](*xs, **CATALOGUE[name].complete(attrs))
-    grads = torch.autograd.grad(out, xs, _tensor(cotangent), allow_unused=True)
+    grads = torch.autograd.grad(out, xs, tensor(cotangent), allow_unused=True)
     return out.detach().numpy(), [
         torch.zeros_like(x).numpy() if g is None else g.numpy() for x, g in zip(xs, grads)]
 
@@ -117,17 +127,19 @@ class TorchEngine:
     name = "torch"
     ops = TORCH_OPS
 
+    dtypes = ("float64", "float32", "float16", "bfloat16")
+
     def leaf(self, array):
-        return torch.tensor(array, requires_grad=True)
+        return tensor(array, True)
 
     def constant(self, array):
-        return torch.tensor(array)
+        return tensor(array)
 
     def gradients(self, output, leaves, cotangent):
         if not output.requires_grad:  # the output uses no input
             return [torch.zeros_like(x) for x in leaves]
-        grads = torch.autograd.grad(output, leaves, torch.tensor(cotangent), allow_unused=True)
+        grads = torch.autograd.grad(output, leaves, tensor(cotangent), allow_unused=True)
         return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
 
     def to_numpy(self, value):
-        return value.detach().numpy()
+        return _array(value)

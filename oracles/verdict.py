@@ -165,6 +165,8 @@ class Verdict:
     fd_hvp: tuple | None = None                      # ⟨w, H ṫ⟩ by a central difference of the
     #   engine's own gradient along ṫ: (estimate, bound, valid, resolved)
     outcome: Failure | None = None                   # None: the case passed
+    outside: str = ""                                # why a half case was not compared:
+    #   an answer beyond what its dtype represents (checker.HALF_RANGE), a domain
 
     @property
     def numeric_warnings(self):

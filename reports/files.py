@@ -72,7 +72,10 @@ def read_array(path, shape, dtype):
     import io
 
     import numpy as np
-    want = np.dtype(dtype)
+    from mflow.oracles.program import np_dtype
+    dtype = np_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    cast = dtype if dtype.name == "bfloat16" else None  # stored as float32 (storable)
+    want = np.dtype(np.float32) if cast is not None else dtype
     data = read_bytes(path, int(np.prod(shape)) * want.itemsize + 4096)
     try:
         f = io.BytesIO(data)
@@ -91,7 +94,7 @@ def read_array(path, shape, dtype):
     if a.shape != tuple(shape) or a.dtype != want:
         raise ReportError(f"{path}: expected shape {tuple(shape)} and dtype {want}, "
                           f"found {a.shape} and {a.dtype}")
-    return a
+    return a if cast is None else a.astype(cast)
 
 
 def is_folder(path):

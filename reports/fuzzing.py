@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mflow.oracles.catalogue import CATALOGUE
 from mflow.oracles.engine import capabilities
+from mflow.oracles.program import HALF
 from mflow.strategies import cases as all_cases
 
 UNARY = ["neg", "relu", "exp", "tanh", "sigmoid", "sin", "cos", "log", "pow", "transpose",
@@ -27,7 +29,15 @@ def cases(mflow_engine):
     caps = capabilities(mflow_engine)
 
     def drawn(dtype="float64", **kwargs):
-        if dtype not in caps.dtypes:
+        if dtype == "half":  # float16, bfloat16 or either: what the engine declares
+            halves = [d for d in HALF if d in caps.dtypes]
+            if not halves:
+                pytest.skip(f"engine {mflow_engine.name!r} declares dtypes {caps.dtypes}: no "
+                            "half precision")
+            if not any(CATALOGUE[o].half for o in kwargs.get("ops") or CATALOGUE):
+                pytest.skip(f"{', '.join(kwargs['ops'])}: linear algebra, no half precision")
+            dtype = halves[0] if len(halves) == 1 else "half"
+        elif dtype not in caps.dtypes:
             if dtype == "float32":
                 pytest.skip(f"engine {mflow_engine.name!r} declares dtypes {caps.dtypes}: "
                             "no float32")
@@ -50,6 +60,15 @@ def test_operation_in_float32(mflow_checker, cases, mflow_op, data):
     6.5 % of mixed graphs only; here every operation gets its own float32 item."""
     mflow_checker.check(data.draw(
         cases(ops=[mflow_op], max_steps=3, dtype="float32"), label="case"))
+
+
+@given(data=st.data())
+def test_operation_in_half(mflow_checker, cases, mflow_op, data):
+    """Each operation in float16 and bfloat16 (those the engine declares; linear algebra
+    has none): against the float64 references by the half tolerance, and against
+    torch's own run in that dtype (oracles/tolerance.py, "Half precision")."""
+    mflow_checker.check(data.draw(
+        cases(ops=[mflow_op], max_steps=3, dtype="half"), label="case"))
 
 
 @given(data=st.data())
@@ -84,6 +103,12 @@ def test_deep_chains(mflow_checker, cases, mflow_engine_ops, data):
 def test_float32_graphs(mflow_checker, cases, mflow_engine_ops, data):
     mflow_checker.check(data.draw(
         cases(ops=mflow_engine_ops, max_steps=8, dtype="float32"), label="case"))
+
+
+@given(data=st.data())
+def test_half_graphs(mflow_checker, cases, mflow_engine_ops, data):
+    mflow_checker.check(data.draw(
+        cases(ops=mflow_engine_ops, max_steps=8, dtype="half"), label="case"))
 
 
 # --- rare large cases: where a small-graph fuzzer is blind ------------------------

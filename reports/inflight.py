@@ -51,7 +51,7 @@ class InFlight:
         arrays = [np.ascontiguousarray(a) for a in (*case.inputs, case.cotangent)]
         head = json.dumps({"engine": self.spec, "pid": os.getpid(), "modes": list(modes),
                            "program": case.program.to_json(),
-                           "arrays": [[list(a.shape), a.dtype.str] for a in arrays]})
+                           "arrays": [[list(a.shape), a.dtype.name] for a in arrays]})
         self.file.seek(0)
         self.file.write(head.encode() + b"\n" + b"".join(a.tobytes() for a in arrays))
         self.file.truncate()
@@ -87,13 +87,15 @@ class InFlight:
 
 def read(data):
     """(Case, header) from a case file's bytes; ReportError if it is damaged or half-written."""
-    from mflow.oracles.program import Case, Program, ProgramError
+    from mflow.oracles.program import DTYPES, Case, Program, ProgramError, np_dtype
     head, _, body = data.partition(b"\n")
     try:
         meta = json.loads(head)
         program = Program.from_json(meta["program"])
-        shapes = [(tuple(int(n) for n in shape), np.dtype(dtype))
+        shapes = [(tuple(int(n) for n in shape), np_dtype(dtype))
                   for shape, dtype in meta["arrays"]]
+        if any(d.name not in DTYPES for _, d in shapes):
+            raise ValueError(f"arrays of {[d.name for _, d in shapes]}; the suite's: {DTYPES}")
         modes = tuple(str(m) for m in meta.get("modes", ("vjp",)))
         engine = str(meta["engine"])
     except (ValueError, TypeError, KeyError, RecursionError, ProgramError) as e:

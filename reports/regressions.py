@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from mflow.oracles.program import Case, Program, ProgramError, UnknownOperation
+from mflow.oracles.program import Case, Program, ProgramError, UnknownOperation, np_dtype, storable
 
 from . import files
 from .files import MAX_JSON_BYTES, ReportError
@@ -122,8 +122,8 @@ def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=Non
     try:
         (tmp / "program.json").write_text(case.program.to_json(indent=1))
         for i, x in enumerate(case.inputs):
-            np.save(tmp / f"x{i}.npy", np.asarray(x), allow_pickle=False)
-        np.save(tmp / "cotangent.npy", np.asarray(case.cotangent), allow_pickle=False)
+            np.save(tmp / f"x{i}.npy", storable(x), allow_pickle=False)
+        np.save(tmp / "cotangent.npy", storable(case.cotangent), allow_pickle=False)
         ref = v.results.get("torch") or v.results.get("jax")
         if ref is not None:
             np.save(tmp / "expected_forward.npy", ref.forward, allow_pickle=False)
@@ -132,7 +132,7 @@ def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=Non
         # forward mode and second order, where they were checked: the tangent and torch's
         # answers, which reproduce.py replays too
         for i, t in enumerate(v.tangents if (v.jvps or v.hvps) else ()):
-            np.save(tmp / f"tangent_x{i}.npy", np.asarray(t), allow_pickle=False)
+            np.save(tmp / f"tangent_x{i}.npy", storable(t), allow_pickle=False)
         if "torch" in v.jvps:
             np.save(tmp / "expected_jvp.npy", np.asarray(v.jvps["torch"]), allow_pickle=False)
         for i, h in enumerate(v.hvps.get("torch", ())):
@@ -213,7 +213,7 @@ def _save_answers(folder, results, probes, jvps=None, hvps=None):
         saved[who] = []
         for name, a in arrays.items():
             try:  # an engine's answer may be anything: object arrays cannot be saved unpickled
-                np.save(folder / f"{name}.npy", np.asarray(a), allow_pickle=False)
+                np.save(folder / f"{name}.npy", storable(a), allow_pickle=False)
                 saved[who].append(f"{name}.npy")
             except (ValueError, TypeError) as e:
                 (folder / f"{name}.txt").write_text(f"not saved as .npy ({e}):\n{a!r}"[:100_000])
@@ -358,7 +358,7 @@ class Replay:
 
     def compare(self, name, got, saved, shape):
         got = np.asarray(got)
-        if got.shape != tuple(shape) or got.dtype != np.dtype(self.dtype):
+        if got.shape != tuple(shape) or got.dtype != np_dtype(self.dtype):
             self.mismatch = True
             print(f"{name}: shape {got.shape} and dtype {got.dtype}, expected {tuple(shape)} "
                   f"and {self.dtype}  MISMATCH")
@@ -386,11 +386,12 @@ def _literal(tolerances):
 def _reproducer(case, tolerances, spec="mflow"):
     if spec != "mflow":
         return _engine_reproducer(case, tolerances, spec)
+    half = "import ml_dtypes  # bfloat16\n" if case.program.dtype == "bfloat16" else ""
     return f'''"""Replays one saved failure with numpy and mflow only: run it from this folder.
 Every file is read through mflow's bounded loader (mflow.reports.regressions.load)."""
 import pathlib
 
-import numpy as np
+{half}import numpy as np
 from mflow.reports.regressions import Replay, expected, load
 
 import mflow

@@ -34,6 +34,9 @@ def hist_bin(ratio):
     return min(max(k, 0), HIST_BINS - 1)
 
 
+OUTSIDE = "outside the dtype's range"  # an outcome: not compared (oracles/checker.py)
+
+
 class Stats:
     """What a checker saw, for run summaries and comparison reports: graphs
     checked per operation and per oracle, and per oracle pair and operation the
@@ -58,12 +61,17 @@ class Stats:
         self.warned = {}     # op -> graphs on which the engine warned (numerically unsafe)
         self.warnings = {}   # what it warned ("RuntimeWarning: overflow ...") -> graphs
         self.points = {}     # op -> interesting point ("zero", "tie", ...) -> graphs
+        self.dtypes = {}     # "float64", ..., "bfloat16" -> graphs
 
     def add(self, verdict):
         self.checked += 1
         ops = sorted(set(verdict.case.program.ops()))
         kind = "passed" if verdict.outcome is None else type(verdict.outcome).__name__
+        if getattr(verdict, "outside", ""):  # a half case beyond its dtype's range
+            kind = OUTSIDE
         self.outcomes[kind] = self.outcomes.get(kind, 0) + 1
+        dtype = verdict.case.program.dtype
+        self.dtypes[dtype] = self.dtypes.get(dtype, 0) + 1
         for op in ops:
             self.ops[op] = self.ops.get(op, 0) + 1
             if verdict.skipped_probes:
@@ -118,7 +126,7 @@ class Stats:
                 "pairs": self.pairs, "skipped": self.skipped, "unresolved": self.unresolved,
                 "outcomes": self.outcomes, "failed": self.failed, "failures": self.failures,
                 "warned": self.warned, "warnings": self.warnings, "modes": self.modes,
-                "slow_once": self.slow_once, "points": self.points}
+                "slow_once": self.slow_once, "points": self.points, "dtypes": self.dtypes}
 
     @classmethod
     def from_dict(cls, d):
@@ -140,7 +148,7 @@ class Stats:
             raise ValueError("field 'checked': expected a count")
         s.checked = d["checked"]
         for name in ("ops", "oracles", "skipped", "unresolved", "outcomes", "warned",
-                     "warnings", "modes"):
+                     "warnings", "modes", "dtypes"):
             value = d.get(name, {})
             counts(name, value)
             setattr(s, name, value)
@@ -173,7 +181,7 @@ class Stats:
         for mine, theirs in ((self.ops, other.ops), (self.oracles, other.oracles),
                              (self.skipped, other.skipped), (self.unresolved, other.unresolved),
                              (self.outcomes, other.outcomes), (self.warned, other.warned),
-                             (self.modes, other.modes)):
+                             (self.modes, other.modes), (self.dtypes, other.dtypes)):
             for k, n in theirs.items():
                 mine[k] = mine.get(k, 0) + n
         for mine, theirs in ((self.failed, other.failed), (self.points, other.points)):

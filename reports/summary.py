@@ -33,6 +33,8 @@ def summary_lines(stats, failed, interrupted=False, engine=None):
         lines.append("checked: " + ", ".join(
             f"{MODE_NAMES.get(m, m)} on "
             f"{n:,} graphs" for m, n in sorted(stats.modes.items(), key=lambda kv: kv[0] != "vjp")))
+    if len(stats.dtypes) > 1 or set(stats.dtypes) - {"float64"}:
+        lines.append("dtypes: " + ", ".join(f"{d} {n:,}" for d, n in sorted(stats.dtypes.items())))
     lines.append("largest disagreement per oracle pair (|error| / tolerance; relative error):")
     lines += [f"  {pair:18s} {w['ratio']:.3g} of the tolerance; relative {w['rel']:.3g}"
               for pair, w in sorted(stats.worst.items())]

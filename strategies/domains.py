@@ -16,6 +16,16 @@ MAX_CONDITION = 100.0  # for inv and det: rounding and FD errors grow with the c
 # underflow and overflow of X⁻¹ products, not gradients (JAX's second derivative of det,
 # through LU, overflowed to NaN there while torch and mflow answered)
 MIN_SINGULAR = 1e-3
+# Half precision. float16's range ends at 65504: its computed values stay within 2^10,
+# leaving 64x for an engine's partial sums and for gradients (the checker leaves out, and
+# counts, a case whose float64 answers pass 2^12: oracles/checker.py, HALF_RANGE);
+# bfloat16 has float32's range and keeps MAX_MAGNITUDE. A value computed in half is off
+# by about u times the values it came from, so which side of a kink, tie or domain end
+# it falls on is known only beyond that: a computed operand keeps ROUNDING_MARGIN u B
+# (steps + 1) clear of them besides the usual margin, B the largest value drawn so far
+# (in bfloat16, u = 2^-8, relu(x - y) of x, y near 2 needs |x - y| > 0.05 + 0.25 at 3 steps).
+HALF_MAGNITUDE = {"float16": 2.0 ** 10, "bfloat16": MAX_MAGNITUDE}
+ROUNDING_MARGIN = 8.0
 
 
 def _accepts_invertible(v):
@@ -43,24 +53,30 @@ ACCEPTS = {
 HOLDS_ZERO = ("real", "bounded", "wide", "moderate", "nonnegative")
 
 
-def _clear(distances, exact):
-    """Every distance at least the margin, or (`exact`) exactly 0: on the point itself."""
-    return bool(np.all((distances >= KINK_MARGIN) | (exact & (distances == 0))))
+def _clear(distances, exact, margin=0.0):
+    """Every distance at least the margin (+ `margin`, a computed value's rounding), or
+    (`exact`) exactly 0: on the point itself."""
+    return bool(np.all((distances >= KINK_MARGIN + margin) | (exact & (distances == 0))))
 
 
-def accepts(domain, value, kinks=(), exact=False):
-    """May `value` be an operand in `domain`, clear of `kinks` (or, `exact`, on one)?"""
+def accepts(domain, value, kinks=(), exact=False, margin=0.0):
+    """May `value` be an operand in `domain`, clear of `kinks` (or, `exact`, on one)?
+    `margin`: how far off the value may be (computed in half precision): the domain
+    must hold anywhere within it, and the kinks stay that much further."""
     if not ACCEPTS[domain](value):
         return False
-    return all(_clear(np.abs(value - k), exact) for k in kinks)
+    if margin and not (ACCEPTS[domain](value - margin) and ACCEPTS[domain](value + margin)
+                       and (domain != "nonzero" or np.min(np.abs(value)) >= 0.2 + margin)):
+        return False
+    return all(_clear(np.abs(value - k), exact, margin) for k in kinks)
 
 
-def clear_of_ties(op, operands, attrs, exact=False):
+def clear_of_ties(op, operands, attrs, exact=False, margin=0.0):
     """Are the operands of an operation that chooses (maximum, max, maxpool2d) clear of
-    its ties by the kink margin, the choice the same under any smaller perturbation (or,
-    `exact`, exactly at a tie)?"""
+    its ties by the kink margin (+ twice `margin`, for two values each off by it), the
+    choice the same under any smaller perturbation (or, `exact`, exactly at a tie)?"""
     with np.errstate(all="ignore"):
-        return all(_clear(np.abs(s), exact) for s in op.switches(operands, attrs))
+        return all(_clear(np.abs(s), exact, 2 * margin) for s in op.switches(operands, attrs))
 
 
 GRID = 10 ** 6  # values are rounded to multiples of 1e-6: no denormal-scale magnitudes,

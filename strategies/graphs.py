@@ -46,11 +46,19 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from mflow.oracles.catalogue import CATALOGUE, Derived, version
 from mflow.oracles.numpy_backend import NUMPY_OPS
-from mflow.oracles.program import Case, Program, Step, live_values
+from mflow.oracles.program import HALF, Case, Program, Step, live_values, np_dtype
 
 from mflow.shapes import ShapeError
 
-from .domains import MAX_MAGNITUDE, SEEDS, accepts, clear_of_ties, from_seed
+from .domains import (
+    HALF_MAGNITUDE,
+    MAX_MAGNITUDE,
+    ROUNDING_MARGIN,
+    SEEDS,
+    accepts,
+    clear_of_ties,
+    from_seed,
+)
 
 _integers = {}
 
@@ -157,6 +165,9 @@ def _check_attrs(ops, attrs):
     return tuple(kept), {name: variants[name] for name in kept}
 
 
+DRAWN_DTYPES = ("float64", "float32", "mixed", "float16", "bfloat16", "half")
+
+
 def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtype="float64",
           constants=True, attrs=None, points=True, declared=()):
     """Cases (program, inputs, cotangent) over `ops` (default: every operation).
@@ -164,7 +175,9 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
     min_steps / max_steps bound the operations drawn (a step no later one uses is
     then joined to the output by out + sum(step): two more steps, with the
     operations at hand), max_inputs the inputs, max_side every matrix's sides; dtype
-    is "float64", "float32" or "mixed" (either, per case); attrs restricts attribute
+    is "float64", "float32" or "mixed" (either, per case), "float16", "bfloat16" or
+    "half" (either; the operations with a half precision: not linear algebra, values
+    where the dtype represents them, strategies/domains.py); attrs restricts attribute
     values ({"sum": {"axis": [None]}}). With `points`, interesting points are drawn on
     purpose (exact zeros, ties, integers, repeated rows, equal leaves, values exactly
     at kinks where torch and JAX agree: `strategies.domains.special`), except exactly
@@ -174,8 +187,14 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
     _check_bounds("min_steps", min_steps, "max_steps", max_steps, 1)
     _check_bounds("max_inputs", max_inputs, "max_inputs", max_inputs, 1)
     _check_bounds("max_side", max_side, "max_side", max_side, 1)
-    if dtype not in ("float64", "float32", "mixed"):
-        raise InvalidArgument(f"dtype={dtype!r} must be 'float64', 'float32' or 'mixed'")
+    if dtype not in DRAWN_DTYPES:
+        raise InvalidArgument(f"dtype={dtype!r} must be one of {', '.join(DRAWN_DTYPES)}")
+    if dtype in (*HALF, "half"):  # linear algebra has no half precision (Record.half)
+        ops = tuple(o for o in ops if CATALOGUE[o].half)
+        if not ops:
+            raise InvalidArgument(f"dtype={dtype!r}: none of the operations computes in half "
+                                  "precision (linear algebra does not)")
+        variants = {o: variants[o] for o in ops}
     points = _Points(bool(points), frozenset(declared or ()))
     return _cases(ops, _Frozen(variants), min_steps, max_steps, max_inputs, max_side, dtype,
                   bool(constants), points)
@@ -290,14 +309,36 @@ class _Graph:
         self.nodes = []  # (kind, payload, value): kind "input" | "const" | "step"
         self.shapes = []  # each node's shape
         self.domains = []  # each node's {domain: may it be an operand there}
+        self.margins = []  # each node's rounding margin (a value computed in half: domains.py)
         self.inputs = 0
+        self.half = dtype in HALF
+        self.unit = 2.0 ** {"float16": -11, "bfloat16": -8}.get(dtype, -53)
+        self.largest, self.steps = 1.0, 0  # the largest |value| so far, the steps so far
+        self.magnitude = HALF_MAGNITUDE.get(dtype, MAX_MAGNITUDE)
 
     def add(self, kind, payload, value):
         self.nodes.append((kind, payload, value))
         self.shapes.append(value.shape)
         self.domains.append({("real", ()): True})
         self.inputs += kind == "input"
+        if self.half:  # margins grow with the values and the steps before this one
+            self.largest = max(self.largest, float(np.max(np.abs(value))))
+            self.steps += kind == "step"
+            self.margins.append(ROUNDING_MARGIN * self.unit * self.largest * self.steps
+                                if kind == "step" else 0.0)
+        else:
+            self.margins.append(0.0)
         return len(self.nodes) - 1
+
+    def held(self, value, seed):
+        """A fresh value from `seed` as the case's dtype holds it (in half precision:
+        exactly what the engine and the float64 references are both given; one seed in
+        LARGE[0] stands for it LARGE[2] times larger)."""
+        if not self.half:
+            return value
+        if seed % LARGE[0] == LARGE[1]:
+            value = value * LARGE[2]
+        return value.astype(np_dtype(self.dtype)).astype(np.float64)
 
     def accepts(self, i, domain, kinks=(), exact=False):
         """May node i be an operand in `domain`, clear of `kinks` (`exact`: or on one)?
@@ -307,7 +348,8 @@ class _Graph:
         key = (domain, kinks, exact)
         ok = self.domains[i].get(key)
         if ok is None:
-            ok = self.domains[i][key] = accepts(domain, self.nodes[i][2], kinks, exact)
+            ok = self.domains[i][key] = accepts(domain, self.nodes[i][2], kinks, exact,
+                                                self.margins[i])
         return ok
 
     def exact(self, i, exact=True):
@@ -342,11 +384,13 @@ class _Graph:
 @st.composite
 def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants,
            points):
-    if dtype == "mixed":
-        dtype = _choose(draw, ["float64", "float32"])
+    if dtype in ("mixed", "half"):
+        dtype = _choose(draw, ["float64", "float32"] if dtype == "mixed" else list(HALF))
     g = _Graph(points, dtype)
     generic = False if points[0] else None  # interesting points, none on a kink
-    g.add("input", None, _matrix(draw, _choose(draw, _shapes(max_side)), points=generic))
+    shape = _choose(draw, _shapes(max_side))
+    seed = draw(_ints(0, SEEDS - 1), label=_SEED_LABEL)
+    g.add("input", None, g.held(from_seed("real", shape, seed, (), generic), seed))
     steps, attempts = 0, 0
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1
@@ -367,8 +411,8 @@ def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtyp
     _join_unused(g, variants)
     program, inputs = g.program(dtype)
     cotangent = _matrix(draw, program.output_shape, points=generic)
-    np_dtype = np.dtype(dtype)
-    return Case(program, tuple(x.astype(np_dtype) for x in inputs), cotangent.astype(np_dtype))
+    dt = np_dtype(dtype)
+    return Case(program, tuple(x.astype(dt) for x in inputs), cotangent.astype(dt))
 
 
 JOINS = (("sum", "mean"), ("add", "sub", "mul"))  # a full reduction, then a combination
@@ -471,6 +515,8 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
             return False
         shape = _choose(draw, proposals)
         value = _fresh(draw, g, fresh, shape, domain, kinks, at)
+        if value is None:
+            return False
         fresh.append((kind, value))
         chosen.append((None, shape, value))
     if name == "getitem":
@@ -484,10 +530,12 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
     with np.errstate(all="ignore"):
         value = np.asarray(NUMPY_OPS[name](*[c[2] for c in chosen], **attrs), np.float64)
         size = np.abs(value).max()  # NaN and infinities fail `size <= ...` below
-    if value.shape != tuple(out_shape) or not size <= MAX_MAGNITUDE:
+    if value.shape != tuple(out_shape) or not size <= g.magnitude:
         return False
     exact = bool(at) and all(i is None or g.exact(i) for i, _, _ in chosen)
-    if op.ties is not None and not clear_of_ties(op, [c[2] for c in chosen], attrs, exact):
+    margin = max((g.margins[i] for i, _, _ in chosen if i is not None), default=0.0)
+    if op.ties is not None and not clear_of_ties(op, [c[2] for c in chosen], attrs, exact,
+                                                 margin):
         return False
     it = iter(fresh)
     args = []
@@ -513,7 +561,18 @@ def _fresh(draw, g, fresh, shape, domain, kinks, at):
                      and accepts(domain, v, kinks, at)), None)
         if same is not None:
             return np.array(same)
-    return from_seed(domain, shape, seed, kinks, at)
+    x = from_seed(domain, shape, seed, kinks, at)
+    if g.half:  # as the dtype holds it, still inside the domain and clear of the kinks
+        x = g.held(x, seed)
+        if not accepts(domain, x, kinks, at):
+            return None
+    return x
+
+
+# In half precision one seed in 8 stands for a matrix 16 times larger (|x| up to 32):
+# where float16's range is near, past e²ˣ = 65504 at x = 5.5 (tanh through exp) or eˣ at
+# x = 11 (softplus as log(1 + eˣ)), which values in [-2, 2] reach only through sums.
+LARGE = (8, 4, 16.0)  # (every, which, scale): seed % 8 == 4, apart from domains.SPECIAL's 3
 
 
 @functools.cache

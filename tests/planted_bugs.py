@@ -20,6 +20,7 @@ class Bug:
     op: str          # the operation the bug lives in ("" when it is not one operation's)
     what: str
     patch: dict      # {op name: {field: wrong function}}, or {"accumulate": function}
+    dtype: str = "mixed"  # what the strategies draw to find it ("half": only half shows it)
 
     @contextlib.contextmanager
     def planted(self):
@@ -341,6 +342,35 @@ POINT_BUGS = [
         {"leaf": _leaf_cached_by_value}),
 ]
 CATALOGUE += POINT_BUGS
+
+def _tanh_through_exp(x):
+    e = np.exp(2 * x)
+    return (e - 1) / (e + 1)
+
+
+def _var_by_moments(x, axis):
+    return (np.mean(x * x, axis=axis, keepdims=True)
+            - np.mean(x, axis=axis, keepdims=True) ** 2)
+
+
+def _sigmoid_vjp_through_exp(F, g, ans, x):
+    e = F.exp(-x)
+    return (g * e / ((1 + e) * (1 + e)),)
+
+
+# Bugs of half precision: right in float64 and float32 (or almost always), wrong in
+# float16 or bfloat16, where the range ends at 65504 or the unit roundoff is 2^-8.
+HALF_BUGS = [
+    Bug("tanh_through_exp", "tanh", "(e²ˣ - 1) / (e²ˣ + 1): inf / inf past x = 5.5 in "
+        "float16; cancels near 0 in bfloat16", {"tanh": {"forward": _tanh_through_exp}}, "half"),
+    Bug("softplus_naive", "softplus", "log(1 + eˣ): overflows past x = 11 in float16, 0 for "
+        "x < -6 in bfloat16", {"softplus": {"forward": lambda x: np.log(1 + np.exp(x))}}, "half"),
+    Bug("var_by_moments", "var", "E[x²] - E[x]²: cancels when the mean is large",
+        {"var": {"forward": _var_by_moments}}, "half"),
+    Bug("sigmoid_vjp_through_exp", "sigmoid", "σ' = e⁻ˣ / (1 + e⁻ˣ)²: inf / inf past x = -11 "
+        "in float16", {"sigmoid": {"vjp": _sigmoid_vjp_through_exp}}, "half"),
+]
+CATALOGUE += HALF_BUGS
 
 BUGS = {bug.name: bug for bug in CATALOGUE}
 

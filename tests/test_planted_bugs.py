@@ -27,12 +27,19 @@ def failing(checker):
     return fails
 
 
-def shrunk_failure(bug, checker, max_examples=3000):
+def shrunk_failure(bug, checker, max_examples=6000):
+    # (softmax_no_shift needs an operand past exp's range, a fresh "wide" one: its first
+    # failure over the whole vocabulary came at 2,802 examples, too near 3,000)
     """The minimal case Hypothesis finds on which the checker blames the engine,
     then reduced by the graph-aware reducer."""
     fails = failing(checker)
     with bug.planted():
-        case = find(cases(dtype="mixed"), fails,
+        # a half bug as the ci profile meets it: in its operation's half item
+        # (reports/fuzzing.py, test_operation_in_half); over the whole vocabulary it took
+        # 296 to 2,316 examples (benchmarks/results/half_precision.md)
+        drawn = (cases(ops=[bug.op], max_steps=3, dtype="half") if bug.dtype == "half"
+                 else cases(dtype=bug.dtype))
+        case = find(drawn, fails,
                     settings=settings(settings.default, max_examples=max_examples, database=None,
                                       suppress_health_check=list(HealthCheck)))
         return reduce(case, fails)

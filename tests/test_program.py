@@ -34,7 +34,7 @@ BAD = [
      r"unknown attributes \['axes'\]; sum takes \['axis'\]"),
     (lambda: Program(((2, 3),), (Step("add", (0,)),)), r"takes 2 argument\(s\), got 1"),
     (lambda: Program((), ()), r"at least one input"),
-    (lambda: Program(((2, 3),), (), dtype="float16"), r"dtype must be one of"),
+    (lambda: Program(((2, 3),), (), dtype="int8"), r"dtype must be one of"),
     (lambda: Program.from_json('{"inputs": [[2, 2]]}'), r"'steps' must be a list"),
     (lambda: Program.from_json("{"), r"not JSON"),
 ]

@@ -252,3 +252,36 @@ def test_a_forward_mode_reproducer_still_compares_the_forward_value(tmp_path):
     for name in ("forward", "gradient of x0", "tangent"):
         assert any(line.startswith(f"{name}: |") and "tolerance" in line for line in lines), \
             run.stdout
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_half_precision_report_saves_reloads_and_replays(dtype, tmp_path):
+    """A half case's arrays survive the report (.npy has no bfloat16: kept as float32,
+    exactly, and read back as bfloat16), the gate's replay finds the bug again, and
+    reproduce.py replays it (in its own process, where the bug is not planted: it agrees,
+    by the half tolerances)."""
+    import subprocess
+    import sys
+
+    from mflow.oracles.program import np_dtype
+
+    def replay(folder, engine):
+        return Checker(engine).judge(regressions.load(folder)[0]).outcome
+
+    bug = next(b for b in CATALOGUE if b.name == "tanh_through_exp")
+    program = Program(((1, 3),), (Step("tanh", (0,)),), dtype)
+    x = np.array([[0.01, 0.02, 0.03]]).astype(np_dtype(dtype))  # e²ˣ - 1 cancels
+    case = Case(program, (x,), np.ones((1, 3)).astype(np_dtype(dtype)))
+    with bug.planted():
+        failure = Checker(MflowEngine()).judge(case).outcome
+        assert type(failure).__name__ == "ForwardMismatch"
+        folder = blame_and_save(failure, MflowEngine(), tmp_path)
+        loaded, _ = regressions.load(folder)
+        assert loaded.program.dtype == dtype and loaded.inputs[0].dtype == np_dtype(dtype)
+        assert np.array_equal(loaded.inputs[0], x) and loaded.cotangent.dtype == x.dtype
+        assert replay(folder, MflowEngine()) is not None  # found again
+        run = subprocess.run([sys.executable, str(folder / "reproduce.py")],
+                             capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "MISMATCH" not in run.stdout, run.stdout + run.stderr
+    assert "tolerance" in run.stdout and "gradient of x0: |" in run.stdout, run.stdout
+    assert replay(folder, MflowEngine()) is None  # the bug gone: the report passes

@@ -10,6 +10,7 @@ from ..jax_backend import JAX_OPS  # also enables float64 (jax_enable_x64)
 class JaxVjp:
     name = "jax"
     version = jax.__version__
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def __init__(self, ops=None, name=None):
         self.ops = dict(JAX_OPS if ops is None else ops)

@@ -68,6 +68,7 @@ OPS = {
 class Tinygrad:
     name = "tinygrad"
     version = version("tinygrad")
+    dtypes = ("float64", "float32", "float16")
     ops = OPS
     # it compiles a kernel (clang) the first time it meets a shape: a large conv2d took
     # over 10 s twice on a machine loaded with five campaigns, then milliseconds

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..torch_backend import TorchEngine, double_backward
+from ..torch_backend import TorchEngine, double_backward, tensor
 
 
 class TorchEager(TorchEngine):
@@ -17,7 +17,7 @@ class TorchEager(TorchEngine):
             return torch.zeros_like(output)
         u = torch.zeros_like(output, requires_grad=True)
         grads = torch.autograd.grad(output, leaves, u, create_graph=True, allow_unused=True)
-        inner = sum((g * torch.as_tensor(t)).sum() for g, t in zip(grads, tangents)
+        inner = sum((g * tensor(t)).sum() for g, t in zip(grads, tangents)
                     if g is not None)
         if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
             return torch.zeros_like(output)
