@@ -73,9 +73,10 @@ def calibrate(n, chunk_seed):
                 spread = verdict.spread.get(mode)
                 spread_part = tolerance.C_HALF * spread[i] if spread else 0.0
             floor = c.tolerance - (spread_part or 0.0)
-            one = floor + (spread_part or 0.0) / tolerance.C_HALF
+            spread = (spread_part or 0.0) / tolerance.C_HALF
             ratios[key].append((c.abs_err / c.tolerance if c.tolerance else 0.0,
-                                c.abs_err / one if one else 0.0))
+                                c.abs_err / (floor + spread) if floor + spread else 0.0,
+                                c.abs_err / spread if spread else np.nan))
     run()
     return ratios, outcomes
 
@@ -123,13 +124,17 @@ def main():
              "Outcomes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())), "",
              "## 1. Calibration: a correct answer in half against torch's float64 one", "",
              "| dtype | who | mode | comparisons | largest error / tolerance | 99th pct | "
-             "largest with C = 1 | C_HALF / that |", "|---|---|---|---|---|---|---|---|"]
+             "median | largest with C = 1 | largest error / spread alone |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (dtype, who, mode), rs in sorted(ratios.items()):
         a = np.array(rs)
-        worst1 = a[:, 1].max()
         lines.append(f"| {dtype} | {who} | {mode} | {len(a):,} | {a[:, 0].max():.3g} | "
-                     f"{np.percentile(a[:, 0], 99):.3g} | {worst1:.3g} | "
-                     f"{tolerance.C_HALF / worst1 if worst1 else float('inf'):.3g} |")
+                     f"{np.percentile(a[:, 0], 99):.3g} | {np.median(a[:, 0]):.3g} | "
+                     f"{a[:, 1].max():.3g} | {np.nanmax(a[:, 2]):.3g} |")
+    lines += ["", "The spread alone (the Monte Carlo runs, without the floor) is what C_HALF "
+              "multiplies: a correct answer's error over it is the C it needs; where the "
+              "floor is larger (graphs with large values, whose terms it scales with) the "
+              "check is looser than the spread would make it (the median column)."]
     lines += ["", "## 2. Planted half bugs: examples to the first failure (shrunk steps)", "",
               "| bug | whole vocabulary, half | its half item | fuzz mix (float64, float32) |",
               "|---|---|---|---|"]
