@@ -34,6 +34,7 @@ from hypothesis.errors import NoSuchExample  # noqa: E402
 from mflow.oracles import tolerance  # noqa: E402
 from mflow.oracles.checker import Checker  # noqa: E402
 from mflow.oracles.engine import MflowEngine  # noqa: E402
+from mflow.oracles.modes import MODES  # noqa: E402
 from mflow.reports.reduce import reduce  # noqa: E402
 from mflow.strategies import cases  # noqa: E402
 
@@ -66,10 +67,7 @@ def calibrate(n, chunk_seed):
             # the tolerance's two parts, again: C_HALF x spread + floor
             spread_part = None
             if c.reason.startswith(dtype):
-                names = {"vjp": "VJP", "jvp": "JVP"}
-                from mflow.oracles import modes
-                m = getattr(modes, names[mode])
-                i = m.names(case).index(c.what)
+                i = MODES[mode].names(case).index(c.what)
                 spread = verdict.spread.get(mode)
                 spread_part = tolerance.C_HALF * spread[i] if spread else 0.0
             floor = c.tolerance - (spread_part or 0.0)

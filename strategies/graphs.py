@@ -47,6 +47,7 @@ from hypothesis.errors import InvalidArgument
 from mflow.oracles.catalogue import CATALOGUE, Derived, version
 from mflow.oracles.numpy_backend import NUMPY_OPS
 from mflow.oracles.program import HALF, Case, Program, Step, live_values, np_dtype
+from mflow.oracles.tolerance import UNIT
 
 from mflow.shapes import ShapeError
 
@@ -312,7 +313,7 @@ class _Graph:
         self.margins = []  # each node's rounding margin (a value computed in half: domains.py)
         self.inputs = 0
         self.half = dtype in HALF
-        self.unit = 2.0 ** {"float16": -11, "bfloat16": -8}.get(dtype, -53)
+        self.unit = UNIT[dtype]  # the unit roundoff, the tolerance model's own
         self.largest, self.steps = 1.0, 0  # the largest |value| so far, the steps so far
         self.magnitude = HALF_MAGNITUDE.get(dtype, MAX_MAGNITUDE)
 
