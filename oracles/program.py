@@ -28,6 +28,8 @@ from .catalogue import CATALOGUE
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 HALF = ("float16", "bfloat16")  # checked by their own tolerance (tolerance.py, "Half precision")
+UNIT = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11,
+        "bfloat16": 2.0 ** -8}  # each dtype's unit roundoff, eps / 2
 
 
 def np_dtype(name):

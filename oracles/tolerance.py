@@ -99,11 +99,10 @@ import numpy as np
 
 from .catalogue import CATALOGUE
 from .numpy_backend import NUMPY_OPS
-from .program import HALF, interpret
+from .program import HALF, UNIT, interpret
 from .verdict import arrays, norm
 
-U32, U64 = np.finfo(np.float32).eps / 2, np.finfo(np.float64).eps / 2
-UNIT = {"float64": U64, "float32": U32, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+U32, U64 = UNIT["float32"], UNIT["float64"]
 C_ROUNDING, F_FLOOR, OVERFLOW_FACTOR = 32.0, 16.0, 1e4
 C_HALF, F_HALF, HALF_SAMPLES = 8.0, 1.0, 8  # "Half precision" above
 SUBNORMAL = {"float16": 2.0 ** -24, "bfloat16": 2.0 ** -133}  # the smallest of each

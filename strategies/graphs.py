@@ -46,8 +46,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from mflow.oracles.catalogue import CATALOGUE, Derived, version
 from mflow.oracles.numpy_backend import NUMPY_OPS
-from mflow.oracles.program import HALF, Case, Program, Step, live_values, np_dtype
-from mflow.oracles.tolerance import UNIT
+from mflow.oracles.program import HALF, UNIT, Case, Program, Step, live_values, np_dtype
 
 from mflow.shapes import ShapeError
 
@@ -313,7 +312,7 @@ class _Graph:
         self.margins = []  # each node's rounding margin (a value computed in half: domains.py)
         self.inputs = 0
         self.half = dtype in HALF
-        self.unit = UNIT[dtype]  # the unit roundoff, the tolerance model's own
+        self.unit = UNIT[dtype]  # the unit roundoff, as the tolerance model's
         self.largest, self.steps = 1.0, 0  # the largest |value| so far, the steps so far
         self.magnitude = HALF_MAGNITUDE.get(dtype, MAX_MAGNITUDE)
 
