@@ -252,16 +252,30 @@ def _var_vjp(F, g, ans, x, axis):
     return (g * (2 / n) * (x - F.sum(x, axis) / n),)
 
 
-# population variance: d var = (2 / N) Σ (x - mean) dx
+def _centred(x, axis):
+    return x - np.mean(x, axis=axis, keepdims=True)
+
+
+# population variance: d var = (2 / N) Σ (x - mean) dx = (2 / N) Σ (x - mean)(dx - mean dx),
+# the second form in the JVP: an error δ in the rounded mean then cancels to first order
+# (in the first, δ Σ dx; in bfloat16, of a large-mean x, the whole answer)
 defop("var", 1, shapes.reduce, attrs={"axis": None},
       forward=lambda x, axis: np.var(x, axis=axis, keepdims=True), vjp=_var_vjp,
-      jvp=lambda t, ans, x, axis: _sum((x - np.mean(x, axis=axis, keepdims=True)) * t[0],
-                                       axis=axis, keepdims=True) * (2 / _count(x, axis)))
+      jvp=lambda t, ans, x, axis: _sum(_centred(x, axis) * _centred(t[0], axis), axis=axis,
+                                       keepdims=True) * (2 / _count(x, axis)))
+def _norm(x, axis):
+    """sqrt(Σ x²), scaled by the largest |x| first (as LAPACK's nrm2): x² of a float16
+    x past 256 overflows where the norm does not."""
+    scale = _max(np.abs(x), axis=axis, keepdims=True)
+    safe = np.where((scale > 0) & np.isfinite(scale), scale, 1).astype(x.dtype)
+    out = safe * np.sqrt(_sum(np.square(x / safe), axis=axis, keepdims=True))
+    return np.where(np.isfinite(scale), out, scale)  # an inf (or NaN) entry: inf (NaN)
+
+
 # Frobenius (axis None) or per row/column: d |x| = Σ x dx / |x|
-defop("norm", 1, shapes.reduce, attrs={"axis": None},
-      forward=lambda x, axis: np.sqrt(_sum(x * x, axis=axis, keepdims=True)),
-      vjp=lambda F, g, ans, x, axis: (g * x / ans,),
-      jvp=lambda t, ans, x, axis: _sum(x * t[0], axis=axis, keepdims=True) / ans)
+defop("norm", 1, shapes.reduce, attrs={"axis": None}, forward=_norm,
+      vjp=lambda F, g, ans, x, axis: (g * (x / ans),),
+      jvp=lambda t, ans, x, axis: _sum(x / ans * t[0], axis=axis, keepdims=True))
 
 
 def _chosen(x, ans, axis):  # the maxima (or minima) of each slice share 1 evenly, as torch's
