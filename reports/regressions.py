@@ -374,8 +374,11 @@ class Replay:
               f"{self.tolerances[name]:.3g}{'' if ok else '  MISMATCH'}")
 
     def verdict(self):
-        print("MISMATCH" if self.mismatch else
-              "agrees with the saved references, within the verdict's tolerances")
+        """The last line; a MISMATCH exits with status 1, so that a script can tell."""
+        if self.mismatch:
+            print("MISMATCH")
+            raise SystemExit(1)
+        print("agrees with the saved references, within the verdict's tolerances")
 
 
 def _literal(tolerances):
