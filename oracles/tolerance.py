@@ -379,7 +379,8 @@ def perturbed_gradients(program, inputs, cotangent, samples=1, round_inputs=Fals
                         u=U32):
     """Every input's gradient from mflow's own rules run in float64, as `samples`
     Monte Carlo arithmetic runs (as `perturbed_outputs`, on the forward pass and on
-    every VJP: its cotangent, its operands and its results), through mflow's one
+    every VJP: its cotangent, its operands, its results and the rounding calls of its
+    namespace, `_Jittered`), through mflow's one
     reverse walk (mflow.node.backpropagate): a list per input of `samples` arrays
     (u=0: the exact run). It measures how the backward pass of this case amplifies
     rounding, whatever engine is under test."""
