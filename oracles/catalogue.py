@@ -38,8 +38,8 @@ from mflow import shapes
 KINDS = ("elementwise", "binary", "reduction", "scan", "movement", "softmax",
          "linear algebra", "convolution", "pooling")
 DOMAINS = ("real", "nonzero", "positive", "bounded", "invertible", "wide",
-           "moderate")  # strategies/domains.py
-ROUNDINGS = ("result", "sums", "exact")
+           "moderate", "nonnegative", "factors")  # strategies/domains.py
+ROUNDINGS = ("result", "sums", "exact", "shift")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Record:
     arities: tuple = ()               # for arity None: the operand counts drawn
     domain: tuple | Callable = ("real",)  # per operand (the last repeats), or attrs -> that:
     #   "real", "nonzero", "positive", "bounded", "invertible", "wide", "moderate",
-    #   "nonnegative"
+    #   "nonnegative", "factors"
     #   (strategies/domains.py)
     kinks: tuple | Callable = ()      # inputs where the derivative jumps (fuzzing keeps off),
     #   or attrs -> them (clip's lo and hi)
@@ -73,7 +73,9 @@ class Record:
     half: bool = True                 # drawn in float16 and bfloat16 (linear algebra: not,
     #   LAPACK has no half precision; torch's CPU linalg neither)
     rounding: str = "result"          # how float32 rounds it: "result" (the result, ~u
-    #   relative), "sums" (backward stable: operands off by ~u, then rounded), "exact"
+    #   relative), "sums" (backward stable: operands off by ~u, then rounded), "exact",
+    #   "shift" ("sums", and x - c inside with c as large as x: off by u max|x| there;
+    #   softmax, log_softmax: tolerance._shifted)
     torch: Callable | str | None = None   # (torch, *tensors, **attrs) -> tensor; a name; None:
     jax: Callable | str | None = None     # (jax, *arrays, **attrs); None: jax.numpy.<name>
     numpy: Callable | str | None = None   # (np, *stacks, **attrs) on (..., m, n); None: np.<name>
@@ -479,13 +481,13 @@ record("getitem", 1, "movement", shapes.getitem, attrs={"rows": slice(None), "co
                 (((4, 5),), {"rows": (3, 0, 0), "cols": slice(2, 3, 1)}),
                 (((4, 5),), {"rows": (1, 2), "cols": (4, 4, 0)})))
 record("softmax", 1, "softmax", shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)},
-       domain=("wide",), rounding="sums",
+       domain=("wide",), rounding="shift",
        torch=lambda torch, x, axis: torch.softmax(x, dim=axis),
        jax=lambda jax, x, axis: jax.nn.softmax(x, axis=axis), numpy=_np_softmax,
        slot="softmax", opcode_by=("axis",),
        samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
 record("log_softmax", 1, "softmax", shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)},
-       domain=("wide",), rounding="sums",
+       domain=("wide",), rounding="shift",
        torch=lambda torch, x, axis: torch.log_softmax(x, dim=axis),
        jax=lambda jax, x, axis: jax.nn.log_softmax(x, axis=axis), numpy=_np_log_softmax,
        slot="log_softmax", opcode_by=("axis",),
@@ -533,7 +535,7 @@ record("logsumexp", 1, "reduction", shapes.reduce, attrs={"axis": None},
        torch=_torch_logsumexp,
        jax=lambda jax, x, axis: jax.scipy.special.logsumexp(x, axis=axis, keepdims=True),
        numpy=_np_logsumexp, samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
-record("prod", 1, "reduction", shapes.reduce, attrs={"axis": None},
+record("prod", 1, "reduction", shapes.reduce, attrs={"axis": None}, domain=("factors",),
        drawn={"axis": (None, 0, 1)}, slot="prod", opcode_by=("axis",), rounding="sums",
        torch=_torch_reduce("prod"), jax=_jax_reduce("prod"), numpy=_np_reduce("prod"),
        samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
@@ -552,7 +554,7 @@ record("cumsum", 1, "scan", shapes.along, attrs={"axis": 0}, drawn={"axis": (0, 
        numpy=lambda np, x, axis: np.cumsum(x, axis=_axis(axis)),
        samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
 record("cumprod", 1, "scan", shapes.along, attrs={"axis": 0}, drawn={"axis": (0, 1)},
-       slot="cumprod", opcode_by=("axis",), rounding="sums",
+       domain=("factors",), slot="cumprod", opcode_by=("axis",), rounding="sums",
        torch=lambda torch, x, axis: torch.cumprod(x, dim=axis),
        numpy=lambda np, x, axis: np.cumprod(x, axis=_axis(axis)),
        samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))

@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 
 from .engine import Result, capabilities, normalise
-from .modes import MODES, VJP
+from .modes import MODES, PEER, VJP
 from .program import HALF
 from .tolerance import ad_tolerance, gauge_half, refine
 from .verdict import (
@@ -137,6 +137,11 @@ class Checker:
                 verdict.outside = (f"outside {case.program.dtype}'s range: an answer reaches "
                                    f"{largest:.3g} > {limit:g}")
                 return None
+        if _peer_overflows(mode.answers(verdict)):
+            verdict.outside = (f"outside {case.program.dtype}'s range: torch's own "
+                               f"{case.program.dtype} run{mode.label} is not finite where "
+                               "float64's answer is")
+            return None
         stages = (lambda v: self._gauge(case, v, mode),
                   lambda v: any([refine(v, mode)] + ([refine(v, VJP)] if mode is not VJP
                                                      else [])))
@@ -274,6 +279,17 @@ class NoAnswer(Exception):
 
 class ChangedInPlace(Exception):
     """The engine changed an array it was handed (an EngineMisbehaved finding)."""
+
+
+def _peer_overflows(answers):
+    """torch's own half run (the peer) overflowed inside where the float64 answer is
+    finite: a partial result left the dtype's range (found: float16 JVPs through norm
+    and squares), so the case is outside it, as one whose answers pass HALF_RANGE."""
+    if PEER not in answers or "torch" not in answers:
+        return False
+    return any(bool(np.any(~np.isfinite(np.asarray(p, np.float64)) &
+                           np.isfinite(np.asarray(t, np.float64))))
+               for p, t in zip(answers[PEER], answers["torch"]))
 
 
 def engine_call(run, *args, **arrays):

@@ -49,6 +49,12 @@ Optional capabilities, each with its default:
                  differs from torch and JAX, e.g. {"relu": {0.0: 0.5}}; the kink test
                  reports a declared convention as such, not as a failure, and fuzzing
                  does not go exactly to those kinks
+    session      {}: what an engine session (reports/sessions.py) may ask of it beyond
+                 today's order of calls, each False unless declared: "read_early" (to_numpy
+                 of a value before any gradient of its graph is taken: a lazy engine
+                 realises it then), "second_gradient" (gradients of a graph already
+                 differentiated, again and through its values: torch's retain_graph;
+                 MyGrad's backward clears its graph, so it declares False)
     records      (): operations of its own, outside the catalogue: one catalogue Record
                  each (mflow.oracles.catalogue: name, arity, kind, shape rule, domain,
                  kinks and conventions, attributes drawn, torch and JAX references),
@@ -98,6 +104,7 @@ class MflowEngine:
 
     name = "mflow"
     dtypes = ("float64", "float32", "float16", "bfloat16")
+    session = {"read_early": True, "second_gradient": True}
 
     def __init__(self):
         self.ops = {name: partial(mflow.apply, name) for name in OPS}
@@ -109,9 +116,11 @@ class MflowEngine:
         return mflow.Node(array)
 
     def gradients(self, output, leaves, cotangent):
-        if output.requires_grad:
-            output.backward(cotangent)
-        return [np.zeros_like(x.value) if x.grad is None else x.grad for x in leaves]
+        """The VJP of this call alone (mflow.grad: `.grad` is left alone, so a session's
+        second VJP of the same leaves is not added to the first)."""
+        if not output.requires_grad:
+            return [np.zeros_like(x.value) for x in leaves]
+        return [g.value for g in mflow.grad(output, leaves, cotangent)]
 
     def jvp(self, output, leaves, tangents):
         return mflow.jvp(output, leaves, tangents)
@@ -211,6 +220,10 @@ class Capabilities:
     jvp_ops: frozenset = frozenset()  # empty: no forward mode
     first_use: float = 0.0
     hvp_ops: frozenset = frozenset()  # empty: no second order
+    session: dict = None  # SESSION's keys, each True or False
+
+
+SESSION = ("read_early", "second_gradient")
 
 
 def capabilities(engine):
@@ -222,7 +235,9 @@ def capabilities(engine):
                         str(getattr(engine, "version", "") or ""), hasattr(engine, "vjp"),
                         frozenset(getattr(engine, "jvp_ops", engine.ops) if jvp else ()),
                         float(getattr(engine, "first_use", 0.0) or 0.0),
-                        frozenset(getattr(engine, "hvp_ops", engine.ops) if hvp else ()))
+                        frozenset(getattr(engine, "hvp_ops", engine.ops) if hvp else ()),
+                        {k: bool((getattr(engine, "session", None) or {}).get(k, False))
+                         for k in SESSION})
 
 
 def check_adapter(engine, spec):
@@ -255,6 +270,10 @@ def check_adapter(engine, spec):
         if not declared <= set(engine.ops):
             raise EngineError(f"--engine {spec!r}: {mode}_ops "
                               f"{sorted(declared - set(engine.ops))} are not in its ops")
+    unknown = set(getattr(engine, "session", None) or {}) - set(SESSION)
+    if unknown:
+        raise EngineError(f"--engine {spec!r}: session {sorted(unknown)}: the keys are "
+                          f"{', '.join(SESSION)}")
     for name, at in caps.conventions.items():
         kinks = CATALOGUE[name].every_kink() if name in CATALOGUE else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):

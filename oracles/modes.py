@@ -89,12 +89,15 @@ class Mode:
 
     def compare_engine(self, verdict, dtype):
         """The engine's answers against each reference (and the peer), array by array,
-        and the mode's own checks."""
+        and the mode's own checks; an answer the call did not ask for is None (an engine
+        session reads a value alone: reports/sessions.py), not compared."""
         answers = self.answers(verdict)
         for who in ("torch", "jax", PEER):
             if who in answers:
                 for i, (a, b) in enumerate(zip(answers["engine"], answers[who])):
-                    self._array(verdict, i, (self.who("engine"), self.who(who)), a, b, dtype)
+                    if a is not None:
+                        self._array(verdict, i, (self.who("engine"), self.who(who)), a, b,
+                                    dtype)
         self.check_engine(verdict, dtype)
 
     def misshapen(self, case, answer):
@@ -106,7 +109,7 @@ class Mode:
                                f"{len(answer)}")]
         return [(name, f"expected shape {tuple(s)} and dtype {dtype}, got {a.shape} and "
                        f"{a.dtype}") for name, s, a in zip(names, want, answer)
-                if a.shape != tuple(s) or a.dtype != dtype]
+                if a is not None and (a.shape != tuple(s) or a.dtype != dtype)]
 
     def who(self, name):
         return name
@@ -225,6 +228,8 @@ class Reverse(Mode):
         """⟨gradient, v⟩ against each probe's estimate, within its bound + the AD tolerance
         projected; probes across a kink or that do not converge are left out (counted)."""
         for k, probes in enumerate(verdict.probes):
+            if result.grads[k] is None:  # not asked (compare_engine)
+                continue
             g = np.asarray(result.grads[k], np.float64)
             tol_ad, _ = ad_tolerance(verdict, k + 1, dtype)
             projected = np.tensordot(probes.directions, g, axes=2)
@@ -317,6 +322,8 @@ class Forward(Mode):
         if fd is not None and fd[2] and fd[3]:
             self._scalar(verdict, ("engine jvp", "fd jvp"), lhs, fd[0], dtype)
         grads = verdict.results["engine"].grads
+        if any(g is None for g in grads):  # a session's JVP alone: no VJP to pair it with
+            return
         rhs = float(sum(np.sum(np.asarray(g, np.float64) * t)
                         for g, t in zip(grads, verdict.tangents)))
         bound = norm(c) * tolerance(verdict, self, 0, dtype)[0] + sum(

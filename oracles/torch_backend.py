@@ -128,6 +128,7 @@ class TorchEngine:
     ops = TORCH_OPS
 
     dtypes = ("float64", "float32", "float16", "bfloat16")
+    session = {"read_early": True, "second_gradient": True}  # (gradients: retain_graph)
 
     def leaf(self, array):
         return tensor(array, True)
@@ -138,7 +139,8 @@ class TorchEngine:
     def gradients(self, output, leaves, cotangent):
         if not output.requires_grad:  # the output uses no input
             return [torch.zeros_like(x) for x in leaves]
-        grads = torch.autograd.grad(output, leaves, tensor(cotangent), allow_unused=True)
+        grads = torch.autograd.grad(output, leaves, tensor(cotangent), allow_unused=True,
+                                    retain_graph=True)  # a session takes it again
         return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
 
     def to_numpy(self, value):

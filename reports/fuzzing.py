@@ -111,6 +111,17 @@ def test_half_graphs(mflow_checker, cases, mflow_engine_ops, data):
         cases(ops=mflow_engine_ops, max_steps=8, dtype="half"), label="case"))
 
 
+def test_engine_sessions(mflow_engine, mflow_engine_ops):
+    """Calls in any order on values the engine holds (reports/sessions.py: leaves,
+    graphs on earlier values, reads, VJPs again, forward mode, updates), each answer
+    checked; a failure is the shortest sequence of calls (not saved as a report yet)."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from .sessions import machine
+    run_state_machine_as_test(machine(mflow_engine, mflow_engine_ops),
+                              settings=settings(stateful_step_count=12))
+
+
 # --- rare large cases: where a small-graph fuzzer is blind ------------------------
 # Sides never exceeded 8 and chains 24 steps, so a matmul that dropped the tail of an
 # inner dimension above 8 passed 9,900 graphs, and a backward that recurses (depth

@@ -169,7 +169,7 @@ DRAWN_DTYPES = ("float64", "float32", "mixed", "float16", "bfloat16", "half")
 
 
 def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtype="float64",
-          constants=True, attrs=None, points=True, declared=()):
+          constants=True, attrs=None, points=True, declared=(), given=()):
     """Cases (program, inputs, cotangent) over `ops` (default: every operation).
 
     min_steps / max_steps bound the operations drawn (a step no later one uses is
@@ -182,7 +182,11 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
     purpose (exact zeros, ties, integers, repeated rows, equal leaves, values exactly
     at kinks where torch and JAX agree: `strategies.domains.special`), except exactly
     at the kinks of the operations in `declared` (an engine's own conventions there,
-    which the conventions table checks). Invalid arguments raise InvalidArgument."""
+    which the conventions table checks). `given`: (value, computed) pairs that the
+    program starts from as its first inputs, operands like any other (an engine
+    session's leaves, computed: False, and values it computed earlier, True: kept off
+    kinks and ties as computed values are); max_inputs counts the fresh inputs only.
+    Invalid arguments raise InvalidArgument."""
     ops, variants = _check_attrs(_check_ops(ops), attrs)
     _check_bounds("min_steps", min_steps, "max_steps", max_steps, 1)
     _check_bounds("max_inputs", max_inputs, "max_inputs", max_inputs, 1)
@@ -196,8 +200,11 @@ def cases(*, ops=None, min_steps=1, max_steps=10, max_inputs=4, max_side=8, dtyp
                                   "precision (linear algebra does not)")
         variants = {o: variants[o] for o in ops}
     points = _Points(bool(points), frozenset(declared or ()))
+    given = tuple((np.asarray(v, np.float64), bool(c)) for v, c in given)
+    if given and dtype not in ("float64", "float32"):
+        raise InvalidArgument(f"given values need dtype 'float64' or 'float32', not {dtype!r}")
     return _cases(ops, _Frozen(variants), min_steps, max_steps, max_inputs, max_side, dtype,
-                  bool(constants), points)
+                  bool(constants), points, given)
 
 
 class _Points(tuple):
@@ -311,6 +318,7 @@ class _Graph:
         self.domains = []  # each node's {domain: may it be an operand there}
         self.margins = []  # each node's rounding margin (a value computed in half: domains.py)
         self.inputs = 0
+        self.computed = set()  # given inputs that an engine computed (`cases`' given)
         self.half = dtype in HALF
         self.unit = UNIT[dtype]  # the unit roundoff, as the tolerance model's
         self.largest, self.steps = 1.0, 0  # the largest |value| so far, the steps so far
@@ -357,7 +365,8 @@ class _Graph:
         it)? An input's or a constant's always; a computed value's in float64 only: its
         exact zero (x - y + y - x) may be a rounding error's worth off in float32, on
         the other side of the kink, where the references in float64 are not."""
-        return bool(exact) and (self.nodes[i][0] != "step" or self.dtype == "float64")
+        computed = self.nodes[i][0] == "step" or i in self.computed
+        return bool(exact) and (not computed or self.dtype == "float64")
 
     def program(self, dtype):
         """Keep what the output depends on (and every input: an engine must give an
@@ -383,14 +392,20 @@ class _Graph:
 
 @st.composite
 def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants,
-           points):
+           points, given=()):
     if dtype in ("mixed", "half"):
         dtype = _choose(draw, ["float64", "float32"] if dtype == "mixed" else list(HALF))
     g = _Graph(points, dtype)
     generic = False if points[0] else None  # interesting points, none on a kink
-    shape = _choose(draw, _shapes(max_side))
-    seed = draw(_ints(0, SEEDS - 1), label=_SEED_LABEL)
-    g.add("input", None, g.held(from_seed("real", shape, seed, (), generic), seed))
+    for value, computed in given:
+        i = g.add("input", None, value)
+        if computed:
+            g.computed.add(i)
+    max_inputs += len(given)
+    if not given:
+        shape = _choose(draw, _shapes(max_side))
+        seed = draw(_ints(0, SEEDS - 1), label=_SEED_LABEL)
+        g.add("input", None, g.held(from_seed("real", shape, seed, (), generic), seed))
     steps, attempts = 0, 0
     while steps < max_steps and attempts < 4 * max_steps:
         attempts += 1

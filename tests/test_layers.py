@@ -15,7 +15,7 @@ LAYERS = [
      "mflow.gradients", "mflow.functions", "mflow.nn"],
     ["mflow.oracles", "mflow.oracles.catalogue", "mflow.oracles.program",
      "mflow.oracles.numpy_backend", "mflow.oracles.verdict", "mflow.strategies.domains",
-     "mflow.oracles.points"],
+     "mflow.oracles.points", "mflow.oracles.world"],
     ["mflow.strategies", "mflow.strategies.graphs"],
     ["mflow.oracles.engine", "mflow.oracles.torch_backend", "mflow.oracles.jax_backend",
      "mflow.oracles.finite_differences"],
@@ -28,6 +28,7 @@ LAYERS = [
     ["mflow.reports.campaign", "mflow.reports.merge", "mflow.reports.saving",
      "mflow.reports.profiles"],
     ["mflow.reports.plugin", "mflow.reports.fuzzing", "mflow.reports.gate",
+     "mflow.reports.sessions",
      "mflow.reports.__main__", "mflow.__main__"],
 ]
 LAYER = {m: i for i, names in enumerate(LAYERS) for m in names}

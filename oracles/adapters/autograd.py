@@ -59,6 +59,7 @@ class Autograd:
     version = getattr(autograd, "__version__", "")
     ops = OPS
     conventions = {"relu": {0.0: 0.5}}  # np.maximum splits a tie: half to each side
+    session = {"read_early": True, "second_gradient": True}  # functional: each call afresh
     # its forward mode has no JVP of expit, inv, det, convolve, erf, slogdet or solve
     # (NotImplementedError)
     jvp_ops = sorted(set(OPS) - {"sigmoid", "inv", "det", "conv2d", "erf", "logdet", "solve"})

@@ -11,6 +11,7 @@ class JaxVjp:
     name = "jax"
     version = jax.__version__
     dtypes = ("float64", "float32", "float16", "bfloat16")
+    session = {"read_early": True, "second_gradient": True}  # functional: each call afresh
 
     def __init__(self, ops=None, name=None):
         self.ops = dict(JAX_OPS if ops is None else ops)

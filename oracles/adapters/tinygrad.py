@@ -70,6 +70,7 @@ class Tinygrad:
     version = version("tinygrad")
     dtypes = ("float64", "float32", "float16")
     ops = OPS
+    session = {"read_early": True, "second_gradient": True}  # (Tensor.gradient: no state)
     # it compiles a kernel (clang) the first time it meets a shape: a large conv2d took
     # over 10 s twice on a machine loaded with five campaigns, then milliseconds
     first_use = 120.0
