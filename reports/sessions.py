@@ -32,6 +32,12 @@ ETAS = st.sampled_from([0.5, 0.1, 0.01])  # an optimiser's step sizes
 COMBINE = ("add", "sub", "mul")  # the domain of either operand: every real value
 
 
+def _newest_first(nodes):
+    """A node, drawn (and shrunk) from the newest back: deleting an earlier call while
+    shrinking leaves the reference to a recent value where it was."""
+    return st.sampled_from(list(nodes)[::-1])
+
+
 class Live:
     """The engine as the checker sees it during a session: each mode's call is answered
     by the call the session is making (`answer`: {mode: function}) on the values it
@@ -98,7 +104,7 @@ class _Session(RuleBasedStateMachine):
         how = data.draw(st.sampled_from(["fresh", "copy", "1x1", "zeros"]), label="leaf")
         leaves = [i for i in range(len(self.world)) if self.world.steps[i] is None]
         if how == "copy" and leaves:
-            value = self.world.values[data.draw(st.sampled_from(leaves), label="of")]
+            value = self.world.values[data.draw(_newest_first(leaves), label="of")]
         else:
             shape = (1, 1) if how == "1x1" else (data.draw(SIDES), data.draw(SIDES))
             value = np.zeros(shape) if how == "zeros" else from_seed(
@@ -116,7 +122,7 @@ class _Session(RuleBasedStateMachine):
         """A graph of up to `max_steps` operations on values held (leaves or computed)
         and fresh leaves."""
         held = list(range(len(self.world)))
-        chosen = data.draw(st.lists(st.sampled_from(held), max_size=2, unique=True),
+        chosen = data.draw(st.lists(_newest_first(held), max_size=2, unique=True),
                            label="on")
         given = [(self.world.values[i], self.world.steps[i] is not None) for i in chosen]
         case = data.draw(cases(ops=self.ops, max_steps=self.max_steps, max_inputs=2,
@@ -146,10 +152,10 @@ class _Session(RuleBasedStateMachine):
         ops = [o for o in COMBINE if o in self.ops]
         if not ops:
             return
-        a = data.draw(st.sampled_from(range(len(self.world))), label="a")
+        a = data.draw(_newest_first(range(len(self.world))), label="a")
         shape = self.world.values[a].shape
-        b = data.draw(st.sampled_from([i for i in range(len(self.world)) if
-                                       self.world.values[i].shape in (shape, (1, 1))]),
+        b = data.draw(_newest_first([i for i in range(len(self.world)) if
+                                     self.world.values[i].shape in (shape, (1, 1))]),
                       label="b")
         op = data.draw(st.sampled_from(ops), label="op")
         program = Program((shape, self.world.values[b].shape), (Step(op, (0, 1)),),
@@ -163,7 +169,7 @@ class _Session(RuleBasedStateMachine):
     @rule(data=st.data())
     def update(self, data):
         """An optimiser's step: a new leaf x - eta g from the last gradient taken."""
-        leaf = data.draw(st.sampled_from(sorted(self.grads)), label="leaf")
+        leaf = data.draw(_newest_first(sorted(self.grads)), label="leaf")
         eta = data.draw(ETAS, label="eta")
         x = self.world.values[leaf].astype(np_dtype(self.dtype))
         value = (x - eta * self.grads[leaf].astype(x.dtype)).astype(x.dtype)
@@ -187,7 +193,7 @@ class _Session(RuleBasedStateMachine):
             allowed = [i for i in allowed if i in self.walked]
         if not allowed:
             return None
-        return data.draw(st.sampled_from(allowed), label="value")
+        return data.draw(_newest_first(allowed), label="value")
 
     def _check(self, node, cotangent, modes, answer):
         case, leaves = self.world.case(node, cotangent)

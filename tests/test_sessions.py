@@ -19,6 +19,7 @@ except NameError:  # Python 3.10: Hypothesis's own dependency
     from exceptiongroup import BaseExceptionGroup as GROUP
 
 RUNS = settings(max_examples=30, stateful_step_count=10, deadline=None, database=None,
+                derandomize=True,
                 suppress_health_check=list(HealthCheck))
 
 
