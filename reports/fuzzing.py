@@ -118,8 +118,9 @@ def test_engine_sessions(mflow_engine, mflow_engine_ops):
     from hypothesis.stateful import run_state_machine_as_test
 
     from .sessions import machine
+    runs = max(10, settings.default.max_examples // 5)  # a run is about a dozen checks
     run_state_machine_as_test(machine(mflow_engine, mflow_engine_ops),
-                              settings=settings(stateful_step_count=12))
+                              settings=settings(stateful_step_count=12, max_examples=runs))
 
 
 # --- rare large cases: where a small-graph fuzzer is blind ------------------------
