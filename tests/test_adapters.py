@@ -485,3 +485,23 @@ def test_mygrad_conv_on_a_transposed_row_vector_is_wrong_and_blamed_on_conv2d():
     assert Checker(engine).judge(fresh).outcome is None
     blamed = local_disagreement(engine, case)
     assert blamed["op"] == "conv2d" and blamed["variant"]["operands made by"] == ["transpose"]
+
+
+def test_torch_second_order_of_prod_at_a_tiny_factor_is_wrong():
+    """torch 2.13.0: H t of prod at a factor of 7.4e-18 among values of 1 is -16 where
+    1.597 is right (JAX, finite differences): its double backward divides by the
+    factor. Found as a disagreement of the references (a ReferenceProblem, never the
+    engine's), hence prod's "factors" domain (strategies/domains.py)."""
+    import jax.numpy as jnp
+    import torch
+    from mflow.oracles.jax_backend import jax  # float64 on (as the references run it)
+    x, t = np.array([[7.4e-18, 1.3, -0.8, 2.1]]), np.array([[0.3, -0.2, 0.5, 0.1]])
+    X = torch.tensor(x, requires_grad=True)
+    (g,) = torch.autograd.grad(X.prod(dim=1).sum(), X, create_graph=True)
+    (h,) = torch.autograd.grad((g * torch.tensor(t)).sum(), X)
+    right = np.asarray(jax.jvp(jax.grad(lambda a: jnp.prod(a, axis=1).sum()),
+                               (jnp.array(x),), (jnp.array(t),))[1])
+    # (H t)_0 = Σ_j t_j Π_{k≠0,j} x_k: the exact answer, x_0 dropping out
+    exact = sum(t[0, j] * np.prod(np.delete(x[0], [0, j])) for j in (1, 2, 3))
+    assert abs(right[0, 0] - exact) < 1e-12
+    assert abs(h.numpy()[0, 0] - exact) > 10
