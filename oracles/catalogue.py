@@ -39,7 +39,7 @@ KINDS = ("elementwise", "binary", "reduction", "scan", "movement", "softmax",
          "linear algebra", "convolution", "pooling")
 DOMAINS = ("real", "nonzero", "positive", "bounded", "invertible", "wide",
            "moderate", "nonnegative", "factors")  # strategies/domains.py
-ROUNDINGS = ("result", "sums", "exact", "shift")
+ROUNDINGS = ("result", "sums", "exact", "shift", "log-shift")
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,9 @@ class Record:
     #   LAPACK has no half precision; torch's CPU linalg neither)
     rounding: str = "result"          # how float32 rounds it: "result" (the result, ~u
     #   relative), "sums" (backward stable: operands off by ~u, then rounded), "exact",
-    #   "shift" ("sums", and x - c inside with c as large as x: off by u max|x| there;
-    #   softmax, log_softmax: tolerance._shifted)
+    #   "shift" ("sums", and exp(x - c) inside with c as large as x: the result off by
+    #   u max|x| relatively; softmax), "log-shift" (x - c itself: off by u max|x|
+    #   absolutely; log_softmax): tolerance._shifted
     torch: Callable | str | None = None   # (torch, *tensors, **attrs) -> tensor; a name; None:
     jax: Callable | str | None = None     # (jax, *arrays, **attrs); None: jax.numpy.<name>
     numpy: Callable | str | None = None   # (np, *stacks, **attrs) on (..., m, n); None: np.<name>
@@ -487,7 +488,7 @@ record("softmax", 1, "softmax", shapes.softmax, attrs={"axis": 1}, drawn={"axis"
        slot="softmax", opcode_by=("axis",),
        samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
 record("log_softmax", 1, "softmax", shapes.softmax, attrs={"axis": 1}, drawn={"axis": (1, 0)},
-       domain=("wide",), rounding="shift",
+       domain=("wide",), rounding="log-shift",
        torch=lambda torch, x, axis: torch.log_softmax(x, dim=axis),
        jax=lambda jax, x, axis: jax.nn.log_softmax(x, axis=axis), numpy=_np_log_softmax,
        slot="log_softmax", opcode_by=("axis",),

@@ -108,9 +108,23 @@ class Checker:
                 ad_tolerance(verdict, i, case.program.dtype)
         return verdict
 
-    def _conclude(self, case, verdict):
+    def _watch(self, case):
         base = max(TIME_LIMIT["base"], self.first_use)  # an engine that compiles: its own
-        watch = _time_limit(base + TIME_LIMIT["per_step"] * len(case.program))
+        return _time_limit(base + TIME_LIMIT["per_step"] * len(case.program))
+
+    def guard(self, case, call):
+        """call()'s answer: an engine call outside a check (an engine session making a
+        leaf or building a graph, reports/sessions.py) under the same guard as the
+        check's own, the case it builds towards its subject: what it raises is raised
+        as that case's EngineCrash (EngineHang out of time)."""
+        verdict = Verdict(case, self.engine.name)
+        answer, crash = self._guarded(verdict, self._watch(case), call)
+        if crash is not None:
+            raise crash
+        return answer
+
+    def _conclude(self, case, verdict):
+        watch = self._watch(case)
         for name in verdict.modes:  # reverse mode first: the others read its answers
             outcome = self._check(MODES[name], case, verdict, watch)
             if outcome is not None or verdict.outside:

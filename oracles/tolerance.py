@@ -292,17 +292,20 @@ def _rounding(name):
     return CATALOGUE[name].rounding if name in CATALOGUE else "result"
 
 
-def _shifted(name, y, x, jitter):
-    """A "shift" operation's result (catalogue: y = g(x - c) with c as large as x, as
-    log_softmax's x - logsumexp(x)) with the error of that subtraction, u max|x|
-    absolutely, on g's argument: log_softmax's result moved by it, softmax's relatively.
+SHIFTS = ("shift", "log-shift")
+
+
+def _shifted(rounding, y, x, jitter):
+    """A shifting operation's result (catalogue: y = exp(x - c), "shift", or x - c,
+    "log-shift", with c as large as x, as softmax's logsumexp) with the error of that
+    subtraction, u max|x| absolutely, on x - c: y moved by it relatively, or absolutely.
     Jittering its operand cannot show it (the max element's x - c cancels whatever moves
     x): a campaign found JAX's and torch's float64 J t 9 % apart through a log_softmax
     entry of -2e-16, a residue of that rounding, in a product with values of 1e3."""
     big = np.max(np.abs(x), axis=(-2, -1), keepdims=True)
     big = np.broadcast_to(big, np.broadcast_shapes(np.shape(big), np.shape(y)))
     e = jitter(big) - big
-    return y + e if name == "log_softmax" else y * (1 + e)
+    return y + e if rounding == "log-shift" else y * (1 + e)
 
 
 def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=U32):
@@ -331,8 +334,8 @@ def perturbed_outputs(program, inputs, samples=2, round_inputs=False, seed=0, u=
             return f
         if rounding == "sums":
             return lambda *xs, **kw: jitter(f(*[jitter(x) for x in xs], **kw))
-        if rounding == "shift":
-            return lambda x, **kw: _shifted(name, jitter(f(jitter(x), **kw)), x, jitter)
+        if rounding in SHIFTS:
+            return lambda x, **kw: _shifted(rounding, jitter(f(jitter(x), **kw)), x, jitter)
         return lambda *xs, **kw: jitter(f(*xs, **kw))
     ops = {name: perturbed(name, f) for name, f in NUMPY_OPS.items()}
     batch = [np.broadcast_to(np.asarray(x, np.float64), (samples, *np.shape(x))) for x in inputs]
@@ -364,12 +367,12 @@ def _jittered_forward(order, jitter, round_inputs):
             continue
         rounding = _rounding(node.op.name)
         args = [value[p] for p in node.parents]
-        if rounding in ("sums", "shift"):
+        if rounding == "sums" or rounding in SHIFTS:
             args = [jitter(a) for a in args]
         y = node.op.forward(*args, **node.attrs)
         value[node] = y if rounding == "exact" else jitter(y)
-        if rounding == "shift":
-            value[node] = _shifted(node.op.name, value[node], args[0], jitter)
+        if rounding in SHIFTS:
+            value[node] = _shifted(rounding, value[node], args[0], jitter)
     return value
 
 
@@ -470,6 +473,6 @@ def perturbed_hvp(program, inputs, cotangent, tangents, rng, u=U_REFINE):
         rounding = None if node.op is None else _rounding(node.op.name)
         if rounding not in (None, "exact"):
             node.value = jitter(node.value)
-        if rounding == "shift":
-            node.value = _shifted(node.op.name, node.value, node.parents[0].value, jitter)
+        if rounding in SHIFTS:
+            node.value = _shifted(rounding, node.value, node.parents[0].value, jitter)
     return hvp(out, leaves, cotangent, tangents)

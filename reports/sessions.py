@@ -111,11 +111,22 @@ class _Session(RuleBasedStateMachine):
                 "real", shape, data.draw(SEEDS, label="seed"), (), False)
         value = np.asarray(value, np_dtype(self.dtype))
         node = self.world.leaf(value)
-        self.held[node] = self._leaf(value)
         self.calls.append(("leaf", node, how))
+        self.held[node] = self._leaf(node, value)
 
-    def _leaf(self, value):
-        return self.adapter.leaf(np.array(value)) if not self.engine.functional else None
+    def _leaf(self, node, value):
+        if self.engine.functional:
+            return None
+        return self._engine(node, lambda: self.adapter.leaf(np.array(value)))
+
+    def _engine(self, node, call):
+        """An engine call that makes `node` (a leaf, a graph), under the checker's guard:
+        a crash or a hang there is a finding about the case of that node (of the newest
+        value on a leaf, for a value of constants alone)."""
+        node = next(i for i in [node, *range(len(self.world) - 1, -1, -1)]
+                    if self.world.leaves[i])
+        case, _ = self.world.case(node, np.ones(self.world.values[node].shape))
+        return self.checker.guard(case, call)
 
     @rule(data=st.data())
     def build(self, data):
@@ -139,11 +150,14 @@ class _Session(RuleBasedStateMachine):
                 value = self.adapter.leaf(np.array(x))
                 self.held[next(fresh)] = value
                 return value
-            values = interpret(case.program, self.adapter.ops, leaf, self.adapter.constant,
-                               case.inputs)
+            self.calls.append(("build", case.program, chosen, ids))
+            values = self._engine(ids[-1], lambda: interpret(
+                case.program, self.adapter.ops, leaf, self.adapter.constant,
+                [np.array(x) for x in case.inputs]))
             for k, v in zip(ids, values):
                 self.held.setdefault(k, v)
-        self.calls.append(("build", case.program, chosen, ids))
+        else:
+            self.calls.append(("build", case.program, chosen, ids))
 
     @rule(data=st.data())
     def combine(self, data):
@@ -161,9 +175,10 @@ class _Session(RuleBasedStateMachine):
         program = Program((shape, self.world.values[b].shape), (Step(op, (0, 1)),),
                           self.dtype)
         node = self.world.extend(program, [a, b])[-1]
-        if not self.engine.functional:
-            self.held[node] = self.adapter.ops[op](self.held[a], self.held[b])
         self.calls.append(("build", program, [a, b], [a, b, node]))
+        if not self.engine.functional:
+            self.held[node] = self._engine(node, lambda: self.adapter.ops[op](
+                self.held[a], self.held[b]))
 
     @precondition(lambda self: self.grads)
     @rule(data=st.data())
@@ -174,8 +189,8 @@ class _Session(RuleBasedStateMachine):
         x = self.world.values[leaf].astype(np_dtype(self.dtype))
         value = (x - eta * self.grads[leaf].astype(x.dtype)).astype(x.dtype)
         node = self.world.leaf(value)
-        self.held[node] = self._leaf(value)
         self.calls.append(("update", node, leaf, eta))
+        self.held[node] = self._leaf(node, value)
 
     # --- calls that answer: each checked ---------------------------------------------
 

@@ -82,3 +82,24 @@ def test_an_adapter_declaring_an_unknown_session_call_is_refused():
         session = {"read_early": True, "time_travel": True}
     with pytest.raises(EngineError, match="time_travel"):
         check_adapter(Odd(), "odd")
+
+
+def test_an_engine_crashing_while_a_session_builds_is_an_engine_crash():
+    """Making leaves and building graphs go through the checker's guard, as every call
+    that answers does: what the engine raises there is a finding, named."""
+    from mflow.oracles.verdict import EngineCrash
+
+    class Crashing(MflowEngine):
+        name = "crashing"
+
+        def __init__(self):
+            super().__init__()
+            self.ops = dict(self.ops, tanh=self._refuse)
+
+        @staticmethod
+        def _refuse(x):
+            raise RuntimeError("no tanh today")
+    with pytest.raises((EngineCrash, GROUP)) as found:
+        run_state_machine_as_test(machine(Crashing(), ops=["tanh", "add"]), settings=RUNS)
+    crashes = found.value.exceptions if isinstance(found.value, GROUP) else [found.value]
+    assert all(isinstance(e, EngineCrash) and "no tanh today" in str(e) for e in crashes)
