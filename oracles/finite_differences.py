@@ -36,6 +36,17 @@ while 93 % of smooth probes in the truncation-dominated regime resolve (more
 are noise-dominated, and resolve). Measured on a million draws each;
 tests/test_false_alarms.py keeps the figures.
 
+On the scale of the steps, too. Five steps that agree can all lie beyond where φ
+curves: logsumexp of values a t, |a| ~ 1e3 (a product with an exact zero factor
+among values of 1e3), is linear in t beyond |t| ~ 1e-3 with another slope on each
+side, so every D(s) from s = h = 6e-3 up is the mean of the two slopes, agreeing to
+the last digit, and the true derivative (0) is 2e4 away (a float32 campaign found
+it; another one had |a| ~ 1e9, from products of cumulative sums). So differences at
+far smaller steps s = 7e-4 h, 1e-6 h and 1e-9 h must agree with the estimate within
+both bounds: |D(s) - R| ≤ error + 2 K u Φ / s (their truncation is smaller than
+R's, their rounding h / s times D(h)'s: where rounding rules, the check is loose by
+itself); else the probe is unresolved. Six more evaluations per probe.
+
 A probe whose evaluations put any operand of a kinked operation (relu) on
 both sides of its kink measures the average of two one-sided slopes, not the
 derivative: it is marked invalid and left out (counted, never silently), and the
@@ -54,6 +65,8 @@ from .program import interpret
 U = np.finfo(np.float64).eps / 2
 R = (1 + 5 ** 0.5) / 2           # the ratio of successive steps: no integer multiple aliases
 STEPS = R ** np.arange(5)        # h, rh, ..., r⁴h
+FAR = np.array([R ** -15, 1e-6, 1e-9])  # steps far below h: the scale check
+SCALES = np.append(STEPS, FAR)           # every step evaluated, ±
 
 
 def forward_values(program, inputs):
@@ -90,7 +103,7 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
         h = U ** (1 / 3) * max(1.0, np.abs(x).max()) / np.abs(v).max(axis=(1, 2))
         per_input.append((v, h, full))
     q = sum(len(v) for v, _, _ in per_input)
-    steps = np.repeat(STEPS, 2) * np.tile([1.0, -1.0], len(STEPS))  # ±rʲh: blocks of q rows
+    steps = np.repeat(SCALES, 2) * np.tile([1.0, -1.0], len(SCALES))  # ±rʲh: blocks of q rows
     b = len(steps)
     batch = []
     start = 0
@@ -113,15 +126,24 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
     for v, h, full in per_input:
         rows = slice(start, start + len(v))
         d = [(phi[2 * j, rows] - phi[2 * j + 1, rows]) / (2 * k * h)
-             for j, k in enumerate(STEPS)]
-        with np.errstate(all="ignore"):
-            resolved = converges(d, rounding / h)
-        r2 = R * R
-        out.append(Probes(v, full, (r2 * d[0] - d[1]) / (r2 - 1),
-                          np.abs(d[1] - d[0]) + 2 * rounding / h, valid[rows],
-                          resolved & valid[rows]))
+             for j, k in enumerate(SCALES)]
+        estimate, error, resolved = _richardson(d, h, rounding)
+        out.append(Probes(v, full, estimate, error, valid[rows], resolved & valid[rows]))
         start += len(v)
     return out
+
+
+def _richardson(d, h, rounding):
+    """(estimate, bound, resolved) from the differences d at the steps SCALES (module
+    docstring): one Richardson step, its bound, the convergence and the scale checks."""
+    r2 = R * R
+    estimate = (r2 * d[0] - d[1]) / (r2 - 1)
+    error = np.abs(d[1] - d[0]) + 2 * rounding / h
+    with np.errstate(all="ignore"):
+        resolved = converges(d[:len(STEPS)], rounding / h)
+        for far, d_far in zip(FAR, d[len(STEPS):]):
+            resolved &= np.abs(d_far - estimate) <= error + 2 * rounding / (far * h)
+    return estimate, error, resolved
 
 
 def rounding_of(program, size):
@@ -195,18 +217,15 @@ def steps_along(xs, ts):
     """(h, the signed steps ±1, ±r, ... ±r⁴) for a difference along ts at xs."""
     reach = max(max(float(np.abs(t).max()) for t in ts), 1e-300)
     h = U ** (1 / 3) * max(1.0, max(float(np.abs(x).max()) for x in xs)) / reach
-    return h, np.repeat(STEPS, 2) * np.tile([1.0, -1.0], len(STEPS))
+    return h, np.repeat(SCALES, 2) * np.tile([1.0, -1.0], len(SCALES))
 
 
 def along(phi, h, rounding):
     """(estimate, bound, resolved) from φ at the steps ±h, ±rh, ... (rows of `phi`,
     one column), `rounding` the error of one φ: the rules of the module docstring."""
-    d = [(phi[2 * j] - phi[2 * j + 1]) / (2 * k * h) for j, k in enumerate(STEPS)]
-    with np.errstate(all="ignore"):
-        resolved = bool(converges(d, rounding / h)[0])
-    r2 = R * R
-    estimate = float(((r2 * d[0] - d[1]) / (r2 - 1))[0])
-    return estimate, float(abs(d[1] - d[0])[0] + 2 * rounding / h), resolved
+    d = [(phi[2 * j] - phi[2 * j + 1]) / (2 * k * h) for j, k in enumerate(SCALES)]
+    estimate, error, resolved = _richardson(d, h, rounding)
+    return float(estimate[0]), float(error[0]), bool(resolved[0])
 
 
 def engine_difference(gradient, program, inputs, tangents, directions, scales, base):

@@ -171,12 +171,21 @@ class Program:
 
     def with_dtype(self, dtype):
         """The same program in another dtype, without checking it again (the shapes do
-        not depend on the dtype)."""
+        not depend on the dtype). Its constants are the values it had in its own dtype:
+        a float32 program's 1.683005 is float32's 1.6830049753..., in float64 too, as its
+        inputs are (a constant drawn equal to an input, sub(x, c), is an exact zero in
+        the engine's float32 and must be one in the float64 references: 4e-8 there made
+        torch's second order of cumprod divide by it)."""
         if dtype not in DTYPES:
             raise ProgramError(f"dtype must be one of {DTYPES}; got {dtype!r}")
         other = copy.copy(self)
         other.__dict__.pop("digest", None)  # the text names the dtype
         object.__setattr__(other, "dtype", dtype)
+        if self.dtype != "float64" and any(s.op == "const" for s in self.steps):
+            object.__setattr__(other, "steps", tuple(
+                Step("const", (), {"value": tuple(map(tuple, np.asarray(
+                    s.attrs["value"], self.np_dtype).astype(np.float64).tolist()))})
+                if s.op == "const" else s for s in self.steps))
         return other
 
     def ops(self):

@@ -158,6 +158,39 @@ def test_a_cancellation_residue_is_no_factor_of_a_product():
         assert accepts("factors", from_seed("factors", (3, 4), seed, (), False))
 
 
+def test_a_float32_constant_is_the_same_number_in_the_float64_references():
+    """A constant drawn equal to an input (sub(x, c): an exact zero in the engine's
+    float32) was float64's 1.683005 in the references, 4e-8 from float32's: torch's
+    second order of cumprod divided by that factor (ReferenceProblem, jax hvp vs torch
+    hvp, a float32 campaign). Program.with_dtype keeps the program's own constants."""
+    x = np.array([[1.683005, 1.329793, 1.690568, -0.351929],
+                  [1.583315, 1.385493, 0.734835, -1.946089]], np.float32)
+    program = Program(((2, 4),), (Step("const", (), {"value": ((1.683005,),)}),
+                                  Step("sub", (0, 1)), Step("cumprod", (2,), {"axis": 0}),
+                                  Step("sin", (3,)), Step("sum", (4,), {"axis": None})),
+                      "float32")
+    wide = program.with_dtype("float64").steps[0].attrs["value"][0][0]
+    assert wide == float(np.float32(1.683005)) != 1.683005
+    verdict = CHECKER.judge(Case(program, (x,), np.array([[-1.530661]], np.float32)))
+    assert verdict.outcome is None, verdict.describe()
+
+
+def test_finite_differences_at_steps_beyond_where_the_function_curves_are_left_out():
+    """prod of cumulative sums with an exact zero row: log_softmax's operand is about
+    1e3 t along a probe, linear beyond |t| ~ 1e-3 with another slope on each side, so
+    five steps from h = 6e-3 agreed on the mean of the two slopes, 2.2e4 from the true
+    derivative (ReferenceProblem, fd vs torch, a float32 campaign). The differences at
+    far smaller steps (finite_differences.FAR) must agree too; here they do not, and
+    the probe is left out, never compared."""
+    x = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 613, 956, -0.0],
+                  [0, -0.0, -0.0, 0, 0]], np.float32)
+    program = Program(((4, 5),), (Step("cumsum", (0,), {"axis": 1}),
+                                  Step("prod", (1,), {"axis": 0}),
+                                  Step("log_softmax", (2,), {"axis": 1})), "float32")
+    verdict = CHECKER.judge(Case(program, (x,), np.ones((1, 5), np.float32)))
+    assert verdict.outcome is None, verdict.describe()
+
+
 def test_torch_half_overflowing_where_float64_is_finite_leaves_the_case_outside():
     from mflow.oracles.checker import _peer_overflows
     from mflow.oracles.modes import PEER
