@@ -70,6 +70,9 @@ class Record:
     at_kinks: bool = True             # fuzzing may put operands exactly on its kinks and ties:
     #   torch and JAX agree there in every mode (tests/test_catalogue.py measures it), and
     #   the engine is held to them; False where they differ (abs, clip): kept off by a margin
+    divides: bool = False             # torch's second order divides by the operand (prod,
+    #   cumprod: d/dx (c prod / x)): its H t sums terms |c t prod| / x², which cancel
+    #   (modes.HVP.terms counts them)
     half: bool = True                 # drawn in float16 and bfloat16 (linear algebra: not,
     #   LAPACK has no half precision; torch's CPU linalg neither)
     rounding: str = "result"          # how float32 rounds it: "result" (the result, ~u
@@ -538,6 +541,7 @@ record("logsumexp", 1, "reduction", shapes.reduce, attrs={"axis": None},
        numpy=_np_logsumexp, samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
 record("prod", 1, "reduction", shapes.reduce, attrs={"axis": None}, domain=("factors",),
        drawn={"axis": (None, 0, 1)}, slot="prod", opcode_by=("axis",), rounding="sums",
+       divides=True,
        torch=_torch_reduce("prod"), jax=_jax_reduce("prod"), numpy=_np_reduce("prod"),
        samples=tuple((((3, 4),), {"axis": a}) for a in (None, 0, 1)))
 record("var", 1, "reduction", shapes.reduce, attrs={"axis": None},
@@ -556,6 +560,7 @@ record("cumsum", 1, "scan", shapes.along, attrs={"axis": 0}, drawn={"axis": (0, 
        samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))
 record("cumprod", 1, "scan", shapes.along, attrs={"axis": 0}, drawn={"axis": (0, 1)},
        domain=("factors",), slot="cumprod", opcode_by=("axis",), rounding="sums",
+       divides=True,
        torch=lambda torch, x, axis: torch.cumprod(x, dim=axis),
        numpy=lambda np, x, axis: np.cumprod(x, axis=_axis(axis)),
        samples=tuple((((3, 4),), {"axis": a}) for a in (0, 1)))

@@ -191,6 +191,18 @@ def test_finite_differences_at_steps_beyond_where_the_function_curves_are_left_o
     assert verdict.outcome is None, verdict.describe()
 
 
+def test_torchs_second_order_of_prod_dividing_by_its_factor_is_no_false_alarm():
+    """torch's H t of prod(x) = x is c t (1/x - x/x²): at x = -0.046 terms of 43 cancel
+    to 7e-15 where JAX gives 0, three times the floor of terms Σ|ȳ| max(1, |v|)² Σ|ṫ|
+    (ReferenceProblem, a float32 campaign). The record says the reference divides
+    (catalogue `divides`), and HVP.terms counts |prod| / x²."""
+    program = Program(((1, 1),), (Step("prod", (0,), {"axis": None}),), "float32")
+    case = Case(program, (np.array([[-0.046143]], np.float32),),
+                np.array([[1.975989]], np.float32))
+    verdict = CHECKER.judge(case)
+    assert verdict.outcome is None, verdict.describe()
+
+
 def test_torch_half_overflowing_where_float64_is_finite_leaves_the_case_outside():
     from mflow.oracles.checker import _peer_overflows
     from mflow.oracles.modes import PEER
