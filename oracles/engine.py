@@ -54,7 +54,10 @@ Optional capabilities, each with its default:
                  of a value before any gradient of its graph is taken: a lazy engine
                  realises it then), "second_gradient" (gradients of a graph already
                  differentiated, again and through its values: torch's retain_graph;
-                 MyGrad's backward clears its graph, so it declares False)
+                 MyGrad's backward clears its graph, so it declares False), "assign"
+                 (`assign(leaf, array)`: the leaf's values replaced in place, as an
+                 optimiser's `x -= eta * g`; graphs built on it afterwards see the new
+                 values, values computed before are not asked about again)
     records      (): operations of its own, outside the catalogue: one catalogue Record
                  each (mflow.oracles.catalogue: name, arity, kind, shape rule, domain,
                  kinks and conventions, attributes drawn, torch and JAX references),
@@ -104,13 +107,16 @@ class MflowEngine:
 
     name = "mflow"
     dtypes = ("float64", "float32", "float16", "bfloat16")
-    session = {"read_early": True, "second_gradient": True}
+    session = {"read_early": True, "second_gradient": True, "assign": True}
 
     def __init__(self):
         self.ops = {name: partial(mflow.apply, name) for name in OPS}
 
     def leaf(self, array):
         return mflow.Node(array, requires_grad=True)
+
+    def assign(self, leaf, array):
+        leaf.value = np.array(array)
 
     def constant(self, array):
         return mflow.Node(array)
@@ -223,7 +229,7 @@ class Capabilities:
     session: dict = None  # SESSION's keys, each True or False
 
 
-SESSION = ("read_early", "second_gradient")
+SESSION = ("read_early", "second_gradient", "assign")
 
 
 def capabilities(engine):
@@ -333,7 +339,7 @@ def register_records(engine, spec):
 
 def spec_of(engine):
     """The `module:attribute` that rebuilds `engine` ("mflow" for mflow's own)."""
-    return getattr(engine, "spec", None) or ("mflow" if isinstance(engine, MflowEngine) else
+    return getattr(engine, "spec", None) or ("mflow" if type(engine) is MflowEngine else
                                              f"{type(engine).__module__}:{type(engine).__name__}")
 
 

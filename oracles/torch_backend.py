@@ -128,10 +128,15 @@ class TorchEngine:
     ops = TORCH_OPS
 
     dtypes = ("float64", "float32", "float16", "bfloat16")
-    session = {"read_early": True, "second_gradient": True}  # (gradients: retain_graph)
+    session = {"read_early": True, "second_gradient": True,  # (gradients: retain_graph)
+               "assign": True}
 
     def leaf(self, array):
         return tensor(array, True)
+
+    def assign(self, leaf, array):
+        with torch.no_grad():  # as an optimiser's step: the graphs built before are stale
+            leaf.copy_(tensor(array))
 
     def constant(self, array):
         return tensor(array)

@@ -177,6 +177,8 @@ def status(folder, checker_for, engine=None, allowed=()):
     or an EngineError."""
     from mflow.oracles.engine import EngineError
     from mflow.oracles.verdict import accuses_engine
+
+    from .sequence import replayed
     try:
         case, report = regressions.load(folder)
     except regressions.NotHere as e:
@@ -198,7 +200,7 @@ def status(folder, checker_for, engine=None, allowed=()):
         checker = checker_for(spec)
     except EngineError as e:
         return "no engine", report, str(e)
-    outcome = checker.judge(case).outcome
+    outcome = replayed(checker, folder, case, report)
     if regressions.is_guard(report):
         if outcome is None or not accuses_engine(outcome):
             return ("guard ok" if outcome is None else "guard: references disagree"), report, ""
@@ -261,8 +263,10 @@ def _list(args):
             continue
         seen = files.count(Path(folder) / "seen")
         on = regressions.recorded_engine(report) or args.engine or "mflow"
+        size = (f"a session of {report['session'].get('calls')} calls"
+                if report.get("session") else f"{report.get('steps')} steps")
         print(printable(f"{state:10s} {folder.name}  ({report['failure']} on {on}, "
-                        f"{report.get('steps')} steps, found {1 + seen}x, saved "
+                        f"{size}, found {1 + seen}x, saved "
                         f"{report.get('date', '?')}){' now ' + now if now else ''}"))
         chosen = getattr(args, "signature", None) is None or folder.name in args.signature
         if args.command == "retire" and state == "fixed" and chosen:

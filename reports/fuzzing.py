@@ -111,15 +111,16 @@ def test_half_graphs(mflow_checker, cases, mflow_engine_ops, data):
         cases(ops=mflow_engine_ops, max_steps=8, dtype="half"), label="case"))
 
 
-def test_engine_sessions(mflow_engine, mflow_engine_ops):
+def test_engine_sessions(mflow_engine, mflow_engine_ops, mflow_checker):
     """Calls in any order on values the engine holds (reports/sessions.py: leaves,
     graphs on earlier values, reads, VJPs again, forward mode, updates), each answer
-    checked; a failure is the shortest sequence of calls (not saved as a report yet)."""
+    checked; a failure is the shortest sequence of calls, saved as a session's report
+    (calls.json) that the gate replays call by call."""
     from hypothesis.stateful import run_state_machine_as_test
 
     from .sessions import machine
     runs = max(10, settings.default.max_examples // 5)  # a run is about a dozen checks
-    run_state_machine_as_test(machine(mflow_engine, mflow_engine_ops),
+    run_state_machine_as_test(machine(mflow_engine, mflow_engine_ops, saving=mflow_checker),
                               settings=settings(stateful_step_count=12, max_examples=runs))
 
 

@@ -2,20 +2,23 @@
 in --mflow-reports replayed against the engine under test. It fails while a saved
 bug is still there and passes once it is fixed. A guard (a case the references
 once disagreed on) never fails the engine: if the references disagree on it
-again, it is an expected failure, or a failure under --mflow-strict."""
+again, it is an expected failure, or a failure under --mflow-strict. A session's
+report replays its calls in order (reports/sequence.py)."""
 
 import pytest
 from mflow.oracles.verdict import accuses_engine
 from mflow.reports import regressions
+from mflow.reports.sequence import replayed
 
 
 def test_saved_failure_stays_fixed(mflow_report, mflow_checker, request):
     case, report = regressions.load(mflow_report)
-    verdict = mflow_checker.checker.judge(case)  # the plain checker: a replay saves nothing
-    if verdict.outcome is None:
+    # the plain checker: a replay saves nothing; a session's report: its calls, in order
+    outcome = replayed(mflow_checker.checker, mflow_report, case, report)
+    if outcome is None:
         return
-    if regressions.is_guard(report) and not accuses_engine(verdict.outcome):
+    if regressions.is_guard(report) and not accuses_engine(outcome):
         if request.config.getoption("--mflow-strict"):
-            raise verdict.outcome
+            raise outcome
         pytest.xfail(f"the references disagree (not your engine): {mflow_report.name}")
-    raise verdict.outcome
+    raise outcome

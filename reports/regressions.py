@@ -34,7 +34,15 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from mflow.oracles.program import Case, Program, ProgramError, UnknownOperation, np_dtype, storable
+from mflow.oracles.program import (
+    DTYPES,
+    Case,
+    Program,
+    ProgramError,
+    UnknownOperation,
+    np_dtype,
+    storable,
+)
 
 from . import files
 from .files import MAX_JSON_BYTES, ReportError
@@ -46,7 +54,7 @@ ARCHIVE = "archive"
 FORMAT = 1
 
 
-def signature(failure, blamed=None):
+def signature(failure, blamed=None, calls=None):
     """What makes two failures the same bug, named after it, not after the case:
     - a rule wrong alone (blamed): the kind, the rule, what of it is wrong (its
       forward, which operand's gradient, the exception it raised) and its variant
@@ -54,12 +62,16 @@ def signature(failure, blamed=None):
       many graphs is one report, two bugs in one rule are two;
     - every rule right alone (blamed == {}): the kind, "combine", and which
       operations read a value that more than one place uses (fan-out);
+    - an engine session's (`calls`): the kind and the kinds of its calls in order;
     - otherwise (a reference problem, nothing looked for): the kind, the pair that
       disagreed, the operations present and the exception raised."""
     v = failure.verdict
     kind = type(failure).__name__
     raised = (v.errors.get("engine") or "").split(":", 1)[0]
-    if blamed:
+    if calls is not None:  # an engine session's: the kinds of its calls, the last one failed
+        op = "session"
+        parts = [kind, op, ",".join(c["call"] for c in calls), raised]
+    elif blamed:
         op = blamed["op"]
         parts = [kind, op, blamed.get("what", ""), json.dumps(blamed.get("variant"),
                                                               sort_keys=True), raised]
@@ -101,19 +113,23 @@ def _versions():
     return out
 
 
-def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=None):
+def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=None,
+         session=None):
     """Save the failure's case once; a second find of the same signature is
     counted. Returns the report's folder. Runs nothing: `blamed` is the blame the
     caller found (reports.reduce.blame_and_save), {} if every step's rule agreed
     alone, None if none was looked for. `extra` holds the engine's record (its
     adapter's spec and version: oracles.engine.engine_record), so that the gate,
-    `list` and reproduce.py replay that engine.
+    `list` and reproduce.py replay that engine. `session`: (dtype, calls) of an engine
+    session's failure (reports/sequence.py), saved in calls.json beside the case of the
+    call that failed (the last one), and replayed call by call.
     Imports nothing that runs an engine: the reports that render read this module."""
     from mflow.oracles.verdict import EngineBug
     v = failure.verdict
     case = v.case
     directory = files.folder(directory)
-    name = signature(failure, blamed)
+    calls = None if session is None else session[1]
+    name = signature(failure, blamed, calls)
     final = directory / name
     if os.path.lexists(final):
         _count(final)
@@ -138,6 +154,8 @@ def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=Non
         for i, h in enumerate(v.hvps.get("torch", ())):
             np.save(tmp / f"expected_hvp_x{i}.npy", np.asarray(h), allow_pickle=False)
         answers = _save_answers(tmp, v.results, v.probes, v.jvps, v.hvps)
+        if session is not None:
+            save_calls(tmp, *session)
         report = {
             "format": FORMAT,
             "signature": name,
@@ -162,6 +180,9 @@ def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=Non
                                 if isinstance(failure, EngineBug) and blamed is not None
                                 else None),
             "answers": answers,
+            "session": None if calls is None else {
+                "calls": len(calls), "failed": len(calls) - 1,
+                "kinds": [c["call"] for c in calls]},
             "steps": len(case.program),
             "inputs": len(case.inputs),
             "reproduction": reproduction,
@@ -170,10 +191,16 @@ def save(failure, directory=DEFAULT_DIR, reproduction="", extra=None, blamed=Non
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             **(extra or {}),
         }
+        if calls is not None:
+            last = calls[-1]
+            of = f" of v{last['node']}" if "node" in last else ""
+            report["blame"] = (f"call {len(calls) - 1} ({last['call']}{of}): the first call "
+                               "whose answer disagreed")
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=str))
         spec = report["engine_spec"] if isinstance(report["engine_spec"], str) and \
             report["engine_spec"] else "mflow"
-        (tmp / "reproduce.py").write_text(_reproducer(case, _tolerances(v), spec))
+        (tmp / "reproduce.py").write_text(_reproducer(case, _tolerances(v), spec) if calls
+                                          is None else _session_reproducer(spec))
         (tmp / "seen").mkdir()
         try:
             os.rename(tmp, final)  # atomic: the report appears whole or not at all
@@ -286,6 +313,10 @@ def load(folder):
         raise ReportError(f"{path}: format {report['format']} is not {FORMAT}")
     if not isinstance(report.get("guard", False), bool):
         raise ReportError(f"{path}: field 'guard' is not true or false")
+    if not isinstance(report.get("session"), (dict, type(None))):
+        raise ReportError(f"{path}: field 'session' is not an object")
+    if report.get("session"):
+        load_calls(folder)  # whole and valid, as the case is (the replay reads it again)
     program_path = folder / "program.json"
     try:
         program = Program.from_json(files.read_bytes(program_path, MAX_JSON_BYTES).decode())
@@ -312,6 +343,119 @@ def load(folder):
             name = f"x{i}.npy" if i < len(program.inputs) else "cotangent.npy"
             raise ReportError(f"{folder / name}: holds values that are not finite")
     return Case(program, tuple(arrays[:-1]), arrays[-1]), report
+
+
+MAX_CALLS = 500  # calls a session's report may replay (the machine makes a dozen a run)
+CALLS = {"leaf": (), "build": ("program", "on"), "read": ("node",), "vjp": ("node",),
+         "jvp": ("node",), "assign": ("node",)}
+
+
+def save_calls(folder, dtype, calls):
+    """A session's calls (reports/sequence.py) as calls.json, their arrays as
+    callK_value.npy, callK_inputI.npy and callK_cotangent.npy (names made from the
+    call's number, never read from the JSON)."""
+    out = []
+    for k, call in enumerate(calls):
+        entry = {key: value for key, value in call.items()
+                 if key not in ("value", "inputs", "cotangent", "program")}
+        if "program" in call:
+            entry["program"] = call["program"].to_dict()
+        arrays = [(f"call{k}_{key}.npy", call[key]) for key in ("value", "cotangent")
+                  if key in call]
+        arrays += [(f"call{k}_input{i}.npy", x) for i, x in enumerate(call.get("inputs", ()))]
+        if "value" in call and call["call"] == "leaf":
+            entry["shape"] = list(np.shape(call["value"]))
+        for name, a in arrays:
+            np.save(folder / name, storable(a), allow_pickle=False)
+        out.append(entry)
+    (folder / "calls.json").write_text(json.dumps({"format": FORMAT, "dtype": dtype,
+                                                   "calls": out}, indent=1, default=str))
+
+
+def load_calls(folder):
+    """(dtype, calls) of a session's report, validated as `load` validates a case: every
+    call of a known kind, every node it names made before it (and depending on a leaf
+    where it is differentiated or read), shapes and sizes bounded, arrays of the shapes
+    the calls imply and finite; executes nothing."""
+    folder = Path(folder)
+    path = folder / "calls.json"
+    data = files.read_json(path)
+    dtype, raw = data.get("dtype"), data.get("calls")
+    if data.get("format") != FORMAT or dtype not in DTYPES or not isinstance(raw, list) or \
+            not 0 < len(raw) <= MAX_CALLS:
+        raise ReportError(f"{path}: format {FORMAT}, a dtype of {DTYPES} and 1 to "
+                          f"{MAX_CALLS:,} calls expected")
+    shapes, has_leaf, calls, leaves = [], [], [], set()
+
+    def array(name, shape):
+        a = files.read_array(folder / name, shape, dtype)
+        if not np.all(np.isfinite(a)):
+            raise ReportError(f"{folder / name}: holds values that are not finite")
+        return a
+
+    for k, c in enumerate(raw):
+        where = f"{path}: call {k}"
+        if not isinstance(c, dict) or c.get("call") not in CALLS or \
+                any(key not in c for key in CALLS[c["call"]]):
+            raise ReportError(f"{where}: not one of {sorted(CALLS)} with its fields")
+        kind, call = c["call"], {"call": c["call"]}
+        if kind == "leaf":
+            shape = c.get("shape")
+            if not (isinstance(shape, list) and len(shape) == 2 and all(
+                    isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_REPORT_SIDE
+                    for n in shape)):
+                raise ReportError(f"{where}: 'shape' is not two sides of 1 to "
+                                  f"{MAX_REPORT_SIDE}")
+            call.update(how=str(c.get("how", "fresh"))[:40], value=array(
+                f"call{k}_value.npy", tuple(shape)))
+            call.update({key: c[key] for key in ("of", "eta") if key in c})
+            shapes.append(tuple(shape))
+            has_leaf.append(True)
+            leaves.add(len(shapes) - 1)
+        elif kind == "build":
+            try:
+                program = Program.from_dict(c["program"])
+            except UnknownOperation as e:
+                raise NotHere(f"{where}: {e}", e.op, None) from None
+            except (ProgramError, TypeError, AttributeError) as e:
+                raise ReportError(f"{where}: {e}") from None
+            on = c["on"]
+            if program.dtype != dtype or len(program) > MAX_REPORT_STEPS or \
+                    max(max(s) for s in program.shapes) > MAX_REPORT_SIDE:
+                raise ReportError(f"{where}: a program of dtype {dtype}, at most "
+                                  f"{MAX_REPORT_STEPS:,} steps and sides of "
+                                  f"{MAX_REPORT_SIDE} expected")
+            if not (isinstance(on, list) and len(on) <= len(program.inputs) and all(
+                    isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(shapes)
+                    and shapes[i] == program.inputs[j] for j, i in enumerate(on))):
+                raise ReportError(f"{where}: 'on' does not name earlier values of the "
+                                  "program's input shapes")
+            fresh = program.inputs[len(on):]
+            leaves |= set(range(len(shapes), len(shapes) + len(fresh)))
+            call.update(program=program, on=on, inputs=[
+                array(f"call{k}_input{i}.npy", shape) for i, shape in enumerate(fresh)])
+            known = [has_leaf[i] for i in on] + [True] * len(fresh)
+            for step in program.steps:
+                known.append(any(known[a] for a in step.args))
+            shapes += program.shapes[len(on):]
+            has_leaf += known[len(on):]
+        else:
+            node = c["node"]
+            if not (isinstance(node, int) and not isinstance(node, bool) and
+                    0 <= node < len(shapes) and has_leaf[node]):
+                raise ReportError(f"{where}: 'node' is not an earlier value on a leaf")
+            call["node"] = node
+            if kind == "vjp":
+                call["cotangent"] = array(f"call{k}_cotangent.npy", shapes[node])
+            if kind == "assign":
+                if node not in leaves:
+                    raise ReportError(f"{where}: 'node' is not a leaf")
+                call["value"] = array(f"call{k}_value.npy", shapes[node])
+                shapes.append(shapes[node])
+                has_leaf.append(True)
+                leaves.add(len(shapes) - 1)
+        calls.append(call)
+    return dtype, calls
 
 
 def reports(directory=DEFAULT_DIR):
@@ -419,6 +563,21 @@ if tangents[0] is not None:  # forward mode and second order, where checked
     for i, h in enumerate(mflow.hvp(output, leaves, cotangent, tangents)):
         replay.compare(f"hvp of x{{i}}", h, f"expected_hvp_x{{i}}", leaves[i].shape)
 replay.verdict()
+'''
+
+
+def _session_reproducer(spec):
+    return f'''"""Replays a saved engine session: its calls (calls.json) made again in order on
+the engine it was found on (through its adapter, {spec}), each answer checked against
+the references computed afresh (the suite's checker: needs mflow with torch and JAX).
+Prints the calls as code, then MISMATCH (exit status 1) at the first call whose
+answer disagrees. Run it from this folder; every file is read through mflow's
+bounded loader (mflow.reports.regressions.load_calls)."""
+import pathlib
+
+from mflow.reports.sequence import reproduce
+
+reproduce(pathlib.Path(__file__).resolve().parent, {spec!r})
 '''
 
 

@@ -105,7 +105,9 @@ class SavingChecker:
             f"the same case, checked twice: {name(first)}, then {name(second.outcome)} (the "
             f"engine's answers depend on history)\n{failed.describe()}", failed)
 
-    def _save(self, failure, reduce=True):
+    def _save(self, failure, reduce=True, session=None):
+        """`session`: (dtype, calls) of an engine session's failure (sessions.py), saved
+        with its calls, unreduced (the machine shrank the sequence)."""
         from mflow.oracles.engine import engine_record
 
         from .reduce import reduce_and_save
@@ -114,8 +116,9 @@ class SavingChecker:
         line = " ".join(filter(None, [test, reproduce_line()]))
         try:
             saved = (reduce_and_save(failure, self.checker, self.engine, self.directory, line)
-                     if reduce else save(failure, directory=self.directory, reproduction=line,
-                                         extra=engine_record(self.engine)))
+                     if reduce and session is None else
+                     save(failure, directory=self.directory, reproduction=line,
+                          extra=engine_record(self.engine), session=session))
         except (OSError, ReportError) as e:  # a full disk, a folder that is a link: the
             # finding stands, printed; only its report is lost
             failure.add_note(f"the regression report could NOT be saved in {self.directory}: "

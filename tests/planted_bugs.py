@@ -411,3 +411,93 @@ class PlantedEngine:
 
     def hvp(self, output, leaves, cotangent, tangents):
         return self._planted(self._mflow.hvp, output, leaves, cotangent, tangents)
+
+
+# --- state bugs: engines whose answers depend on the calls made before ------------------
+# Each is an adapter (mflow's own, one method wrong), found by the engine-session state
+# machine (reports/sessions.py) and by no single graph: tests/test_sessions.py.
+
+def _mflow_engine():
+    from mflow.oracles.engine import MflowEngine
+    return MflowEngine
+
+
+class NotZeroed(_mflow_engine()):
+    """The gradient buffer is not zeroed between two VJPs: each returns `.grad` after
+    backward(), which adds to what an earlier VJP of the same leaves left there."""
+    name = "not_zeroed"
+
+    def gradients(self, output, leaves, cotangent):
+        if output.requires_grad:
+            output.backward(cotangent)
+        return [np.zeros_like(x.value) if x.grad is None else x.grad for x in leaves]
+
+
+class MergesEqualLeaves(_mflow_engine()):
+    """Leaves of equal values are one node (a cache keyed by the values): a graph on two
+    such leaves gives each of them the gradient of both."""
+    name = "merges_equal_leaves"
+
+    def __init__(self):
+        super().__init__()
+        self.made = {}
+
+    def leaf(self, array):
+        key = (array.shape, array.dtype.str, array.tobytes())
+        return self.made.setdefault(key, mflow.Node(array, requires_grad=True))
+
+
+class ForwardCacheById(_mflow_engine()):
+    """Each operation's result cached by the id() of its operands: a leaf updated in
+    place (an optimiser's step) keeps its id, so a graph built on it afterwards is
+    served the result computed from its old values."""
+    name = "forward_cache_by_id"
+
+    def __init__(self):
+        super().__init__()
+        self.cache = {}
+        self.ops = {name: self._cached(name, f) for name, f in self.ops.items()}
+
+    def _cached(self, name, f):
+        def op(*args, **attrs):
+            key = (name, tuple(map(id, args)), repr(attrs))
+            if key not in self.cache:
+                self.cache[key] = (f(*args, **attrs), args)  # the operands kept: ids stay
+            return self.cache[key][0]
+        return op
+
+
+class ReadCacheNotInvalidated(_mflow_engine()):
+    """The value read is cached per node and not invalidated when a leaf's values
+    change in place: reading the leaf again after an update gives its old values."""
+    name = "read_cache_not_invalidated"
+
+    def __init__(self):
+        super().__init__()
+        self.read = {}
+
+    def to_numpy(self, value):
+        return self.read.setdefault(id(value), (np.array(value.value), value))[0]
+
+
+class FreesBuffers(_mflow_engine()):
+    """A backward frees the values its graph saved (their buffers zeroed for reuse), as
+    torch does without retain_graph, but says nothing: a second VJP of the same output
+    (or a read of a value inside the graph) gets what is left."""
+    name = "frees_buffers"
+
+    def gradients(self, output, leaves, cotangent):
+        grads = [np.array(g) for g in super().gradients(output, leaves, cotangent)]
+        stack, seen = [output], set()
+        while stack:  # every computed value of the graph: freed
+            node = stack.pop()
+            if id(node) in seen or node.op is None:
+                continue
+            seen.add(id(node))
+            node.value = np.zeros_like(node.value)
+            stack.extend(node.parents)
+        return grads
+
+
+STATE_BUGS = [NotZeroed, MergesEqualLeaves, ForwardCacheById, ReadCacheNotInvalidated,
+              FreesBuffers]

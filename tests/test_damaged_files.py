@@ -8,8 +8,8 @@ with its documented status, names every damaged item, still handles every valid 
 and writes nothing outside its folders.
 
 Entry points: the gate's collection (plugin.engine_reports) and its replay (load,
-then judge), `list`, `retire`, `merge`, `report`, each report's reproduce.py, and the
-recovery of cases left in flight."""
+then judge, or an engine session's calls replayed), `list`, `retire`, `merge`,
+`report`, each report's reproduce.py, and the recovery of cases left in flight."""
 
 import contextlib
 import hashlib
@@ -50,6 +50,7 @@ json_values = st.recursive(
 DAMAGES = ["fifo", "link out", "link in", "link /dev/zero", "device", "truncated", "sparse 5 GB",
            "json value", "deep", "bad utf-8", "empty", "folder"]
 REPORT_FILES = ["report.json", "program.json", "x0.npy", "cotangent.npy", "seen", "reproduce.py"]
+SESSION_FILES = ["calls.json", "call0_value.npy", "call3_cotangent.npy"]  # a session's only
 PROGRAMS = {  # absurd programs, as JSON
     "side 4096": {"inputs": [[4096, 4096]], "steps": [{"op": "neg", "args": [0]}]},
     "side 1e9": {"inputs": [[10 ** 9, 2]], "steps": [{"op": "neg", "args": [0]}]},
@@ -107,6 +108,15 @@ def template(tmp_path_factory):
         verdict = Checker(Adapter(doubled), modes=("vjp",)).judge(case)
         made.append(regressions.save(verdict.outcome, directory=folder,
                                      extra={"engine_spec": "mflow", "engine_version": ""}))
+    # and an engine session's (calls.json and its arrays), found on a state bug
+    from mflow.reports.sequence import replay
+
+    from tests.planted_bugs import NotZeroed
+    from tests.test_sessions import _not_zeroed_session
+    calls = _not_zeroed_session()
+    failure = replay(Checker(NotZeroed(), modes=("vjp",)), "float64", calls)
+    made.append(regressions.save(failure, directory=folder, session=("float64", calls),
+                                 extra={"engine_spec": "mflow", "engine_version": ""}))
     return made
 
 
@@ -118,12 +128,13 @@ def corpora(draw):
     reports = []
     for k in range(n):
         if draw(st.booleans()):
-            reports.append(("valid", k % 2, None, None))
+            reports.append(("valid", k % 3, None, None))
             continue
-        where = draw(st.sampled_from(REPORT_FILES + ["the folder"]))
+        where = draw(st.sampled_from(REPORT_FILES + ["the folder"] + (
+            SESSION_FILES if k % 3 == 2 else [])))
         how = draw(st.sampled_from(DAMAGES + (list(PROGRAMS) if where == "program.json"
                                               else [])))
-        reports.append(("damaged", k % 2, where, (how, draw(json_values))))
+        reports.append(("damaged", k % 3, where, (how, draw(json_values))))
     archive = draw(st.sampled_from([None, "link out", "file", "fifo"]))
     inflight = draw(st.lists(st.sampled_from(["fifo", "link /dev/zero", "garbage", "empty",
                                               "other engine", "mflow", "sparse 5 GB",
@@ -300,16 +311,18 @@ def _check(base, template, checker, reports, archive, inflight, records):
     with bounded("gate collection"):
         collected = {f.name for f in engine_reports(Config(corpus))}
     assert valid | damaged <= collected, (valid, damaged, collected)
+    from mflow.reports.sequence import replayed
     for name in sorted(collected):
         with bounded(f"gate replay of {name}"):
             try:
-                case, _ = regressions.load(corpus / name)
+                case, report = regressions.load(corpus / name)
+                outcome = replayed(checker, corpus / name, case, report)
             except regressions.ReportError as e:
                 assert name in str(e) and "\n" not in str(e)
                 assert name in damaged, e
                 continue
             assert name in valid
-            assert checker.judge(case).outcome is None
+            assert outcome is None
 
     # list: every report one line, damaged ones named; status 1 when one is damaged
     status, out = run("list", "list", "--reports", str(corpus))

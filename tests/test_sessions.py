@@ -1,17 +1,19 @@
 """Engine sessions (reports/sessions.py): correct engines pass whatever the order of
 calls, and engines with state bugs planted here are caught, in few calls."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from mflow.oracles.engine import EngineError, MflowEngine, check_adapter
 from mflow.oracles.program import Program, Step
-from mflow.oracles.verdict import GradientMismatch, TangentMismatch
+from mflow.oracles.verdict import EngineCrash, ForwardMismatch, GradientMismatch, TangentMismatch
 from mflow.oracles.world import World
 from mflow.reports.sessions import machine
 
-import mflow
+from tests.planted_bugs import STATE_BUGS, NotZeroed
 
 try:
     GROUP = BaseExceptionGroup  # noqa: F821 - a builtin from Python 3.11
@@ -23,45 +25,23 @@ RUNS = settings(max_examples=30, stateful_step_count=10, deadline=None, database
                 suppress_health_check=list(HealthCheck))
 
 
-class NotZeroed(MflowEngine):
-    """The gradient buffer is not zeroed between two VJPs: each returns `.grad` after
-    backward(), which adds to what an earlier VJP of the same leaves left there."""
-    name = "not_zeroed"
-
-    def gradients(self, output, leaves, cotangent):
-        if output.requires_grad:
-            output.backward(cotangent)
-        return [np.zeros_like(x.value) if x.grad is None else x.grad for x in leaves]
-
-
-class MergesEqualLeaves(MflowEngine):
-    """Leaves of equal values are one node (a cache keyed by the values): a graph on two
-    such leaves gives each of them the gradient of both."""
-    name = "merges_equal_leaves"
-
-    def __init__(self):
-        super().__init__()
-        self.made = {}
-
-    def leaf(self, array):
-        key = (array.shape, array.dtype.str, array.tobytes())
-        return self.made.setdefault(key, mflow.Node(array, requires_grad=True))
-
-
 @pytest.mark.parametrize("spec", ["mflow", "mflow.oracles.adapters.torch_eager"])
 def test_a_correct_engine_passes_every_session(spec):
     from mflow.oracles.engine import load_engine
     run_state_machine_as_test(machine(load_engine(spec)), settings=RUNS)
 
 
-@pytest.mark.parametrize("engine", [NotZeroed(), MergesEqualLeaves()], ids=lambda e: e.name)
-def test_a_planted_state_bug_is_found_in_few_calls(engine):
-    session = machine(engine)
-    with pytest.raises((GradientMismatch, TangentMismatch, GROUP)) as found:
+@pytest.mark.parametrize("bug", STATE_BUGS, ids=lambda b: b.name)
+def test_a_planted_state_bug_is_found_in_few_calls(bug):
+    session = machine(bug())
+    # (an engine whose state went wrong may also crash later in the run: a merged leaf
+    # or a freed buffer made a matrix singular; a finding of the same bug)
+    wrong = (ForwardMismatch, GradientMismatch, TangentMismatch, EngineCrash)
+    with pytest.raises((*wrong, GROUP)) as found:
         run_state_machine_as_test(session, settings=settings(RUNS, max_examples=300))
     if isinstance(found.value, GROUP):  # distinct failures, each shrunk
-        assert all(isinstance(e, (GradientMismatch, TangentMismatch))
-                   for e in found.value.exceptions), found.value.exceptions
+        assert all(isinstance(e, wrong) for e in found.value.exceptions), \
+            found.value.exceptions
     assert len(session.last_calls) <= 6, session.last_calls  # (issue 23 asks <= 4)
 
 
@@ -103,3 +83,72 @@ def test_an_engine_crashing_while_a_session_builds_is_an_engine_crash():
         run_state_machine_as_test(machine(Crashing(), ops=["tanh", "add"]), settings=RUNS)
     crashes = found.value.exceptions if isinstance(found.value, GROUP) else [found.value]
     assert all(isinstance(e, EngineCrash) and "no tanh today" in str(e) for e in crashes)
+
+
+def _not_zeroed_session():
+    """A session that NotZeroed fails at its last call: a leaf, tanh, two VJPs."""
+    x = np.array([[0.5, -0.3], [0.2, 0.9]])
+    return [{"call": "leaf", "how": "fresh", "value": x},
+            {"call": "build", "program": Program(((2, 2),), (Step("tanh", (0,)),)),
+             "on": [0], "inputs": []},
+            {"call": "vjp", "node": 1, "cotangent": np.ones((2, 2))},
+            {"call": "vjp", "node": 1, "cotangent": np.full((2, 2), 0.5)}]
+
+
+def test_a_session_failure_is_saved_replayed_by_the_gate_and_list_and_reproduced(tmp_path):
+    """The shrunk calls become a report (calls.json beside the failing call's case), blamed
+    on the first call that disagreed; the gate's replay, `list`, reproduce.py (in a fresh
+    process) and merge all replay it; fixed, it passes."""
+    import subprocess
+    import sys
+
+    from mflow.oracles.checker import Checker
+    from mflow.reports import regressions
+    from mflow.reports.__main__ import main
+    from mflow.reports.merge import merge_reports
+    from mflow.reports.saving import SavingChecker
+    from mflow.reports.sequence import replay, replayed
+    from mflow.reports.sessions import save_session
+    engine = NotZeroed()
+    saving = SavingChecker(Checker(engine), engine, tmp_path / "corpus")
+    failure = replay(Checker(engine, modes=("vjp",)), "float64", _not_zeroed_session(),
+                     found=lambda f, s: save_session(saving, f, s))
+    assert isinstance(failure, GradientMismatch) and failure.call == 3
+    notes = "\n".join(failure.__notes__)
+    assert "fails again in a fresh process" in notes, notes  # reproduce.py, run there
+    (folder,) = regressions.reports(tmp_path / "corpus")
+    case, report = regressions.load(folder)
+    assert report["session"]["calls"] == 4 and report["blame"].startswith("call 3 (vjp of v1)")
+    dtype, calls = regressions.load_calls(folder)
+    assert [c["call"] for c in calls] == ["leaf", "build", "vjp", "vjp"]
+    again = replayed(Checker(engine), folder, case, report)  # the gate's replay
+    assert isinstance(again, GradientMismatch) and again.call == 3
+    assert replayed(Checker(MflowEngine()), folder, case, report) is None  # fixed: passes
+    spec = "tests.planted_bugs:NotZeroed"
+    assert main(["list", "--reports", str(tmp_path / "corpus"), "--engine", spec]) == 1
+    assert main(["list", "--reports", str(tmp_path / "corpus")]) == 0  # on mflow: fixed
+    run = subprocess.run([sys.executable, "reproduce.py"], cwd=folder, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 1 and "vjp(v1, cotangent of 2x2)" in run.stdout, run
+    assert run.stdout.rstrip().endswith("MISMATCH"), run.stdout
+    assert merge_reports(tmp_path / "merged", [tmp_path / "corpus"]) == (1, 0)
+    assert regressions.load_calls(tmp_path / "merged" / folder.name)[0] == "float64"
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda c: c["calls"][2].update(node=7), "call 2: 'node' is not an earlier value"),
+    (lambda c: c["calls"][1].update(on=[5]), "call 1: 'on' does not name"),
+    (lambda c: c["calls"][0].update(shape=[4096, 4096]), "call 0: 'shape'"),
+    (lambda c: c["calls"][3].update(call="eval"), "call 3: not one of"),
+    (lambda c: c.update(calls=c["calls"] * 200), "calls expected"),
+])
+def test_a_damaged_call_sequence_is_refused_by_name(tmp_path, damage, match):
+    import json
+
+    from mflow.reports import regressions
+    regressions.save_calls(tmp_path, "float64", _not_zeroed_session())
+    calls = json.loads((tmp_path / "calls.json").read_text())
+    damage(calls)
+    (tmp_path / "calls.json").write_text(json.dumps(calls))
+    with pytest.raises(regressions.ReportError, match=match):
+        regressions.load_calls(tmp_path)

@@ -1,0 +1,296 @@
+"""An engine session's calls as data, made on an engine one by one, each call that
+answers checked: what the state machine (sessions.py) draws, what a session's report
+saves (calls.json, regressions.save_calls), and what the gate, `list` and
+reproduce.py replay. One path for all of them: the machine's rules only draw.
+
+The calls (node ids count the session's values in creation order, as World does):
+
+    leaf(value)                a new leaf (fresh values, a copy, 1x1, zeros, an update)
+    build(program, on, inputs) a graph on held values `on` and new leaves `inputs`
+    read(node)                 the value, read now (a lazy engine realises it)
+    vjp(node, cotangent)       the gradients of the leaves `node` depends on
+    jvp(node)                  J t, for the tangents the checker draws (by the case)
+    assign(node, value)        the leaf `node`'s values replaced in place (adapter.assign):
+                               a new node on the same engine object; every value that
+                               depended on the old one is stale, never asked about again
+"""
+
+import contextlib
+import warnings
+
+import numpy as np
+from mflow.oracles.engine import Result, capabilities
+from mflow.oracles.program import interpret, np_dtype
+from mflow.oracles.verdict import Failure, ReferenceDisagreement, accuses_engine
+from mflow.oracles.world import World
+
+
+class Live:
+    """The engine as the checker sees it during a session: each mode's call is answered
+    by the call the session is making (`answer`: {mode: function}) on the values it
+    holds, instead of a fresh run; an answer the call does not give is None."""
+
+    def __init__(self, normalised):
+        self.normalised, self.name = normalised, normalised.name
+        self.offers, self.answer = normalised.offers, {}
+
+    def vjp(self, program, inputs, cotangent):
+        return self.answer["vjp"](cotangent)
+
+    def jvp(self, program, inputs, tangents):
+        return self.answer["jvp"](tangents)
+
+
+@contextlib.contextmanager
+def answering(checker):
+    """The checker, answered by a session's calls while the block runs (Live)."""
+    saved = checker.normalised
+    checker.normalised = Live(saved)
+    try:
+        yield checker
+    finally:
+        checker.normalised = saved
+
+
+class Sequence:
+    """One session on the engine of `checker` (answered by Live): its values held, the
+    calls made so far (`calls`, plain data), the gradients of the last VJP (`grads`).
+    A call whose answer disagrees raises its failure, numbered (`failure.call`), after
+    `found(failure, sequence)` if set; the references disagreeing among themselves are
+    warned about (not the engine's fault), as in the rest of the suite."""
+
+    def __init__(self, checker, dtype, found=None):
+        self.checker, self.live, self.adapter = checker, checker.normalised, checker.engine
+        self.engine = self.live.normalised
+        self.caps = capabilities(self.adapter)
+        self.dtype, self.world, self.found = dtype, World(dtype), found
+        self.held, self.grads, self.walked, self.calls = {}, {}, set(), []
+        self.stale = set()  # nodes on a leaf's values before an assign
+        self.replaced = {}  # an assigned leaf's node: the node of its new values
+
+    def current(self, node):
+        """The node of `node`'s values now: itself, or, for a leaf assigned since, the
+        node of its newest values."""
+        while node in self.replaced:
+            node = self.replaced[node]
+        return node
+
+    def usable(self):
+        """The nodes a call may name: every one not stale."""
+        return [i for i in range(len(self.world)) if i not in self.stale]
+
+    # --- calls that make values ------------------------------------------------------
+
+    def leaf(self, value, how="fresh", **note):
+        value = np.asarray(value, np_dtype(self.dtype))
+        node = self.world.leaf(value)
+        self.calls.append({"call": "leaf", "how": how, "value": value, **note})
+        if not self.engine.functional:
+            self.held[node] = self._engine(node, lambda: self.adapter.leaf(np.array(value)))
+        return node
+
+    def assign(self, node, value):
+        value = np.asarray(value, np_dtype(self.dtype))
+        new = self.world.leaf(value)
+        self.calls.append({"call": "assign", "node": node, "value": value})
+        self.stale |= {i for i in range(new) if node in self.world.leaves[i]}
+        self.replaced[node] = new
+        if not self.engine.functional:
+            self.held[new] = self.held[node]
+            self._engine(new, lambda: self.adapter.assign(self.held[new], np.array(value)))
+        return new
+
+    def build(self, program, on, inputs=()):
+        """The program's first inputs are the held values `on`, the rest new leaves."""
+        inputs = [np.asarray(x, np_dtype(self.dtype)) for x in inputs]
+        ids = self.world.extend(program, on, [None] * len(on) + inputs)
+        self.calls.append({"call": "build", "program": program, "on": list(on),
+                           "inputs": inputs})
+        if self.engine.functional:
+            return ids
+        fresh, bound = iter(ids[len(on):]), iter(on)
+
+        def leaf(x):
+            k = next(bound, None)
+            if k is not None:
+                return self.held[k]
+            value = self.adapter.leaf(np.array(x))
+            self.held[next(fresh)] = value
+            return value
+        values = self._engine(ids[-1], lambda: interpret(
+            program, self.adapter.ops, leaf, self.adapter.constant,
+            [None] * len(on) + [np.array(x) for x in inputs]))
+        for k, v in zip(ids, values):
+            self.held.setdefault(k, v)
+        return ids
+
+    def _engine(self, node, call):
+        """An engine call that makes `node`, under the checker's guard: a crash or a
+        hang there is a finding about the case of that node (of the newest value on a
+        leaf, for a value of constants alone)."""
+        node = next(i for i in [node, *range(len(self.world) - 1, -1, -1)]
+                    if self.world.leaves[i])
+        case, _ = self.world.case(node, np.ones(self.world.values[node].shape))
+        try:
+            return self.checker.guard(case, call)
+        except Failure as failure:
+            self._failed(failure)
+
+    # --- calls that answer: each checked ---------------------------------------------
+
+    def read(self, node):
+        self.calls.append({"call": "read", "node": node})
+
+        def answer(case, leaves):
+            if self.engine.functional:
+                return {"vjp": lambda c: self.engine.vjp(case.program, case.inputs, c)}
+            nothing = [None] * len(leaves)
+            return {"vjp": lambda c: Result(np.asarray(self.adapter.to_numpy(
+                self.held[node])), nothing)}
+        self._check(node, np.ones(self.world.values[node].shape), ("vjp",), answer)
+
+    def vjp(self, node, cotangent):
+        cotangent = np.asarray(cotangent, np_dtype(self.dtype))
+        self.calls.append({"call": "vjp", "node": node, "cotangent": cotangent})
+        got = {}
+
+        def answer(case, leaves):
+            if self.engine.functional:
+                return {"vjp": lambda c: self.engine.vjp(case.program, case.inputs, c)}
+
+            def call(c):
+                grads = self.adapter.gradients(self.held[node], [self.held[k] for k in leaves],
+                                               c)
+                got.update(zip(leaves, grads))
+                return Result(None, [self.engine._array(g) for g in grads])
+            return {"vjp": call}
+        self.walked |= self.world.depends(node)
+        self._check(node, cotangent, ("vjp",), answer)
+        self.grads = {k: np.asarray(self.engine._array(g), np.float64) for k, g in got.items()}
+
+    def jvp(self, node):
+        self.calls.append({"call": "jvp", "node": node})
+
+        def answer(case, leaves):
+            nothing = Result(None, [None] * len(leaves))
+            if self.engine.functional:
+                return {"vjp": lambda c: nothing,
+                        "jvp": lambda t: self.engine.jvp(case.program, case.inputs, t)}
+            return {"vjp": lambda c: nothing, "jvp": lambda t: (None, self.engine._array(
+                self.adapter.jvp(self.held[node], [self.held[k] for k in leaves], t)))}
+        self._check(node, np.ones(self.world.values[node].shape), ("vjp", "jvp"), answer)
+
+    def _check(self, node, cotangent, modes, answer):
+        case, leaves = self.world.case(node, cotangent)
+        self.live.answer = answer(case, leaves)
+        failure = self.checker.judge(case, modes=modes).outcome
+        if failure is None:
+            return
+        if not accuses_engine(failure):
+            warnings.warn(ReferenceDisagreement(
+                f"the references disagree (not your engine), at call {len(self.calls) - 1} "
+                f"of a session: {str(failure).splitlines()[-1].strip()[:300]}"), stacklevel=2)
+            return
+        self._failed(failure)
+
+    def _failed(self, failure):
+        failure.call = len(self.calls) - 1
+        failure.add_note(f"the first call whose answer disagreed: call {failure.call} of "
+                         f"this session:\n" + "\n".join(as_code(self.calls)))
+        if self.found is not None:
+            self.found(failure, self)
+        raise failure
+
+
+def replay(checker, dtype, calls, found=None):
+    """The saved calls made again in order on the checker's engine, each answer checked:
+    the first failure (its call numbered), or None if every answer agrees."""
+    with answering(checker):
+        sequence = Sequence(checker, dtype, found)
+        try:
+            for call in calls:
+                args = {k: v for k, v in call.items() if k in ARGS[call["call"]]}
+                getattr(sequence, call["call"])(**args)
+        except Failure as failure:
+            if accuses_engine(failure):
+                return failure
+            raise
+    return None
+
+
+ARGS = {"leaf": ("value", "how"), "build": ("program", "on", "inputs"), "read": ("node",),
+        "vjp": ("node", "cotangent"), "jvp": ("node",), "assign": ("node", "value")}
+
+
+def as_code(calls):
+    """The calls as plain code, one line per value or call (v0, v1, ...: the session's
+    values in creation order; arrays by shape, their values in the report's .npy)."""
+    lines, n = [], 0
+
+    def shape(a):
+        return "x".join(map(str, np.shape(a)))
+    for k, call in enumerate(calls):
+        kind = call["call"]
+        if kind == "leaf":
+            how = call.get("how", "fresh")
+            if how == "update":
+                how = f"update: v{call.get('of')} - {call.get('eta')} * its gradient"
+            lines.append(f"v{n} = leaf({shape(call['value'])} values)  # call {k}: {how}")
+            n += 1
+        elif kind == "build":
+            program, names = call["program"], [f"v{i}" for i in call["on"]]
+            for _ in call["inputs"]:
+                lines.append(f"v{n} = leaf({shape(_)} values)")
+                names.append(f"v{n}")
+                n += 1
+            for step in program.steps:
+                args = ", ".join([names[a] for a in step.args] + [
+                    f"{key}={value!r}" for key, value in step.attrs.items()
+                    if step.op != "const"])
+                lines.append(f"v{n} = {step.op}({args})")
+                names.append(f"v{n}")
+                n += 1
+            lines[-1] += f"  # call {k}: a graph"
+        elif kind == "assign":
+            lines.append(f"v{n} = assign(v{call['node']}, {shape(call['value'])} values)"
+                         f"  # call {k}: in place, the same leaf")
+            n += 1
+        elif kind == "read":
+            lines.append(f"print(v{call['node']})  # call {k}: the value")
+        elif kind == "vjp":
+            lines.append(f"vjp(v{call['node']}, cotangent of {shape(call['cotangent'])})"
+                         f"  # call {k}: the gradients of its leaves")
+        else:
+            lines.append(f"jvp(v{call['node']})  # call {k}: J t")
+    return lines
+
+
+def replayed(checker, folder, case, report):
+    """A saved report replayed on the checker's engine (the gate, `list`): its failure,
+    or None. Its case judged; a session's report: its calls made again (replay)."""
+    if not report.get("session"):
+        return checker.judge(case).outcome
+    from .regressions import load_calls
+    return replay(checker, *load_calls(folder))
+
+
+def reproduce(folder, spec):
+    """A session's reproduce.py: the calls printed as code, then made again on the
+    engine `spec` names, each answer checked; MISMATCH and exit status 1 at the first
+    one that disagrees."""
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.engine import load_engine, normalise
+
+    from .regressions import load, load_calls
+    engine = load_engine(spec)  # first: its adapter brings the operations of its own
+    load(folder)
+    dtype, calls = load_calls(folder)
+    print("\n".join(as_code(calls)))
+    modes = ("vjp", "jvp") if normalise(engine).offers["jvp"] else ("vjp",)
+    failure = replay(Checker(engine, modes=modes), dtype, calls)
+    if failure is None:
+        print(f"every answer of the {len(calls)} calls agrees with the references")
+        return
+    print(f"call {failure.call}: {type(failure).__name__}: {str(failure).splitlines()[0]}")
+    print("MISMATCH")
+    raise SystemExit(1)
