@@ -203,6 +203,16 @@ def test_torchs_second_order_of_prod_dividing_by_its_factor_is_no_false_alarm():
     assert verdict.outcome is None, verdict.describe()
 
 
+def test_a_float32_answer_past_float32s_range_leaves_the_case_outside():
+    """A float32 case whose float64 H t reaches 1e57 (a campaign: products of inverses)
+    cannot be answered in float32: mflow's run overflowed to inf; outside the range, not
+    a HessianMismatch."""
+    program = Program(((1, 1),), (Step("pow", (0,), {"p": 3}),), "float32")
+    case = Case(program, (np.array([[1e13]], np.float32),), np.ones((1, 1), np.float32))
+    verdict = CHECKER.judge(case)
+    assert verdict.outcome is None and verdict.outside, verdict.describe()
+
+
 def test_torch_half_overflowing_where_float64_is_finite_leaves_the_case_outside():
     from mflow.oracles.checker import _peer_overflows
     from mflow.oracles.modes import PEER
