@@ -232,7 +232,17 @@ def _others(F, x, axis):
 
 def _prod_others(F, x, axis):
     """∂ Π / ∂xᵢ: along one axis, or over all as the product of the others in xᵢ's row
-    times that of the other rows' products (slices of at most a side, not of m n)."""
+    times that of the other rows' products (slices of at most a side, not of m n).
+    In a slice holding three zeros or more, every first and second derivative keeps a
+    zero factor: exactly 0, made so on a slice of ones rather than by forming the
+    products of the others, which in float32 can overflow before they meet the zero
+    (inf · 0 = NaN where the answer, torch's too, is 0). Exact through second order,
+    the highest mflow.hvp takes."""
+    v = F.constant(x)
+    dead = np.add.reduce(v == 0, axis=axis, keepdims=True) >= 3
+    if dead.any():
+        live = np.broadcast_to(~dead, v.shape).astype(v.dtype)
+        return _prod_others(F, x * live + (1 - live), axis) * live
     if axis is not None:
         return _others(F, x, axis)
     return _others(F, x, 1) * _others(F, F.prod(x, 1), 0)

@@ -4,7 +4,7 @@ differences (mflow.oracles.checker). Fixtures and parameters: plugin.py."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from mflow.oracles.catalogue import CATALOGUE
 from mflow.oracles.engine import capabilities
@@ -120,8 +120,12 @@ def test_engine_sessions(mflow_engine, mflow_engine_ops, mflow_checker):
 
     from .sessions import machine
     runs = max(10, settings.default.max_examples // 5)  # a run is about a dozen checks
+    # (no explain phase: it replays the shrunk sequence ~1,000 times, minutes of checks,
+    # to mark which calls vary freely; the report's blame says which call disagreed)
+    phases = [p for p in settings.default.phases if p is not Phase.explain]
     run_state_machine_as_test(machine(mflow_engine, mflow_engine_ops, saving=mflow_checker),
-                              settings=settings(stateful_step_count=12, max_examples=runs))
+                              settings=settings(stateful_step_count=12, max_examples=runs,
+                                                phases=phases))
 
 
 # --- rare large cases: where a small-graph fuzzer is blind ------------------------

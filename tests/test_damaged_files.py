@@ -141,7 +141,8 @@ def corpora(draw):
                                               "folder"]), max_size=3))
     records = draw(st.lists(st.tuples(
         st.sampled_from(["run.json", "stats-gw0.json", "failures.json", "stats-x.json"]),
-        st.sampled_from(DAMAGES), json_values), max_size=3))
+        st.sampled_from(DAMAGES), json_values), max_size=3, unique_by=lambda r: r[0]))
+    # (one damage per file: a second would overwrite the first, whose name is then owed)
     return reports, archive, inflight, records
 
 

@@ -221,3 +221,17 @@ def test_torch_half_overflowing_where_float64_is_finite_leaves_the_case_outside(
     assert not _peer_overflows({PEER: [np.full((2, 2), np.inf)],
                                 "torch": [np.full((2, 2), np.inf)]})
     assert not _peer_overflows({"torch": finite})
+
+
+def test_prods_second_order_at_three_exact_zeros_is_exactly_zero_in_float32():
+    """Not a false alarm, mflow's own defect, found by the 300,000-graph campaign of
+    327538e (7 cases): prod over saturated log_softmax values (5 exact zeros among 56,
+    the rest ~ -1e3) in float32; the second order formed the running products of the
+    others, past float32 before they met a zero, inf · 0 = NaN where torch and both
+    float64 references give 0."""
+    x = -np.arange(100, 156, dtype=np.float32).reshape(7, 8) * 10
+    x[[0, 2, 3, 5, 6], [1, 7, 3, 0, 5]] = 0
+    for axis, shape in ((None, (1, 1)), (0, (1, 8)), (1, (7, 1))):
+        program = Program(((7, 8),), (Step("prod", (0,), {"axis": axis}),), "float32")
+        verdict = CHECKER.judge(Case(program, (x,), np.ones(shape, np.float32)))
+        assert verdict.outcome is None, verdict.describe()
