@@ -2,7 +2,7 @@
 state machine (reports/sessions.py): for each bug and seed, the runs (examples) until
 the first failure, and the calls left after Hypothesis shrank it.
 
-    python benchmarks/state_bugs.py [--seeds 5] [--max-runs 1000] [--out FILE]
+    python benchmarks/state_bugs.py [--seeds 5] [--first-seed 0] [--max-runs 1000] [--out FILE]
 
 Writes benchmarks/results/state_bugs.md (after every bug, so an interrupted run keeps
 what it measured).
@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis import HealthCheck, seed, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, seed, settings  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 from mflow.reports.sessions import machine  # noqa: E402
 
@@ -46,6 +46,7 @@ def measure(bug, chunk_seed, max_runs):
     try:
         seed(chunk_seed)(lambda: run_state_machine_as_test(session, settings=settings(
             max_examples=max_runs, stateful_step_count=10, deadline=None, database=None,
+            phases=[p for p in Phase if p is not Phase.explain],  # as the fuzz item
             suppress_health_check=list(HealthCheck))))()
     except BaseException as e:  # noqa: BLE001 - the finding (or a group of them)
         kind = type(e).__name__
@@ -56,17 +57,20 @@ def measure(bug, chunk_seed, max_runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--max-runs", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     lines = ["# Planted state bugs against the engine-session state machine", "",
-             f"`python benchmarks/state_bugs.py --seeds {args.seeds} --max-runs "
-             f"{args.max_runs}` (seeds 0..{args.seeds - 1}, 10 calls a run at most); a run is "
+             f"`python benchmarks/state_bugs.py --seeds {args.seeds} --first-seed "
+             f"{args.first_seed} --max-runs {args.max_runs}` (seeds {args.first_seed}.."
+             f"{args.first_seed + args.seeds - 1}, 10 calls a run at most); a run is "
              "one Hypothesis example, a sequence of calls.", "",
              "| bug | what | runs to find (per seed) | calls after shrinking (per seed) | "
              "failure | seconds |", "|---|---|---|---|---|---|"]
     for bug in STATE_BUGS:
-        found = [measure(bug, s, args.max_runs) for s in range(args.seeds)]
+        found = [measure(bug, s, args.max_runs)
+                 for s in range(args.first_seed, args.first_seed + args.seeds)]
         what = " ".join((bug.__doc__ or "").split())
         lines.append(f"| {bug.name} | {what} | {', '.join(str(f[0]) for f in found)} | "
                      f"{', '.join(str(f[1]) for f in found)} | "

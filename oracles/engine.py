@@ -57,7 +57,11 @@ Optional capabilities, each with its default:
                  MyGrad's backward clears its graph, so it declares False), "assign"
                  (`assign(leaf, array)`: the leaf's values replaced in place, as an
                  optimiser's `x -= eta * g`; graphs built on it afterwards see the new
-                 values, values computed before are not asked about again)
+                 values, values computed before are not asked about again), "accumulate"
+                 (gradient buffers, as torch's .backward() and .grad: `backward(output,
+                 cotangent)` adds the VJP into the buffer of each leaf the output depends
+                 on, `grad(leaf)` returns that buffer (a value of the engine, or None when
+                 empty), `zero_grad(leaf)` empties it; a buffer is kept through `assign`)
     records      (): operations of its own, outside the catalogue: one catalogue Record
                  each (mflow.oracles.catalogue: name, arity, kind, shape rule, domain,
                  kinks and conventions, attributes drawn, torch and JAX references),
@@ -107,7 +111,7 @@ class MflowEngine:
 
     name = "mflow"
     dtypes = ("float64", "float32", "float16", "bfloat16")
-    session = {"read_early": True, "second_gradient": True, "assign": True}
+    session = {"read_early": True, "second_gradient": True, "assign": True, "accumulate": True}
 
     def __init__(self):
         self.ops = {name: partial(mflow.apply, name) for name in OPS}
@@ -120,6 +124,16 @@ class MflowEngine:
 
     def constant(self, array):
         return mflow.Node(array)
+
+    def backward(self, output, cotangent):
+        if output.requires_grad:
+            output.backward(cotangent)
+
+    def grad(self, leaf):
+        return None if leaf.grad is None else mflow.Node(leaf.grad)
+
+    def zero_grad(self, leaf):
+        leaf.grad = None
 
     def gradients(self, output, leaves, cotangent):
         """The VJP of this call alone (mflow.grad: `.grad` is left alone, so a session's
@@ -229,7 +243,8 @@ class Capabilities:
     session: dict = None  # SESSION's keys, each True or False
 
 
-SESSION = ("read_early", "second_gradient", "assign")
+SESSION = ("read_early", "second_gradient", "assign", "accumulate")
+SESSION_CALLS = {"assign": ("assign",), "accumulate": ("backward", "grad", "zero_grad")}
 
 
 def capabilities(engine):
@@ -280,6 +295,11 @@ def check_adapter(engine, spec):
     if unknown:
         raise EngineError(f"--engine {spec!r}: session {sorted(unknown)}: the keys are "
                           f"{', '.join(SESSION)}")
+    for key, calls in SESSION_CALLS.items():
+        lacking = [c for c in calls if not callable(getattr(engine, c, None))]
+        if caps.session[key] and lacking:
+            raise EngineError(f"--engine {spec!r}: session declares {key!r} but the adapter "
+                              f"lacks {', '.join(lacking)}")
     for name, at in caps.conventions.items():
         kinks = CATALOGUE[name].every_kink() if name in CATALOGUE else ()
         if not isinstance(at, dict) or not set(at) <= set(kinks):

@@ -129,7 +129,7 @@ class TorchEngine:
 
     dtypes = ("float64", "float32", "float16", "bfloat16")
     session = {"read_early": True, "second_gradient": True,  # (gradients: retain_graph)
-               "assign": True}
+               "assign": True, "accumulate": True}
 
     def leaf(self, array):
         return tensor(array, True)
@@ -140,6 +140,16 @@ class TorchEngine:
 
     def constant(self, array):
         return tensor(array)
+
+    def backward(self, output, cotangent):
+        if output.requires_grad:  # (retain_graph: a session differentiates it again)
+            output.backward(tensor(cotangent), retain_graph=True)
+
+    def grad(self, leaf):
+        return leaf.grad
+
+    def zero_grad(self, leaf):
+        leaf.grad = None
 
     def gradients(self, output, leaves, cotangent):
         if not output.requires_grad:  # the output uses no input

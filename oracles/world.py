@@ -30,6 +30,13 @@ class World:
     def __len__(self):
         return len(self.steps)
 
+    def copy(self):
+        """Another world with the same nodes, to extend without changing this one."""
+        other = World(self.dtype)
+        other.steps, other.values, other.leaves = (list(self.steps), list(self.values),
+                                                   list(self.leaves))
+        return other
+
     def leaf(self, value):
         """A new leaf; its node id."""
         self.steps.append(None)

@@ -347,7 +347,8 @@ def load(folder):
 
 MAX_CALLS = 500  # calls a session's report may replay (the machine makes a dozen a run)
 CALLS = {"leaf": (), "build": ("program", "on"), "read": ("node",), "vjp": ("node",),
-         "jvp": ("node",), "assign": ("node",)}
+         "jvp": ("node",), "assign": ("node",), "hvp": ("node",), "backward": ("node",),
+         "grad": ("node",), "zero_grad": ("node",)}
 
 
 def save_calls(folder, dtype, calls):
@@ -445,11 +446,11 @@ def load_calls(folder):
                     0 <= node < len(shapes) and has_leaf[node]):
                 raise ReportError(f"{where}: 'node' is not an earlier value on a leaf")
             call["node"] = node
-            if kind == "vjp":
+            if kind in ("vjp", "hvp", "backward"):
                 call["cotangent"] = array(f"call{k}_cotangent.npy", shapes[node])
+            if kind in ("assign", "grad", "zero_grad") and node not in leaves:
+                raise ReportError(f"{where}: 'node' is not a leaf")
             if kind == "assign":
-                if node not in leaves:
-                    raise ReportError(f"{where}: 'node' is not a leaf")
                 call["value"] = array(f"call{k}_value.npy", shapes[node])
                 shapes.append(shapes[node])
                 has_leaf.append(True)

@@ -10,6 +10,13 @@ The calls (node ids count the session's values in creation order, as World does)
     read(node)                 the value, read now (a lazy engine realises it)
     vjp(node, cotangent)       the gradients of the leaves `node` depends on
     jvp(node)                  J t, for the tangents the checker draws (by the case)
+    hvp(node, cotangent)       H t of each leaf, for the tangents the checker draws
+    backward(node, cotangent)  the VJP added into each leaf's own buffer (adapter.backward,
+                               capability "accumulate": torch's .backward(), .grad)
+    grad(node)                 the leaf's buffer, read: the sum of the VJPs of every
+                               backward since its zero_grad (checked as the VJP of
+                               Σ sum(cₖ ⊙ yₖ), a graph of the references like any other)
+    zero_grad(node)            the leaf's buffer emptied
     assign(node, value)        the leaf `node`'s values replaced in place (adapter.assign):
                                a new node on the same engine object; every value that
                                depended on the old one is stale, never asked about again
@@ -20,25 +27,29 @@ import warnings
 
 import numpy as np
 from mflow.oracles.engine import Result, capabilities
-from mflow.oracles.program import interpret, np_dtype
+from mflow.oracles.program import Program, Step, interpret, np_dtype
 from mflow.oracles.verdict import Failure, ReferenceDisagreement, accuses_engine
 from mflow.oracles.world import World
 
 
 class Live:
     """The engine as the checker sees it during a session: each mode's call is answered
-    by the call the session is making (`answer`: {mode: function}) on the values it
-    holds, instead of a fresh run; an answer the call does not give is None."""
+    by the call the session is making (`answer`: {mode: function of the mode's
+    arguments}) on the values it holds, instead of a fresh run; an answer the call does
+    not give is None."""
 
     def __init__(self, normalised):
         self.normalised, self.name = normalised, normalised.name
         self.offers, self.answer = normalised.offers, {}
 
     def vjp(self, program, inputs, cotangent):
-        return self.answer["vjp"](cotangent)
+        return self.answer["vjp"](program, inputs, cotangent)
 
     def jvp(self, program, inputs, tangents):
-        return self.answer["jvp"](tangents)
+        return self.answer["jvp"](program, inputs, tangents)
+
+    def hvp(self, program, inputs, cotangent, tangents):
+        return self.answer["hvp"](program, inputs, cotangent, tangents)
 
 
 @contextlib.contextmanager
@@ -65,6 +76,7 @@ class Sequence:
         self.caps = capabilities(self.adapter)
         self.dtype, self.world, self.found = dtype, World(dtype), found
         self.held, self.grads, self.walked, self.calls = {}, {}, set(), []
+        self.buffers = {}  # a leaf: the (node, cotangent) of each backward since zero_grad
         self.stale = set()  # nodes on a leaf's values before an assign
         self.replaced = {}  # an assigned leaf's node: the node of its new values
 
@@ -95,6 +107,8 @@ class Sequence:
         self.calls.append({"call": "assign", "node": node, "value": value})
         self.stale |= {i for i in range(new) if node in self.world.leaves[i]}
         self.replaced[node] = new
+        if node in self.buffers:  # the same object: its buffer kept (torch's .grad is)
+            self.buffers[new] = self.buffers.pop(node)
         if not self.engine.functional:
             self.held[new] = self.held[node]
             self._engine(new, lambda: self.adapter.assign(self.held[new], np.array(value)))
@@ -143,9 +157,9 @@ class Sequence:
 
         def answer(case, leaves):
             if self.engine.functional:
-                return {"vjp": lambda c: self.engine.vjp(case.program, case.inputs, c)}
+                return {"vjp": self.engine.vjp}
             nothing = [None] * len(leaves)
-            return {"vjp": lambda c: Result(np.asarray(self.adapter.to_numpy(
+            return {"vjp": lambda p, x, c: Result(np.asarray(self.adapter.to_numpy(
                 self.held[node])), nothing)}
         self._check(node, np.ones(self.world.values[node].shape), ("vjp",), answer)
 
@@ -156,9 +170,9 @@ class Sequence:
 
         def answer(case, leaves):
             if self.engine.functional:
-                return {"vjp": lambda c: self.engine.vjp(case.program, case.inputs, c)}
+                return {"vjp": self.engine.vjp}
 
-            def call(c):
+            def call(p, x, c):
                 grads = self.adapter.gradients(self.held[node], [self.held[k] for k in leaves],
                                                c)
                 got.update(zip(leaves, grads))
@@ -174,14 +188,67 @@ class Sequence:
         def answer(case, leaves):
             nothing = Result(None, [None] * len(leaves))
             if self.engine.functional:
-                return {"vjp": lambda c: nothing,
-                        "jvp": lambda t: self.engine.jvp(case.program, case.inputs, t)}
-            return {"vjp": lambda c: nothing, "jvp": lambda t: (None, self.engine._array(
-                self.adapter.jvp(self.held[node], [self.held[k] for k in leaves], t)))}
+                return {"vjp": lambda p, x, c: nothing, "jvp": self.engine.jvp}
+            return {"vjp": lambda p, x, c: nothing, "jvp": lambda p, x, t: (
+                None, self.engine._array(self.adapter.jvp(
+                    self.held[node], [self.held[k] for k in leaves], t)))}
         self._check(node, np.ones(self.world.values[node].shape), ("vjp", "jvp"), answer)
 
-    def _check(self, node, cotangent, modes, answer):
-        case, leaves = self.world.case(node, cotangent)
+    def hvp(self, node, cotangent):
+        cotangent = np.asarray(cotangent, np_dtype(self.dtype))
+        self.calls.append({"call": "hvp", "node": node, "cotangent": cotangent})
+
+        def answer(case, leaves):
+            # the VJP a fresh run (the vjp call checks the session's own), as is the
+            # engine's gradient at the steps of its own difference along t
+            if self.engine.functional:
+                return {"vjp": self.engine.vjp, "hvp": self.engine.hvp}
+            return {"vjp": self.engine.vjp, "hvp": lambda p, x, c, t: [
+                self.engine._array(h) for h in self.adapter.hvp(
+                    self.held[node], [self.held[k] for k in leaves], c, t)]}
+        self.walked |= self.world.depends(node)
+        self._check(node, cotangent, ("vjp", "hvp"), answer)
+
+    # --- gradient buffers (capability "accumulate") ---------------------------------
+
+    def backward(self, node, cotangent):
+        """The VJP added into the buffers of the leaves `node` depends on: no answer."""
+        cotangent = np.asarray(cotangent, np_dtype(self.dtype))
+        self.calls.append({"call": "backward", "node": node, "cotangent": cotangent})
+        self.walked |= self.world.depends(node)
+        for leaf in self.world.leaves[node]:
+            self.buffers.setdefault(leaf, []).append((node, cotangent))
+        self._engine(node, lambda: self.adapter.backward(self.held[node], np.array(cotangent)))
+
+    def zero_grad(self, node):
+        self.calls.append({"call": "zero_grad", "node": node})
+        self.buffers.pop(node, None)
+        self._engine(node, lambda: self.adapter.zero_grad(self.held[node]))
+
+    def grad(self, node):
+        """The leaf's buffer, checked as the VJP (cotangent 1) of Σ sum(cₖ ⊙ yₖ) over its
+        backward calls (none: 0 ⊙ the leaf, so nothing or zeros), on a copy of the world:
+        the session's node ids stay as they are."""
+        self.calls.append({"call": "grad", "node": node})
+        shape = self.world.values[node].shape
+        terms = self.buffers.get(node) or [(node, np.zeros(shape, np_dtype(self.dtype)))]
+        got = self._engine(node, lambda: self.adapter.grad(self.held[node]))
+        got = np.zeros(shape, np_dtype(self.dtype)) if got is None else self.engine._array(got)
+        k = len(terms)
+        steps = [Step("mul", (j, k + j)) for j in range(k)]
+        steps += [Step("sum", (2 * k + j,), {"axis": None}) for j in range(k)]
+        steps += [Step("add", (4 * k + j - 2 if j > 1 else 3 * k, 3 * k + j))
+                  for j in range(1, k)]
+        program = Program(tuple(self.world.values[y].shape for y, _ in terms) +
+                          tuple(c.shape for _, c in terms), tuple(steps), self.dtype)
+        world = self.world.copy()
+        out = world.extend(program, [y for y, _ in terms], [None] * k + [c for _, c in terms])
+        self._check(out[-1], np.ones((1, 1)), ("vjp",), lambda case, leaves: {
+            "vjp": lambda p, x, c: Result(None, [got if i == node else None
+                                                 for i in leaves])}, world)
+
+    def _check(self, node, cotangent, modes, answer, world=None):
+        case, leaves = (world or self.world).case(node, cotangent)
         self.live.answer = answer(case, leaves)
         failure = self.checker.judge(case, modes=modes).outcome
         if failure is None:
@@ -219,7 +286,9 @@ def replay(checker, dtype, calls, found=None):
 
 
 ARGS = {"leaf": ("value", "how"), "build": ("program", "on", "inputs"), "read": ("node",),
-        "vjp": ("node", "cotangent"), "jvp": ("node",), "assign": ("node", "value")}
+        "vjp": ("node", "cotangent"), "jvp": ("node",), "assign": ("node", "value"),
+        "hvp": ("node", "cotangent"), "backward": ("node", "cotangent"), "grad": ("node",),
+        "zero_grad": ("node",)}
 
 
 def as_code(calls):
@@ -260,9 +329,26 @@ def as_code(calls):
         elif kind == "vjp":
             lines.append(f"vjp(v{call['node']}, cotangent of {shape(call['cotangent'])})"
                          f"  # call {k}: the gradients of its leaves")
+        elif kind == "hvp":
+            lines.append(f"hvp(v{call['node']}, cotangent of {shape(call['cotangent'])})"
+                         f"  # call {k}: H t of its leaves")
+        elif kind == "backward":
+            lines.append(f"v{call['node']}.backward(cotangent of {shape(call['cotangent'])})"
+                         f"  # call {k}: added into its leaves' buffers")
+        elif kind == "grad":
+            lines.append(f"print(v{call['node']}.grad)  # call {k}: the buffer")
+        elif kind == "zero_grad":
+            lines.append(f"v{call['node']}.grad = None  # call {k}: zeroed")
         else:
             lines.append(f"jvp(v{call['node']})  # call {k}: J t")
     return lines
+
+
+def session_modes(adapter):
+    """The modes a session of the adapter checks: reverse, and those it offers."""
+    from mflow.oracles.engine import normalise
+    offers = normalise(adapter).offers
+    return ("vjp",) + tuple(m for m in ("jvp", "hvp") if offers[m])
 
 
 def replayed(checker, folder, case, report):
@@ -279,15 +365,14 @@ def reproduce(folder, spec):
     engine `spec` names, each answer checked; MISMATCH and exit status 1 at the first
     one that disagrees."""
     from mflow.oracles.checker import Checker
-    from mflow.oracles.engine import load_engine, normalise
+    from mflow.oracles.engine import load_engine
 
     from .regressions import load, load_calls
     engine = load_engine(spec)  # first: its adapter brings the operations of its own
     load(folder)
     dtype, calls = load_calls(folder)
     print("\n".join(as_code(calls)))
-    modes = ("vjp", "jvp") if normalise(engine).offers["jvp"] else ("vjp",)
-    failure = replay(Checker(engine, modes=modes), dtype, calls)
+    failure = replay(Checker(engine, modes=session_modes(engine)), dtype, calls)
     if failure is None:
         print(f"every answer of the {len(calls)} calls agrees with the references")
         return

@@ -2,8 +2,9 @@
 testing draws them (a `RuleBasedStateMachine`): make leaves (fresh values, a copy of
 another leaf's values, 1x1, exact zeros), build graphs on leaves and on values
 computed earlier, read a value at any point, take the VJP of any value held (again,
-with a new cotangent), forward mode, an optimiser's update (a new leaf x - eta g, or
-in place where the adapter declares "assign").
+with a new cotangent), forward mode, H t, an optimiser's update (a new leaf x - eta g,
+or in place where the adapter declares "assign"), and gradient buffers where it
+declares "accumulate" (backward, again without zeroing, .grad read, zero_grad).
 After every call that answers, its answer is checked against the references computed
 fresh for the same values (oracles/world.py makes the session's values one program;
 the checker and the tolerance model are the suite's own), whatever the history: so a
@@ -26,7 +27,7 @@ from mflow.oracles.program import Program, Step, np_dtype
 from mflow.strategies import cases
 from mflow.strategies.domains import from_seed
 
-from .sequence import Live, Sequence
+from .sequence import Live, Sequence, session_modes
 
 SIDES = st.integers(1, 4)
 SEEDS = st.integers(0, 2 ** 16 - 1)
@@ -47,8 +48,7 @@ def machine(adapter, ops=None, max_steps=4, saving=None):
     session's report there (save_session)."""
     from mflow.oracles.checker import Checker
     caps = capabilities(adapter)
-    modes = ("vjp", "jvp") if normalise(adapter).offers["jvp"] else ("vjp",)
-    checker = Checker(adapter, modes=modes)
+    checker = Checker(adapter, modes=session_modes(adapter))
     checker.normalised = Live(checker.normalised)
     dtypes = [d for d in ("float64", "float32") if d in caps.dtypes] or ["float64"]
 
@@ -288,3 +288,45 @@ class _Session(RuleBasedStateMachine):
         ops = set(self.world.case(node, np.ones(self.world.values[node].shape))[0].program.ops())
         if ops <= self.caps.jvp_ops:  # else no forward mode of one of its operations
             self.session.jvp(node)
+
+    @precondition(lambda self: self.session.engine.offers["hvp"])
+    @rule(data=st.data())
+    def hvp(self, data):
+        """H t of a value held's leaves, for a new cotangent and tangents the checker
+        draws."""
+        node = self._value(data)
+        if node is None:
+            return
+        ops = set(self.world.case(node, np.ones(self.world.values[node].shape))[0].program.ops())
+        if ops <= self.caps.hvp_ops:  # else no second order of one of its operations
+            self.session.hvp(node, from_seed("real", self.world.values[node].shape,
+                                             data.draw(SEEDS, label="cotangent"), (), False))
+
+    # --- gradient buffers, where the adapter declares "accumulate" --------------------
+
+    @precondition(lambda self: self.caps.session["accumulate"])
+    @rule(data=st.data())
+    def backward(self, data):
+        """output.backward(cotangent): the VJP added into its leaves' buffers (a second
+        one without zeroing adds again, as a loss of two terms does)."""
+        node = self._value(data)
+        if node is not None:
+            self.session.backward(node, from_seed(
+                "real", self.world.values[node].shape, data.draw(SEEDS, label="cotangent"),
+                (), False))
+
+    def _leaf(self, data):
+        leaves = [i for i in self.session.usable() if self.world.steps[i] is None]
+        return data.draw(_newest_first(leaves), label="leaf")
+
+    @precondition(lambda self: self.caps.session["accumulate"])
+    @rule(data=st.data())
+    def grad(self, data):
+        """A leaf's buffer read (.grad): the sum of its VJPs since it was last zeroed."""
+        self.session.grad(self._leaf(data))
+
+    @precondition(lambda self: self.caps.session["accumulate"])
+    @rule(data=st.data())
+    def zero_grad(self, data):
+        """A leaf's buffer emptied (optimiser.zero_grad())."""
+        self.session.zero_grad(self._leaf(data))

@@ -499,5 +499,29 @@ class FreesBuffers(_mflow_engine()):
         return grads
 
 
+class BackwardOverwrites(_mflow_engine()):
+    """backward() sets each leaf's .grad to this VJP instead of adding it (as MyGrad's
+    backward does by design): two backward calls before a read give the last alone."""
+    name = "backward_overwrites"
+
+    def backward(self, output, cotangent):
+        stack, seen = [output], set()
+        while stack:  # the leaves beneath: their buffers dropped first
+            node = stack.pop()
+            if id(node) not in seen:
+                seen.add(id(node))
+                node.grad = None
+                stack.extend(node.parents)
+        super().backward(output, cotangent)
+
+
+class ZeroGradForgets(_mflow_engine()):
+    """zero_grad() does nothing: the buffer keeps the VJPs from before it."""
+    name = "zero_grad_forgets"
+
+    def zero_grad(self, leaf):
+        pass
+
+
 STATE_BUGS = [NotZeroed, MergesEqualLeaves, ForwardCacheById, ReadCacheNotInvalidated,
-              FreesBuffers]
+              FreesBuffers, BackwardOverwrites, ZeroGradForgets]

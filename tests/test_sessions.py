@@ -155,3 +155,50 @@ def test_a_damaged_call_sequence_is_refused_by_name(tmp_path, damage, match):
     (tmp_path / "calls.json").write_text(json.dumps(calls))
     with pytest.raises(regressions.ReportError, match=match):
         regressions.load_calls(tmp_path)
+
+
+def _buffer_session():
+    """backward, zero_grad, backward, then the buffer read, and H t: ZeroGradForgets
+    fails at the read (call 5), a correct engine answers every call."""
+    x = np.array([[0.5, -0.3], [0.2, 0.9]])
+    return [{"call": "leaf", "how": "fresh", "value": x},
+            {"call": "build", "program": Program(((2, 2),), (Step("tanh", (0,)),)),
+             "on": [0], "inputs": []},
+            {"call": "backward", "node": 1, "cotangent": np.ones((2, 2))},
+            {"call": "zero_grad", "node": 0},
+            {"call": "backward", "node": 1, "cotangent": np.full((2, 2), 0.5)},
+            {"call": "grad", "node": 0},
+            {"call": "hvp", "node": 1, "cotangent": np.full((2, 2), -1.0)}]
+
+
+def test_gradient_buffers_and_second_order_are_session_calls(tmp_path):
+    """backward/grad/zero_grad (capability "accumulate") and hvp: saved in calls.json and
+    read back through the bounded reader, replayed, the buffer checked as the sum of its
+    VJPs since zero_grad; a grad call naming a computed value is refused by name."""
+    import json
+
+    from mflow.oracles.checker import Checker
+    from mflow.reports import regressions
+    from mflow.reports.sequence import as_code, replay, session_modes
+
+    from tests.planted_bugs import ZeroGradForgets
+    regressions.save_calls(tmp_path, "float64", _buffer_session())
+    dtype, calls = regressions.load_calls(tmp_path)
+    assert [c["call"] for c in calls] == [c["call"] for c in _buffer_session()]
+    assert "v1.backward(cotangent of 2x2)" in "\n".join(as_code(calls))
+    engine = MflowEngine()
+    assert replay(Checker(engine, modes=session_modes(engine)), dtype, calls) is None
+    failure = replay(Checker(ZeroGradForgets(), modes=("vjp",)), dtype, calls)
+    assert isinstance(failure, GradientMismatch) and failure.call == 5, failure
+    raw = json.loads((tmp_path / "calls.json").read_text())
+    raw["calls"][5]["node"] = 1
+    (tmp_path / "calls.json").write_text(json.dumps(raw))
+    with pytest.raises(regressions.ReportError, match="call 5: 'node' is not a leaf"):
+        regressions.load_calls(tmp_path)
+
+
+def test_an_adapter_declaring_accumulate_without_its_calls_is_refused():
+    class Half(MflowEngine):
+        zero_grad = None
+    with pytest.raises(EngineError, match="lacks zero_grad"):
+        check_adapter(Half(), "half")
