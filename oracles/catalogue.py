@@ -676,6 +676,15 @@ record("maxpool2d", 1, "pooling", shapes.maxpool2d, attrs={"size": 2, "stride": 
 
 
 BUILT_IN = frozenset(CATALOGUE)  # the suite's own operations; a user's come with an adapter
+_BUILT_IN_RECORDS = tuple(CATALOGUE.items())
+
+
+def built_in():
+    """Is the catalogue the suite's own, record for record and in order (no operation
+    of a user's, none replaced)?"""
+    return len(CATALOGUE) == len(_BUILT_IN_RECORDS) and all(
+        CATALOGUE.get(name) is rec for name, rec in _BUILT_IN_RECORDS) and \
+        list(CATALOGUE) == [name for name, _ in _BUILT_IN_RECORDS]
 
 
 def markdown_table():

@@ -16,8 +16,10 @@ Two ways to run a program, which a test holds equal:
 """
 
 import functools
+import hashlib
 import itertools
 import os
+from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                       "intra_op_parallelism_threads=1")
@@ -26,16 +28,26 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
+from mflow.reports import files  # noqa: E402 - the one bounded reader (stdlib alone)
 
-from .catalogue import CATALOGUE, Derived, version  # noqa: E402
+from .catalogue import CATALOGUE, Derived, built_in, version  # noqa: E402
 from .engine import Result  # noqa: E402
 from .program import interpret  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 # The compiled interpreter takes seconds to compile; keep it on disk between runs.
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.get("MFLOW_JAX_CACHE", os.path.expanduser("~/.cache/mflow-jax")))
+CACHE = Path(os.environ.get("MFLOW_JAX_CACHE", os.path.expanduser("~/.cache/mflow-jax")))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+# A size limit turns on the cache's file lock (filelock, torch's dependency): without it
+# JAX's put is a plain write, and a worker of `pytest -n auto` read an entry the other
+# was still writing and segfaulted (CI, a fresh cache). Such a cache keeps a time per
+# entry, which one made without the lock lacks (then every put fails): its own folder.
+try:
+    import filelock  # noqa: F401
+    jax.config.update("jax_compilation_cache_max_size", 8 << 30)
+    jax.config.update("jax_compilation_cache_dir", str(CACHE / "compiled"))
+except ImportError:
+    jax.config.update("jax_compilation_cache_dir", str(CACHE))
 
 
 def _ix(i):
@@ -74,6 +86,51 @@ def plain_hvp(program, inputs, cotangent, tangents):
     _, hs = jax.jvp(vjp, tuple(jnp.asarray(x) for x in inputs),
                     tuple(jnp.asarray(t) for t in tangents))
     return [np.asarray(h) for h in hs]
+
+
+# --- traced once for every process ----------------------------------------------------
+# With its compilation cached, a process still traced and lowered each interpreter it
+# met, per (mode, dtype, bucket): 3-4 s for a VJP, 6-9 s for H t, every worker of every
+# run. Traced once, it is kept as a jax.export artefact (StableHLO, data: flatbuffers,
+# not pickle), named by a hash of jax's and jaxlib's versions, this package's source and
+# the function's arguments; loading one and compiling it from the persistent cache
+# takes ~1 s. Only for the built-in catalogue: a catalogue with a user's operations is
+# traced in the process, as their code may have changed.
+MAX_EXPORTED_BYTES = 64 << 20  # an interpreter's artefact is ~1 MB
+
+
+@functools.cache
+def _source_key():
+    import jaxlib
+    h = hashlib.sha256(f"{jax.__version__} {jaxlib.__version__}".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def exported(name, jitted, args, folder=None):
+    """`jitted` for arguments of the types of `args`, from its artefact in the cache
+    folder if one is there and loads (a damaged or foreign one is made again), else
+    traced and saved there (written whole, renamed into place: concurrent writers each
+    write a complete file)."""
+    from jax import export
+    if not built_in():
+        return jitted
+    specs = [jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype) for a in args]
+    key = hashlib.sha256(f"{_source_key()} {name} {specs}".encode()).hexdigest()[:32]
+    folder = Path(folder or CACHE) / "exported"
+    path = folder / f"{name}-{key}.jax"
+    try:
+        return export.deserialize(bytearray(files.read_bytes(path, MAX_EXPORTED_BYTES))).call
+    except Exception:  # noqa: BLE001 - absent, damaged or foreign: traced again below
+        pass
+    made = export.export(jitted)(*specs)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files.atomic_write(path, bytes(made.serialize()))
+    except (OSError, ImportError):  # a read-only or full cache, or no flatbuffers: this
+        pass                        # process keeps it in memory
+    return made.call
 
 
 # --- the compiled interpreter ------------------------------------------------------
@@ -342,6 +399,14 @@ class JaxOracle:
         self.P, self.S, self.buckets = side, slots, steps
         self._compiled, self._raw = {}, {}
 
+    def _example(self, dtype, steps):
+        """Arguments of the interpreters' types for a bucket: (slots, steps' ints, steps'
+        floats, a P x P array, an output slot)."""
+        P = self.P
+        width = len(_FIELDS) + 2 * P + P * P
+        return (np.zeros((self.S, P, P), dtype), np.zeros((steps, width), np.int32),
+                np.zeros(steps, dtype), np.zeros((P, P), dtype), np.int32(0))
+
     def _function(self, dtype, steps):
         key = (dtype, steps, version())  # the opcodes are the catalogue's as it is now
         if key in self._compiled:
@@ -372,7 +437,9 @@ class JaxOracle:
             return vals[out_slot], grads
 
         self._raw[key] = run  # for second order, differentiated again
-        self._compiled[key] = jax.jit(run)
+        init, ints, ps, cot, slot = self._example(dtype, steps)
+        self._compiled[key] = exported(f"vjp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
+                                       jax.jit(run), (init, ints, ps, cot, slot))
         return self._compiled[key]
 
     def _jvp_function(self, dtype, steps):
@@ -393,7 +460,9 @@ class JaxOracle:
 
             def run(init, tangent, ints, ps, out_slot):
                 return jax.jvp(lambda v: forward(v, ints, ps, out_slot), (init,), (tangent,))
-            self._compiled[key] = jax.jit(run)
+            init, ints, ps, _, slot = self._example(dtype, steps)
+            self._compiled[key] = exported(f"jvp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
+                                           jax.jit(run), (init, init, ints, ps, slot))
         return self._compiled[key]
 
     def jvp(self, program, inputs, tangents):
@@ -406,7 +475,7 @@ class JaxOracle:
         init, ints = self._pack(code, consts, inputs, dtype)
         tangent = self._slots(tangents, dtype)  # constants' tangents: 0
         out, t = self._jvp_function(dtype, len(code["op"]))(
-            init, tangent, ints, np.asarray(code["p"], dtype), slot[-1])
+            init, tangent, ints, np.asarray(code["p"], dtype), np.int32(slot[-1]))
         m, n = program.output_shape
         return np.asarray(out)[:m, :n], np.asarray(t)[:m, :n]
 
@@ -421,7 +490,9 @@ class JaxOracle:
             def hvp(init, tangent, ints, ps, cotangent, out_slot):
                 return jax.jvp(lambda v: run(v, ints, ps, cotangent, out_slot)[1], (init,),
                                (tangent,))[1]
-            self._compiled[key] = jax.jit(hvp)
+            init, ints, ps, cot, slot = self._example(dtype, steps)
+            self._compiled[key] = exported(f"hvp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
+                                           jax.jit(hvp), (init, init, ints, ps, cot, slot))
         return self._compiled[key]
 
     def hvp(self, program, inputs, cotangent, tangents):
@@ -436,7 +507,7 @@ class JaxOracle:
         cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
         hs = np.asarray(self._hvp_function(dtype, len(code["op"]))(
             init, self._slots(tangents, dtype), ints, np.asarray(code["p"], dtype), cot,
-            slot[-1]))
+            np.int32(slot[-1])))
         return [hs[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)]
 
     def encode(self, program):
@@ -549,7 +620,7 @@ class JaxOracle:
         cot = np.zeros((P, P), dtype)
         cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
         run = self._function(dtype, len(code["op"]))
-        out, grads = run(init, ints, np.asarray(code["p"], dtype), cot, slot[-1])
+        out, grads = run(init, ints, np.asarray(code["p"], dtype), cot, np.int32(slot[-1]))
         out, grads = np.asarray(out), np.asarray(grads)
         m, n = program.output_shape
         return Result(out[:m, :n], [grads[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)])
