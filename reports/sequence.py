@@ -77,6 +77,7 @@ class Sequence:
         self.dtype, self.world, self.found = dtype, World(dtype), found
         self.held, self.grads, self.walked, self.calls = {}, {}, set(), []
         self.buffers = {}  # a leaf: the (node, cotangent) of each backward since zero_grad
+        self.unknown = set()  # leaves whose buffer holds VJPs from before an assign
         self.stale = set()  # nodes on a leaf's values before an assign
         self.replaced = {}  # an assigned leaf's node: the node of its new values
 
@@ -107,8 +108,10 @@ class Sequence:
         self.calls.append({"call": "assign", "node": node, "value": value})
         self.stale |= {i for i in range(new) if node in self.world.leaves[i]}
         self.replaced[node] = new
-        if node in self.buffers:  # the same object: its buffer kept (torch's .grad is)
-            self.buffers[new] = self.buffers.pop(node)
+        if node in self.buffers or node in self.unknown:  # the same object keeps its
+            self.buffers.pop(node, None)  # buffer (torch's .grad does), holding VJPs at
+            self.unknown.add(new)  # the old values, which the world keeps as another leaf:
+            # the buffer is not checked again until zeroed
         if not self.engine.functional:
             self.held[new] = self.held[node]
             self._engine(new, lambda: self.adapter.assign(self.held[new], np.array(value)))
@@ -216,13 +219,14 @@ class Sequence:
         cotangent = np.asarray(cotangent, np_dtype(self.dtype))
         self.calls.append({"call": "backward", "node": node, "cotangent": cotangent})
         self.walked |= self.world.depends(node)
-        for leaf in self.world.leaves[node]:
+        for leaf in set(self.world.leaves[node]) - self.unknown:
             self.buffers.setdefault(leaf, []).append((node, cotangent))
         self._engine(node, lambda: self.adapter.backward(self.held[node], np.array(cotangent)))
 
     def zero_grad(self, node):
         self.calls.append({"call": "zero_grad", "node": node})
         self.buffers.pop(node, None)
+        self.unknown.discard(node)
         self._engine(node, lambda: self.adapter.zero_grad(self.held[node]))
 
     def grad(self, node):
@@ -230,6 +234,9 @@ class Sequence:
         backward calls (none: 0 ⊙ the leaf, so nothing or zeros), on a copy of the world:
         the session's node ids stay as they are."""
         self.calls.append({"call": "grad", "node": node})
+        if node in self.unknown:  # read, not checked (see assign)
+            self._engine(node, lambda: self.adapter.grad(self.held[node]))
+            return
         shape = self.world.values[node].shape
         terms = self.buffers.get(node) or [(node, np.zeros(shape, np_dtype(self.dtype)))]
         got = self._engine(node, lambda: self.adapter.grad(self.held[node]))
