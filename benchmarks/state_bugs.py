@@ -2,7 +2,8 @@
 state machine (reports/sessions.py): for each bug and seed, the runs (examples) until
 the first failure, and the calls left after Hypothesis shrank it.
 
-    python benchmarks/state_bugs.py [--seeds 5] [--first-seed 0] [--max-runs 1000] [--out FILE]
+    python benchmarks/state_bugs.py [--seeds 5] [--first-seed 0] [--max-runs 1000] [--bugs NAME ...]
+        [--out FILE]
 
 Writes benchmarks/results/state_bugs.md (after every bug, so an interrupted run keeps
 what it measured).
@@ -59,6 +60,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--max-runs", type=int, default=1000)
+    ap.add_argument("--bugs", nargs="*", help="these bugs alone (their names)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     lines = ["# Planted state bugs against the engine-session state machine", "",
@@ -68,7 +70,7 @@ def main():
              "one Hypothesis example, a sequence of calls.", "",
              "| bug | what | runs to find (per seed) | calls after shrinking (per seed) | "
              "failure | seconds |", "|---|---|---|---|---|---|"]
-    for bug in STATE_BUGS:
+    for bug in [b for b in STATE_BUGS if not args.bugs or b.name in args.bugs]:
         found = [measure(bug, s, args.max_runs)
                  for s in range(args.first_seed, args.first_seed + args.seeds)]
         what = " ".join((bug.__doc__ or "").split())
