@@ -87,7 +87,9 @@ def double_backward(out, leaves, cotangent, tangents):
                 if g is not None and g.requires_grad)
     if not isinstance(inner, torch.Tensor):
         return zero
-    hs = torch.autograd.grad(inner, leaves, allow_unused=True)
+    # (retain_graph: this walks the output's graph again, whose saved values a session's
+    # later backward of the same output still needs)
+    hs = torch.autograd.grad(inner, leaves, allow_unused=True, retain_graph=True)
     return [z if h is None else _array(h) for h, z in zip(hs, zero)]
 
 

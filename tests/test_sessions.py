@@ -226,3 +226,25 @@ def test_a_buffer_kept_through_an_assign_is_no_false_alarm():
     assert replay(Checker(MflowEngine(), modes=("vjp",)), "float64", calls) is None
     failure = replay(Checker(ZeroGradForgets(), modes=("vjp",)), "float64", calls)
     assert isinstance(failure, GradientMismatch) and failure.call == 7
+
+
+@pytest.mark.parametrize("spec", ["mflow.oracles.adapters.torch_eager",
+                                  "mflow.oracles.adapters.torch_custom"])
+def test_torch_keeps_the_graph_through_second_order_and_forward_mode(spec):
+    """The first torch-eager session campaign's finding, in the adapter (torch's documented
+    behaviour): H t and J t walked the output's graph a second time without retain_graph,
+    freeing its saved values, so a backward of the same output afterwards raised
+    'Trying to backward through the graph a second time'."""
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.engine import load_engine
+    from mflow.reports.sequence import replay, session_modes
+    engine = load_engine(spec)
+    relu = Program(((1, 1),), (Step("relu", (0,)),))
+    calls = [{"call": "leaf", "how": "1x1", "value": np.array([[0.3]])},
+             {"call": "build", "program": relu, "on": [0], "inputs": []},
+             {"call": "hvp", "node": 1, "cotangent": np.array([[0.5]])},
+             {"call": "jvp", "node": 1},
+             {"call": "backward", "node": 1, "cotangent": np.array([[1.5]])},
+             {"call": "vjp", "node": 1, "cotangent": np.array([[2.0]])},
+             {"call": "grad", "node": 0}]
+    assert replay(Checker(engine, modes=session_modes(engine)), "float64", calls) is None

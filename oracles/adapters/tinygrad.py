@@ -70,7 +70,10 @@ class Tinygrad:
     version = version("tinygrad")
     dtypes = ("float64", "float32", "float16")
     ops = OPS
-    session = {"read_early": True, "second_gradient": True}  # (Tensor.gradient: no state)
+    # Tensor.gradient keeps no state; Tensor.backward adds into .grad (tensor.py:
+    # `t.grad.assign(t.grad + g)`), and Tensor.assign writes a leaf in place
+    session = {"read_early": True, "second_gradient": True, "assign": True,
+               "accumulate": True}
     # it compiles a kernel (clang) the first time it meets a shape: a large conv2d took
     # over 10 s twice on a machine loaded with five campaigns, then milliseconds
     first_use = 120.0
@@ -78,8 +81,20 @@ class Tinygrad:
     def leaf(self, array):
         return Tensor(np.ascontiguousarray(array))  # gradient() needs no flag
 
+    def assign(self, leaf, array):
+        leaf.assign(Tensor(np.ascontiguousarray(array)))
+
     def constant(self, array):
         return Tensor(np.ascontiguousarray(array))
+
+    def backward(self, output, cotangent):
+        output.backward(gradient=Tensor(np.ascontiguousarray(cotangent)))
+
+    def grad(self, leaf):
+        return leaf.grad
+
+    def zero_grad(self, leaf):
+        leaf.grad = None
 
     def gradients(self, output, leaves, cotangent):
         grads = output.gradient(*leaves, gradient=Tensor(np.ascontiguousarray(cotangent)))

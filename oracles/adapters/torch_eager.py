@@ -21,7 +21,7 @@ class TorchEager(TorchEngine):
                     if g is not None)
         if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
             return torch.zeros_like(output)
-        (jt,) = torch.autograd.grad(inner, u, allow_unused=True)
+        (jt,) = torch.autograd.grad(inner, u, allow_unused=True, retain_graph=True)  # (as hvp)
         return torch.zeros_like(output) if jt is None else jt
 
     def hvp(self, output, leaves, cotangent, tangents):
