@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hypothesis import HealthCheck, Phase, seed, settings  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 from mflow.oracles.engine import load_engine  # noqa: E402
-from mflow.oracles.verdict import ReferenceDisagreement  # noqa: E402
+from mflow.oracles.verdict import EngineBug, ReferenceDisagreement  # noqa: E402
 from mflow.reports.sessions import machine  # noqa: E402
 
 
@@ -56,6 +57,10 @@ def chunk(adapter, chunk_seed, runs, saving):
                 suppress_health_check=list(HealthCheck))))()
         except Exception as e:  # noqa: BLE001 - the finding (or a group of them)
             failure = e
+            if not isinstance(e, EngineBug):  # the suite's own crash: where, kept
+                with open(f"{os.environ.get('MFLOW_CAMPAIGN_LOG', 'tracebacks')}.txt",
+                          "a") as log:
+                    log.write(f"seed {chunk_seed}:\n{traceback.format_exc()}\n")
     disagreements = [str(w.message) for w in warned
                      if issubclass(w.category, ReferenceDisagreement)]
     return first[0] or count[0], failure, disagreements
@@ -70,6 +75,7 @@ def main():
     ap.add_argument("--reports", type=Path, help="keep each failure's report here")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    os.environ["MFLOW_CAMPAIGN_LOG"] = str(args.out.with_suffix(""))  # + .txt: tracebacks
     adapter = load_engine(args.engine)
     saving = None
     if args.reports:

@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from mflow.oracles.engine import capabilities, normalise, supported
 from mflow.oracles.program import Program, Step, np_dtype
 from mflow.strategies import cases
-from mflow.strategies.domains import from_seed
+from mflow.strategies.domains import accepts, clear_of_ties, from_seed
 
 from .sequence import Live, Sequence, session_modes
 
@@ -33,6 +33,31 @@ SIDES = st.integers(1, 4)
 SEEDS = st.integers(0, 2 ** 16 - 1)
 ETAS = st.sampled_from([0.5, 0.1, 0.01])  # an optimiser's step sizes
 COMBINE = ("add", "sub", "mul")  # the domain of either operand: every real value
+
+
+def inside_domains(program, inputs):
+    """Does every step of `program` on these inputs get operands inside its domain,
+    clear of its kinks and ties or exactly on one (as the strategies draw them)? A
+    graph built again on an assigned leaf's new values can leave it: log of a negative,
+    inv of a singular matrix (numpy raises), relu just beside 0."""
+    from mflow.oracles.catalogue import CATALOGUE
+    from mflow.oracles.numpy_backend import NUMPY_OPS
+    from mflow.oracles.program import interpret
+    try:
+        with np.errstate(all="ignore"):
+            values = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64),
+                               [np.asarray(x, np.float64) for x in inputs])
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return False
+    for step in program.steps:
+        op, operands = CATALOGUE[step.op], [values[a] for a in step.args]
+        kinks = op.kinks_at(op.complete(step.attrs))
+        if not all(np.all(np.isfinite(x)) and accepts(d, x, kinks, exact=True) for d, x in
+                   zip(op.domains(len(operands), step.attrs), operands)):
+            return False
+        if not clear_of_ties(op, operands, op.complete(step.attrs), exact=True):
+            return False
+    return bool(np.all(np.isfinite(values[-1])))
 
 
 def _newest_first(nodes):
@@ -213,7 +238,8 @@ class _Session(RuleBasedStateMachine):
         builds = [c for c in self.session.calls if c["call"] == "build"]
         call = data.draw(_newest_first(builds), label="again")
         on = [self.session.current(i) for i in call["on"]]
-        if any(i in self.session.stale for i in on):
+        if any(i in self.session.stale for i in on) or not inside_domains(
+                call["program"], [self.world.values[i] for i in on] + list(call["inputs"])):
             return
         out = self.session.build(call["program"], on, call["inputs"])[-1]
         if self.caps.session["read_early"] and self.world.leaves[out]:
