@@ -50,6 +50,8 @@ def inside_domains(program, inputs):
     except (ArithmeticError, ValueError, np.linalg.LinAlgError):
         return False
     for step in program.steps:
+        if step.op not in CATALOGUE:  # a constant
+            continue
         op, operands = CATALOGUE[step.op], [values[a] for a in step.args]
         kinks = op.kinks_at(op.complete(step.attrs))
         if not all(np.all(np.isfinite(x)) and accepts(d, x, kinks, exact=True) for d, x in
