@@ -29,12 +29,20 @@ from mflow.oracles.engine import load_engine  # noqa: E402
 from mflow.oracles.verdict import EngineBug, ReferenceDisagreement  # noqa: E402
 from mflow.reports.sessions import machine  # noqa: E402
 
+CHECKS = [0]  # answers checked in the campaign, to the first failure of each chunk or not
+
 
 def chunk(adapter, chunk_seed, runs, saving):
     """(runs made up to the first failure -- not the runs of its shrinking --, the
     failure or None, the reference disagreements warned about)."""
     session = machine(adapter, saving=saving)
     count, first = [0], [None]
+    judge = session.checker.judge
+
+    def judged(*a, **k):  # every answer checked (a read, a VJP, a buffer, ...)
+        CHECKS[0] += 1
+        return judge(*a, **k)
+    session.checker.judge = judged
     made, saver = session.__init__, session.found
 
     def counted(self):
@@ -103,8 +111,9 @@ def main():
             f"`python benchmarks/session_campaign.py --engine {args.engine} --runs {args.runs} "
             f"--first-seed {args.first_seed} --chunk {args.chunk}`" +
             (f" `--reports {args.reports}`" if args.reports else ""), "",
-            f"{total} runs (at most 12 calls each) in {seconds:.0f} s "
-            f"({total / seconds:.1f} runs/s, one core); chunks with a failure: {failures}.", "",
+            f"{total} runs (at most 12 calls each; {CHECKS[0]} answers checked, shrinking "
+            f"included) in {seconds:.0f} s ({total / seconds:.1f} runs/s, one core); chunks "
+            f"with a failure: {failures}.", "",
             "| seed | runs | failure (a chunk stops at its first, shrunk) | reference "
             "disagreements |", "|---|---|---|---|", *rows]) + "\n")
         print(rows[-1] if failure is None else rows[-1 - min(3, len(disagreements))],
