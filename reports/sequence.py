@@ -75,7 +75,8 @@ class Sequence:
         self.engine = self.live.normalised
         self.caps = capabilities(self.adapter)
         self.dtype, self.world, self.found = dtype, World(dtype), found
-        self.held, self.grads, self.walked, self.calls = {}, {}, set(), []
+        self.held, self.grads, self.walked, self.calls = {}, {}, {}, []
+        # (walked: each node a VJP walked, and the number of nodes at its latest walk)
         self.buffers = {}  # a leaf: the (node, cotangent) of each backward since zero_grad
         self.unknown = set()  # leaves whose buffer holds VJPs from before an assign
         self.stale = set()  # nodes on a leaf's values before an assign
@@ -181,7 +182,7 @@ class Sequence:
                 got.update(zip(leaves, grads))
                 return Result(None, [self.engine._array(g) for g in grads])
             return {"vjp": call}
-        self.walked |= self.world.depends(node)
+        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
         self._check(node, cotangent, ("vjp",), answer)
         self.grads = {k: np.asarray(self.engine._array(g), np.float64) for k, g in got.items()}
 
@@ -209,7 +210,7 @@ class Sequence:
             return {"vjp": self.engine.vjp, "hvp": lambda p, x, c, t: [
                 self.engine._array(h) for h in self.adapter.hvp(
                     self.held[node], [self.held[k] for k in leaves], c, t)]}
-        self.walked |= self.world.depends(node)
+        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
         self._check(node, cotangent, ("vjp", "hvp"), answer)
 
     # --- gradient buffers (capability "accumulate") ---------------------------------
@@ -218,7 +219,7 @@ class Sequence:
         """The VJP added into the buffers of the leaves `node` depends on: no answer."""
         cotangent = np.asarray(cotangent, np_dtype(self.dtype))
         self.calls.append({"call": "backward", "node": node, "cotangent": cotangent})
-        self.walked |= self.world.depends(node)
+        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
         for leaf in set(self.world.leaves[node]) - self.unknown:
             self.buffers.setdefault(leaf, []).append((node, cotangent))
         self._engine(node, lambda: self.adapter.backward(self.held[node], np.array(cotangent)))

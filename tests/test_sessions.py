@@ -285,3 +285,26 @@ def test_a_graph_built_again_outside_its_domain_is_not_built():
     run.session.assign(leaf + 2, np.array([[4.0]]))  # the leaf's newest node
     run.again(_Newest())
     assert [c["call"] for c in run.session.calls[made + 1:]] == ["build", "read"]
+
+
+def test_mygrad_sessions_leave_out_graphs_its_backward_cleared():
+    """A MyGrad session campaign's false alarms (InvalidBackprop: 'was cleared prior to
+    backprop'): MyGrad's backward clears every graph on the tensors it walked, a leaf's
+    other graphs too (its documented design; it declares no second_gradient). A value
+    made before a VJP walked one of its leaves is not differentiated again; one made
+    after it is."""
+    pytest.importorskip("mygrad")
+    from mflow.oracles.engine import load_engine
+    from mflow.reports.sequence import Sequence
+    Session = machine(load_engine("mflow.oracles.adapters.mygrad"))
+    run = Session()
+    run.session = Sequence(Session.checker, "float64")
+    leaf = run.session.leaf(np.array([[0.5]]))
+    double = Program(((1, 1), (1, 1)), (Step("add", (0, 1)),))
+    first = run.session.build(double, [leaf, leaf])[-1]
+    second = run.session.build(double, [leaf, leaf])[-1]
+    run.session.vjp(second, np.array([[1.0]]))
+    assert run._value(_Newest()) is None  # neither value: both graphs are cleared
+    later = run.session.build(double, [leaf, leaf])[-1]
+    assert run._value(_Newest()) == later > first
+    run.session.vjp(later, np.array([[2.0]]))  # and it differentiates
