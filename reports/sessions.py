@@ -277,16 +277,18 @@ class _Session(RuleBasedStateMachine):
     def _value(self, data, differentiate=True):
         """A value held that depends on a leaf (a constant alone has no gradient), and
         that the adapter's declared session allows (engine.py, `session`): without
-        "second_gradient", none computed in a graph a VJP walked already, nor one made
-        before a VJP walked a leaf it shares (MyGrad's backward clears every graph on the
-        tensors it walked: a session campaign's false alarms); without "read_early",
-        reads only in such graphs."""
+        "second_gradient", none computed on a value made before a VJP walked one of its
+        leaves (MyGrad's backward clears the graph of every value on the tensors it
+        walked, made before; the leaves stay usable: a session campaign's false
+        alarms); without "read_early", reads only in graphs a VJP walked."""
         allowed = [i for i in self.session.usable() if self.world.leaves[i]]
         walked = self.session.walked
+
+        def cleared(j):
+            return self.world.steps[j] is not None and any(
+                k in walked and j < walked[k] for k in self.world.leaves[j])
         if differentiate and not self.caps.session["second_gradient"]:
-            allowed = [i for i in allowed if not any(
-                k in walked and (self.world.steps[k] is not None or i < walked[k])
-                for k in self.world.depends(i))]
+            allowed = [i for i in allowed if not any(map(cleared, self.world.depends(i)))]
         if not differentiate and not self.caps.session["read_early"]:
             allowed = [i for i in allowed if i in walked]
         if not allowed:

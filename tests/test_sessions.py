@@ -289,10 +289,10 @@ def test_a_graph_built_again_outside_its_domain_is_not_built():
 
 def test_mygrad_sessions_leave_out_graphs_its_backward_cleared():
     """A MyGrad session campaign's false alarms (InvalidBackprop: 'was cleared prior to
-    backprop'): MyGrad's backward clears every graph on the tensors it walked, a leaf's
-    other graphs too (its documented design; it declares no second_gradient). A value
-    made before a VJP walked one of its leaves is not differentiated again; one made
-    after it is."""
+    backprop'): MyGrad's backward clears the graph of every value on the tensors it
+    walked, a leaf's other graphs too (its documented design; it declares no
+    second_gradient). A value made before a VJP walked one of its leaves is not
+    differentiated again, nor one computed on it later; a value made after it is."""
     pytest.importorskip("mygrad")
     from mflow.oracles.engine import load_engine
     from mflow.reports.sequence import Sequence
@@ -304,7 +304,9 @@ def test_mygrad_sessions_leave_out_graphs_its_backward_cleared():
     first = run.session.build(double, [leaf, leaf])[-1]
     second = run.session.build(double, [leaf, leaf])[-1]
     run.session.vjp(second, np.array([[1.0]]))
-    assert run._value(_Newest()) is None  # neither value: both graphs are cleared
+    assert run._value(_Newest()) == leaf  # neither value: both graphs are cleared
+    on_first = run.session.build(Program(((1, 1),), (Step("neg", (0,)),)), [first])[-1]
+    assert run._value(_Newest()) == leaf  # nor a value computed on one of them later
     later = run.session.build(double, [leaf, leaf])[-1]
-    assert run._value(_Newest()) == later > first
+    assert run._value(_Newest()) == later > on_first
     run.session.vjp(later, np.array([[2.0]]))  # and it differentiates
