@@ -145,6 +145,17 @@ def test_tinygrad_sum_of_a_concatenation_with_itself_is_wrong():
     assert blamed["op"] == "sum" and blamed["variant"]["operands made by"] == ["concat"]
 
 
+def test_tinygrad_sum_of_a_tensor_repeated_is_wrong():
+    """tinygrad 0.14.0, found again by an engine-session campaign through tile (repeat):
+    `Tensor([[0., 1], [2, 3]]).repeat(1, 2).sum()` is 24 (12 is right; sum(0) and
+    `.contiguous().sum()` are right), the self-concatenation bug above."""
+    engine = adapter("tinygrad")
+    case = _case([[[0.0, 1.0], [2.0, 3.0]]], [Step("tile", (0,), {"reps": (1, 2)}),
+                                               Step("sum", (1,), {"axis": None})])
+    assert isinstance(Checker(engine).judge(case).outcome, (ForwardMismatch, Exception))
+    assert run_engine(engine, case.program, case.inputs, case.cotangent).forward[0, 0] != 12.0
+
+
 def test_tinygrad_sum_of_a_concatenation_with_its_negation_is_wrong():
     """tinygrad 0.14.0: once a gradient of it was taken, (-x).cat(x, dim=1).sum() is 1
     for x = ones(6, 1) (0 is right), and stays 1 for fresh tensors of that graph in the
