@@ -59,10 +59,11 @@ def chunk(adapter, chunk_seed, runs, saving, skip=()):
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always", ReferenceDisagreement)
         try:
-            seed(chunk_seed)(lambda: run_state_machine_as_test(session, settings=settings(
+            seed(chunk_seed)(session)  # (on the class: run_state_machine_as_test reads it there)
+            run_state_machine_as_test(session, settings=settings(
                 max_examples=runs, stateful_step_count=12, deadline=None, database=None,
                 phases=[p for p in Phase if p is not Phase.explain],  # as the fuzz item
-                suppress_health_check=list(HealthCheck))))()
+                suppress_health_check=list(HealthCheck)))
         except Exception as e:  # noqa: BLE001 - the finding (or a group of them)
             failure = e
             if not isinstance(e, EngineBug):  # the suite's own crash: where, kept

@@ -45,10 +45,11 @@ def measure(bug, chunk_seed, max_runs):
     start = time.perf_counter()
     kind = "not found"
     try:
-        seed(chunk_seed)(lambda: run_state_machine_as_test(session, settings=settings(
+        seed(chunk_seed)(session)  # (on the class: run_state_machine_as_test reads it there)
+        run_state_machine_as_test(session, settings=settings(
             max_examples=max_runs, stateful_step_count=10, deadline=None, database=None,
             phases=[p for p in Phase if p is not Phase.explain],  # as the fuzz item
-            suppress_health_check=list(HealthCheck))))()
+            suppress_health_check=list(HealthCheck)))
     except BaseException as e:  # noqa: BLE001 - the finding (or a group of them)
         kind = type(e).__name__
     calls = len(session.last_calls) if counts["first"] is not None else None
