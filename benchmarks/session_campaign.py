@@ -107,7 +107,8 @@ def main():
         for d in disagreements[:3]:
             rows.append(f"|  |  | (references) {d[:300]} |  |")
         s += 1
-        failures = sum(1 for r in rows if r.split("|")[3].strip() not in ("none", ""))
+        failures = sum(1 for r in rows if r.split("|")[1].strip() and
+                       r.split("|")[3].strip() != "none")
         seconds = time.perf_counter() - start
         args.out.write_text("\n".join([
             f"# Engine-session campaign: {args.engine}", "",
