@@ -182,7 +182,7 @@ class Sequence:
                 got.update(zip(leaves, grads))
                 return Result(None, [self.engine._array(g) for g in grads])
             return {"vjp": call}
-        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
+        self._walk(node)
         self._check(node, cotangent, ("vjp",), answer)
         self.grads = {k: np.asarray(self.engine._array(g), np.float64) for k, g in got.items()}
 
@@ -210,8 +210,12 @@ class Sequence:
             return {"vjp": self.engine.vjp, "hvp": lambda p, x, c, t: [
                 self.engine._array(h) for h in self.adapter.hvp(
                     self.held[node], [self.held[k] for k in leaves], c, t)]}
-        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
+        self._walk(node)
         self._check(node, cotangent, ("vjp", "hvp"), answer)
+
+    def _walk(self, node):
+        """A VJP walks `node`'s graph: each node of it, with the size of the world now."""
+        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
 
     # --- gradient buffers (capability "accumulate") ---------------------------------
 
@@ -219,7 +223,7 @@ class Sequence:
         """The VJP added into the buffers of the leaves `node` depends on: no answer."""
         cotangent = np.asarray(cotangent, np_dtype(self.dtype))
         self.calls.append({"call": "backward", "node": node, "cotangent": cotangent})
-        self.walked.update(dict.fromkeys(self.world.depends(node), len(self.world)))
+        self._walk(node)
         for leaf in set(self.world.leaves[node]) - self.unknown:
             self.buffers.setdefault(leaf, []).append((node, cotangent))
         self._engine(node, lambda: self.adapter.backward(self.held[node], np.array(cotangent)))
