@@ -23,11 +23,11 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis import HealthCheck, Phase, seed, settings  # noqa: E402
+from hypothesis import HealthCheck, seed  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 from mflow.oracles.engine import load_engine  # noqa: E402
 from mflow.oracles.verdict import EngineBug, ReferenceDisagreement  # noqa: E402
-from mflow.reports.sessions import machine  # noqa: E402
+from mflow.reports.sessions import machine, session_settings  # noqa: E402
 
 CHECKS = [0]  # answers checked in the campaign, to the first failure of each chunk or not
 
@@ -60,9 +60,8 @@ def chunk(adapter, chunk_seed, runs, saving, skip=()):
         warnings.simplefilter("always", ReferenceDisagreement)
         try:
             seed(chunk_seed)(session)  # (on the class: run_state_machine_as_test reads it there)
-            run_state_machine_as_test(session, settings=settings(
+            run_state_machine_as_test(session, settings=session_settings(
                 max_examples=runs, stateful_step_count=12, deadline=None, database=None,
-                phases=[p for p in Phase if p is not Phase.explain],  # as the fuzz item
                 suppress_health_check=list(HealthCheck)))
         except Exception as e:  # noqa: BLE001 - the finding (or a group of them)
             failure = e

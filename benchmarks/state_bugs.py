@@ -18,9 +18,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis import HealthCheck, Phase, seed, settings  # noqa: E402
+from hypothesis import HealthCheck, seed  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
-from mflow.reports.sessions import machine  # noqa: E402
+from mflow.reports.sessions import machine, session_settings  # noqa: E402
 
 from tests.planted_bugs import STATE_BUGS  # noqa: E402
 
@@ -43,16 +43,18 @@ def measure(bug, chunk_seed, max_runs):
             counts["first"] = counts["runs"]
     session.found = staticmethod(found)
     start = time.perf_counter()
-    kind = "not found"
+    kind, shrunk = "not found", None
     try:
         seed(chunk_seed)(session)  # (on the class: run_state_machine_as_test reads it there)
-        run_state_machine_as_test(session, settings=settings(
+        run_state_machine_as_test(session, settings=session_settings(
             max_examples=max_runs, stateful_step_count=10, deadline=None, database=None,
-            phases=[p for p in Phase if p is not Phase.explain],  # as the fuzz item
             suppress_health_check=list(HealthCheck)))
     except BaseException as e:  # noqa: BLE001 - the finding (or a group of them)
         kind = type(e).__name__
-    calls = len(session.last_calls) if counts["first"] is not None else None
+        # each distinct failure Hypothesis reports, shrunk on its own: the calls up to
+        # its failing call (numbered from 0)
+        shrunk = sorted(getattr(f, "call", -2) + 1 for f in getattr(e, "exceptions", [e]))
+    calls = "/".join(map(str, shrunk)) if counts["first"] is not None else None
     return counts["first"], calls, kind, time.perf_counter() - start
 
 
@@ -68,7 +70,8 @@ def main():
              f"`python benchmarks/state_bugs.py --seeds {args.seeds} --first-seed "
              f"{args.first_seed} --max-runs {args.max_runs}` (seeds {args.first_seed}.."
              f"{args.first_seed + args.seeds - 1}, 10 calls a run at most); a run is "
-             "one Hypothesis example, a sequence of calls.", "",
+             "one Hypothesis example, a sequence of calls. Calls after shrinking: of "
+             "each distinct failure Hypothesis reported (a/b: two of them).", "",
              "| bug | what | runs to find (per seed) | calls after shrinking (per seed) | "
              "failure | seconds |", "|---|---|---|---|---|---|"]
     for bug in [b for b in STATE_BUGS if not args.bugs or b.name in args.bugs]:

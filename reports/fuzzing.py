@@ -4,7 +4,7 @@ differences (mflow.oracles.checker). Fixtures and parameters: plugin.py."""
 
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from mflow.oracles.catalogue import CATALOGUE
 from mflow.oracles.engine import capabilities
@@ -118,14 +118,11 @@ def test_engine_sessions(mflow_engine, mflow_engine_ops, mflow_checker):
     (calls.json) that the gate replays call by call."""
     from hypothesis.stateful import run_state_machine_as_test
 
-    from .sessions import machine
+    from .sessions import machine, session_settings
     runs = max(10, settings.default.max_examples // 5)  # a run is about a dozen checks
-    # (no explain phase: it replays the shrunk sequence ~1,000 times, minutes of checks,
-    # to mark which calls vary freely; the report's blame says which call disagreed)
-    phases = [p for p in settings.default.phases if p is not Phase.explain]
     run_state_machine_as_test(machine(mflow_engine, mflow_engine_ops, saving=mflow_checker),
-                              settings=settings(stateful_step_count=12, max_examples=runs,
-                                                phases=phases))
+                              settings=session_settings(stateful_step_count=12,
+                                                        max_examples=runs))
 
 
 # --- rare large cases: where a small-graph fuzzer is blind ------------------------

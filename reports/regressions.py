@@ -438,6 +438,10 @@ def load_calls(folder):
             known = [has_leaf[i] for i in on] + [True] * len(fresh)
             for step in program.steps:
                 known.append(any(known[a] for a in step.args))
+            if c.get("read", False) is not False:
+                if c["read"] is not True or not known[-1]:
+                    raise ReportError(f"{where}: 'read' is true only for a graph on a leaf")
+                call["read"] = True
             shapes += program.shapes[len(on):]
             has_leaf += known[len(on):]
         else:

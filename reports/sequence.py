@@ -7,6 +7,7 @@ The calls (node ids count the session's values in creation order, as World does)
 
     leaf(value)                a new leaf (fresh values, a copy, 1x1, zeros, an update)
     build(program, on, inputs) a graph on held values `on` and new leaves `inputs`
+                               (read: its value read in the same call, a loop's step)
     read(node)                 the value, read now (a lazy engine realises it)
     vjp(node, cotangent)       the gradients of the leaves `node` depends on
     jvp(node)                  J t, for the tangents the checker draws (by the case)
@@ -23,10 +24,11 @@ The calls (node ids count the session's values in creation order, as World does)
 """
 
 import contextlib
+import copy
 import warnings
 
 import numpy as np
-from mflow.oracles.engine import Result, capabilities
+from mflow.oracles.engine import Result, capabilities, normalise
 from mflow.oracles.program import Program, Step, interpret, np_dtype
 from mflow.oracles.verdict import Failure, ReferenceDisagreement, accuses_engine
 from mflow.oracles.world import World
@@ -67,11 +69,14 @@ class Sequence:
     """One session on the engine of `checker` (answered by Live): its values held, the
     calls made so far (`calls`, plain data), the gradients of the last VJP (`grads`).
     A call whose answer disagrees raises its failure, numbered (`failure.call`), after
-    `found(failure, sequence)` if set; the references disagreeing among themselves are
-    warned about (not the engine's fault), as in the rest of the suite."""
+    `found(failure, sequence)` if set (with `fewest`, once Hypothesis has shrunk it,
+    the calls it does not need left out first: fewest_calls); the references
+    disagreeing among themselves are warned about (not the engine's fault), as in the
+    rest of the suite."""
 
-    def __init__(self, checker, dtype, found=None):
+    def __init__(self, checker, dtype, found=None, fewest=False):
         self.checker, self.live, self.adapter = checker, checker.normalised, checker.engine
+        self.fewest = fewest  # a failure's calls cut to those it needs (_failed)
         self.engine = self.live.normalised
         self.caps = capabilities(self.adapter)
         self.dtype, self.world, self.found = dtype, World(dtype), found
@@ -118,14 +123,23 @@ class Sequence:
             self._engine(new, lambda: self.adapter.assign(self.held[new], np.array(value)))
         return new
 
-    def build(self, program, on, inputs=()):
-        """The program's first inputs are the held values `on`, the rest new leaves."""
+    def build(self, program, on, inputs=(), read=False):
+        """The program's first inputs are the held values `on`, the rest new leaves;
+        `read`: its value read in the same call (a training loop's step, which prints
+        its loss), where the output depends on a leaf."""
         inputs = [np.asarray(x, np_dtype(self.dtype)) for x in inputs]
         ids = self.world.extend(program, on, [None] * len(on) + inputs)
+        read = bool(read and self.world.leaves[ids[-1]])
         self.calls.append({"call": "build", "program": program, "on": list(on),
-                           "inputs": inputs})
-        if self.engine.functional:
-            return ids
+                           "inputs": inputs, **({"read": True} if read else {})})
+        if not self.engine.functional:
+            self._made(program, on, inputs, ids)
+        if read:
+            self._read(ids[-1])
+        return ids
+
+    def _made(self, program, on, inputs, ids):
+        """The engine's values of a graph built: held."""
         fresh, bound = iter(ids[len(on):]), iter(on)
 
         def leaf(x):
@@ -140,7 +154,6 @@ class Sequence:
             [None] * len(on) + [np.array(x) for x in inputs]))
         for k, v in zip(ids, values):
             self.held.setdefault(k, v)
-        return ids
 
     def _engine(self, node, call):
         """An engine call that makes `node`, under the checker's guard: a crash or a
@@ -158,7 +171,9 @@ class Sequence:
 
     def read(self, node):
         self.calls.append({"call": "read", "node": node})
+        self._read(node)
 
+    def _read(self, node):
         def answer(case, leaves):
             if self.engine.functional:
                 return {"vjp": self.engine.vjp}
@@ -274,11 +289,91 @@ class Sequence:
 
     def _failed(self, failure):
         failure.call = len(self.calls) - 1
+        from .saving import final_example
+        if self.fewest and final_example():
+            fewer, shorter = fewest_calls(self._fresh_checker, self.dtype, self.calls,
+                                          failure)
+            if len(fewer) < len(self.calls):
+                failure.add_note(f"{len(self.calls) - len(fewer)} of the {len(self.calls)} "
+                                 "calls Hypothesis shrank to left out: the same graph fails "
+                                 "the same way without them (the case above: without them)")
+                failure.args, failure.verdict = shorter.args, shorter.verdict
+                self.calls, failure.call = fewer, len(fewer) - 1
         failure.add_note(f"the first call whose answer disagreed: call {failure.call} of "
                          f"this session:\n" + "\n".join(as_code(self.calls)))
         if self.found is not None:
             self.found(failure, self)
         raise failure
+
+
+    def _fresh_checker(self):
+        """A checker as this session's on a new adapter of its class (None where the
+        class needs arguments): a replay's state its own calls'."""
+        try:
+            adapter = type(self.adapter)()
+        except Exception:  # noqa: BLE001 - an adapter made with arguments
+            return None
+        checker = copy.copy(self.checker)
+        checker.engine, checker.normalised = adapter, normalise(adapter)
+        return checker
+
+
+def made(call):
+    """How many values (the world's nodes) a call makes."""
+    if call["call"] == "build":
+        program = call["program"]
+        return len(program.inputs) - len(call["on"]) + len(program.steps)
+    return int(call["call"] in ("leaf", "assign"))
+
+
+def without(calls, k):
+    """The calls without call k, later values renumbered; None where a later call names
+    a value call k made (but the node of an assign left out: the leaf's before it)."""
+    first = sum(map(made, calls[:k]))
+    gone = range(first, first + made(calls[k]))
+    same = calls[k]["node"] if calls[k]["call"] == "assign" else None  # the same object
+    if same is None and any(i in gone for c in calls[k + 1:]
+                            for i in [c.get("node"), *c.get("on", ())]):
+        return None
+
+    def moved(i):
+        if i in gone:
+            return same
+        return i - len(gone) if i >= gone.stop else i
+    out = list(calls[:k])
+    for c in calls[k + 1:]:
+        c = dict(c)
+        if "node" in c:
+            c["node"] = moved(c["node"])
+        if "on" in c:
+            c["on"] = [moved(i) for i in c["on"]]
+        if "of" in c:  # (an update's note: which leaf it stepped)
+            c["of"] = None if c["of"] in gone else moved(c["of"])
+        out.append(c)
+    return out
+
+
+def fewest_calls(fresh_checker, dtype, calls, failure):
+    """(calls, their failure): `calls` with every call the failure does not need left
+    out, one at a time from the last but one: a call is left out if, without it, a new
+    adapter fails the same way at the last call, on the same graph (its values may
+    differ: an assign left out). Hypothesis deletes a call only where the choices
+    after it still draw the same calls, and stopped at 5 calls where the bug needs 4
+    (benchmarks/results/state_bugs.md); a replay costs a few checks."""
+    graph = failure.verdict.case.program.to_dict()
+    for k in range(len(calls) - 2, -1, -1):
+        shorter = without(calls, k)
+        checker = fresh_checker() if shorter is not None else None
+        if checker is None:
+            continue
+        try:
+            again = replay(checker, dtype, shorter)
+        except Exception:  # noqa: BLE001 - not the same failure (the references'), kept
+            continue
+        if type(again) is type(failure) and again.call == len(shorter) - 1 and \
+                again.verdict.case.program.to_dict() == graph:
+            calls, failure = shorter, again
+    return calls, failure
 
 
 def replay(checker, dtype, calls, found=None):
@@ -297,7 +392,8 @@ def replay(checker, dtype, calls, found=None):
     return None
 
 
-ARGS = {"leaf": ("value", "how"), "build": ("program", "on", "inputs"), "read": ("node",),
+ARGS = {"leaf": ("value", "how"), "build": ("program", "on", "inputs", "read"),
+        "read": ("node",),
         "vjp": ("node", "cotangent"), "jvp": ("node",), "assign": ("node", "value"),
         "hvp": ("node", "cotangent"), "backward": ("node", "cotangent"), "grad": ("node",),
         "zero_grad": ("node",)}
@@ -332,6 +428,9 @@ def as_code(calls):
                 names.append(f"v{n}")
                 n += 1
             lines[-1] += f"  # call {k}: a graph"
+            if call.get("read"):
+                lines[-1] += ", its value read"
+                lines.append(f"print(v{n - 1})")
         elif kind == "assign":
             lines.append(f"v{n} = assign(v{call['node']}, {shape(call['value'])} values)"
                          f"  # call {k}: in place, the same leaf")
