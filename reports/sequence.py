@@ -24,13 +24,12 @@ The calls (node ids count the session's values in creation order, as World does)
 """
 
 import contextlib
-import copy
 import warnings
 
 import numpy as np
 from mflow.oracles.engine import Result, capabilities, normalise
 from mflow.oracles.program import Program, Step, interpret, np_dtype
-from mflow.oracles.verdict import Failure, ReferenceDisagreement, accuses_engine
+from mflow.oracles.verdict import Failure, ReferenceDisagreement, accuses_engine, same_failure
 from mflow.oracles.world import World
 
 
@@ -308,13 +307,19 @@ class Sequence:
 
     def _fresh_checker(self):
         """A checker as this session's on a new adapter of its class (None where the
-        class needs arguments): a replay's state its own calls'."""
+        class needs arguments): a replay's state its own calls'. Made anew, not copied
+        (a copy kept what was set on the instance: a campaign's counting `judge` judged
+        the replays on the session's adapter); the compiled JAX interpreters shared."""
+        from mflow.oracles.checker import Checker
         try:
             adapter = type(self.adapter)()
         except Exception:  # noqa: BLE001 - an adapter made with arguments
             return None
-        checker = copy.copy(self.checker)
-        checker.engine, checker.normalised = adapter, normalise(adapter)
+        old = self.checker
+        checker = Checker(adapter, old.oracles, old.fail_on_warnings, old.modes,
+                          old.lazy_gauge)
+        if hasattr(old, "jax"):
+            checker.jax = old.jax
         return checker
 
 
@@ -337,7 +342,7 @@ def without(calls, k):
         return None
 
     def moved(i):
-        if i in gone:
+        if i is None or i in gone:
             return same
         return i - len(gone) if i >= gone.stop else i
     out = list(calls[:k])
@@ -348,7 +353,7 @@ def without(calls, k):
         if "on" in c:
             c["on"] = [moved(i) for i in c["on"]]
         if "of" in c:  # (an update's note: which leaf it stepped)
-            c["of"] = None if c["of"] in gone else moved(c["of"])
+            c["of"] = moved(c["of"])
         out.append(c)
     return out
 
@@ -367,10 +372,12 @@ def fewest_calls(fresh_checker, dtype, calls, failure):
         if checker is None:
             continue
         try:
-            again = replay(checker, dtype, shorter)
+            with warnings.catch_warnings():  # (a replay's own cases: not the run's to
+                warnings.simplefilter("ignore")  # count, nor the references' to warn of)
+                again = replay(checker, dtype, shorter)
         except Exception:  # noqa: BLE001 - not the same failure (the references'), kept
             continue
-        if type(again) is type(failure) and again.call == len(shorter) - 1 and \
+        if same_failure(failure, again) and again.call == len(shorter) - 1 and \
                 again.verdict.case.program.to_dict() == graph:
             calls, failure = shorter, again
     return calls, failure
@@ -411,7 +418,9 @@ def as_code(calls):
         if kind == "leaf":
             how = call.get("how", "fresh")
             if how == "update":
-                how = f"update: v{call.get('of')} - {call.get('eta')} * its gradient"
+                of = call.get("of")  # (None: a leaf left out, fewest_calls)
+                how = (f"update: {'a leaf' if of is None else f'v{of}'} - {call.get('eta')} "
+                       "* its gradient")
             lines.append(f"v{n} = leaf({shape(call['value'])} values)  # call {k}: {how}")
             n += 1
         elif kind == "build":
@@ -457,7 +466,6 @@ def as_code(calls):
 
 def session_modes(adapter):
     """The modes a session of the adapter checks: reverse, and those it offers."""
-    from mflow.oracles.engine import normalise
     offers = normalise(adapter).offers
     return ("vjp",) + tuple(m for m in ("jvp", "hvp") if offers[m])
 

@@ -212,6 +212,42 @@ def test_calls_a_failure_does_not_need_are_left_out():
     assert np.array_equal(shorter.verdict.case.inputs[0], x)
 
 
+def test_a_session_cut_to_the_calls_it_needs_is_saved_so_that_it_replays(tmp_path):
+    """The cut happens when the session fails (outside Hypothesis: at once), judged on
+    new checkers even where the session's checker was patched (a campaign counts its
+    checks so); the report saved holds the shorter calls, and they fail again."""
+    from mflow.oracles.checker import Checker
+    from mflow.reports import regressions
+    from mflow.reports.saving import SavingChecker
+    from mflow.reports.sequence import Sequence, answering, replay
+    from mflow.reports.sessions import save_session
+    x, tanh = np.array([[0.5, -0.3]]), Program(((1, 2),), (Step("tanh", (0,)),))
+    calls = [{"call": "leaf", "how": "fresh", "value": 2 * x},  # not needed
+             {"call": "leaf", "how": "fresh", "value": x},
+             {"call": "build", "program": tanh, "on": [1], "inputs": []},
+             {"call": "vjp", "node": 2, "cotangent": np.ones((1, 2))},
+             {"call": "vjp", "node": 2, "cotangent": np.ones((1, 2))}]
+    engine, judged = NotZeroed(), []
+    checker = Checker(engine, modes=("vjp",))
+    judge = checker.judge
+    checker.judge = lambda *a, **k: judged.append(1) or judge(*a, **k)
+    saving = SavingChecker(Checker(engine), engine, tmp_path / "corpus")
+    with answering(checker), pytest.raises(GradientMismatch) as failed:
+        session = Sequence(checker, "float64", lambda f, s: save_session(saving, f, s),
+                           fewest=True)
+        for call in calls:
+            getattr(session, call.pop("call"))(**call)
+    assert failed.value.call == 3 and len(judged) == 2  # (the replays judged elsewhere)
+    assert "1 of the 5 calls Hypothesis shrank to left out" in str(failed.value.__notes__)
+    (folder,) = regressions.reports(tmp_path / "corpus")
+    case, report = regressions.load(folder)
+    dtype, saved = regressions.load_calls(folder)
+    assert [c["call"] for c in saved] == ["leaf", "build", "vjp", "vjp"]
+    assert report["session"]["calls"] == 4 and np.array_equal(case.inputs[0], x)
+    again = replay(Checker(NotZeroed(), modes=("vjp",)), dtype, saved)
+    assert isinstance(again, GradientMismatch) and again.call == 3
+
+
 def _buffer_session():
     """backward, zero_grad, backward, then the buffer read, and H t: ZeroGradForgets
     fails at the read (call 5), a correct engine answers every call."""
