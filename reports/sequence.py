@@ -304,7 +304,6 @@ class Sequence:
             self.found(failure, self)
         raise failure
 
-
     def _fresh_checker(self):
         """A checker as this session's on a new adapter of its class (None where the
         class needs arguments): a replay's state its own calls'. Made anew, not copied
@@ -316,8 +315,8 @@ class Sequence:
         except Exception:  # noqa: BLE001 - an adapter made with arguments
             return None
         old = self.checker
-        checker = Checker(adapter, old.oracles, old.fail_on_warnings, old.modes,
-                          old.lazy_gauge)
+        checker = Checker(adapter, oracles=old.oracles, modes=old.modes,
+                          fail_on_warnings=old.fail_on_warnings, lazy_gauge=old.lazy_gauge)
         if hasattr(old, "jax"):
             checker.jax = old.jax
         return checker
