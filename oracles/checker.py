@@ -53,7 +53,7 @@ REFERENCE_LIMIT = dict(base=120.0, per_step=0.05)
 # 2^12 leaves an engine less than 16x for its partial sums and is outside the dtype's
 # range, a domain: not compared, counted (verdict.outside). The strategies keep values
 # within 2^10 (strategies/domains.py), so few cases reach it (measured in
-# benchmarks/results/half_tolerance.md). bfloat16 has float32's range, 2^128: an
+# benchmarks/results/half_precision.md). bfloat16 has float32's range, 2^128: an
 # answer past 2^124 is outside float32's and bfloat16's (a campaign's float32 H t of
 # a product of inverses reached 1e57 in float64: mflow's float32 run overflowed to
 # inf, as any float32 engine must).

@@ -79,7 +79,7 @@ mode (the same runs as `refine`, perturbed by u_d instead of 4 u₆₄, 8 of the
 
 C_HALF covers an engine whose rounding is not the simulated one (torch accumulates
 half sums in float32, numpy rounds every partial sum) and the spread of 8 samples
-under the largest error: measured in benchmarks/results/half_tolerance.md as the
+under the largest error: measured in benchmarks/results/half_precision.md as the
 largest ratio of a correct engine's error (mflow's and torch's own half runs) to the
 spread, with a margin written there. F_HALF is the floor for answers every run gets
 exactly (a sum of small integers); smaller than float32's F, since the measurement is
