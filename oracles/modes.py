@@ -418,9 +418,11 @@ class Second(Mode):
         for k, step in enumerate(verdict.case.program.steps):
             if step.op in CATALOGUE and CATALOGUE[step.op].divides:
                 x = np.abs(verdict.values[step.args[0]])
-                if np.any(x > 0):
-                    result = float(np.max(np.abs(verdict.values[n + k])))
-                    divided = max(divided, result / float(np.min(x[x > 0])) ** 2)
+                if np.any(x > 0):  # (twice by min |x|, not by its square: 1e-261 is a
+                    # float64 factor where float32's is 0, and its square underflows)
+                    result, least = np.max(np.abs(verdict.values[n + k])), np.min(x[x > 0])
+                    with np.errstate(over="ignore"):
+                        divided = max(divided, float(min(result / least / least, BIGGEST)))
         return [size * divided] * n
 
     def spread(self, verdict, u=U_REFINE, samples=4):
@@ -481,6 +483,9 @@ def collect(checker, verdict, runs, into, mode):
                 into[who] = run()
         except Exception as e:  # noqa: BLE001 - a reference that raises is reported
             verdict.errors[f"{who} {mode}".strip()] = f"{type(e).__name__}: {e}"
+
+
+BIGGEST = np.finfo(np.float64).max  # (a bound of inf times a zero size would be NaN)
 
 
 def floor_alone(*reasons):

@@ -235,3 +235,19 @@ def test_prods_second_order_at_three_exact_zeros_is_exactly_zero_in_float32():
         program = Program(((7, 8),), (Step("prod", (0,), {"axis": axis}),), "float32")
         verdict = CHECKER.judge(Case(program, (x,), np.ones(shape, np.float32)))
         assert verdict.outcome is None, verdict.describe()
+
+
+def test_a_factor_whose_square_underflows_is_no_suite_crash():
+    """softmax of a float32 column spread over ±1000, triu, then prod (a 300,000-graph
+    campaign of b7c746f, a ZeroDivisionError in the suite itself): the float32 values
+    are exact zeros, the float64 ones down to 1e-261, whose square underflows to 0 when
+    HVP.terms divides |prod| by min |x|²; it divides twice by min |x| instead."""
+    x = np.array([[260.29868], [-963.56464], [208.7911], [848.52155], [-284.53955],
+                  [183.44258], [314.6621], [83.8109]], np.float32)
+    program = Program(((1, 1), (8, 1)), (Step("softmax", (1,), {"axis": 0}),
+                                         Step("triu", (2,), {"k": 0}),
+                                         Step("prod", (3,), {"axis": None})), "float32")
+    case = Case(program, (np.array([[0.547847]], np.float32), x),
+                np.array([[0.547847]], np.float32))
+    verdict = CHECKER.judge(case)
+    assert verdict.outcome is None, verdict.describe()
