@@ -516,3 +516,21 @@ def test_torch_second_order_of_prod_at_a_tiny_factor_is_wrong():
     exact = sum(t[0, j] * np.prod(np.delete(x[0], [0, j])) for j in (1, 2, 3))
     assert abs(right[0, 0] - exact) < 1e-12
     assert abs(h.numpy()[0, 0] - exact) > 10
+
+
+def test_torch_float16_forward_mode_var_does_not_centre_the_tangent():
+    """torch 2.13.0: the float16 J t of var over [835.5, 844, 853.5] along a tangent of
+    about 29.5 in every entry is -4.05 where 5.81 is right (float32: 5.818): its JVP
+    sums t (x - x̄) without centring t, and x̄ rounded in float16 (844.5 for 844.33)
+    leaves Σ (x - x̄) = -0.5, times the tangent's common part. mflow's centres the
+    tangent and is right to float16's rounding. Found as torch's own half run outside
+    the tolerance (a ReferenceProblem of the 300,000-graph campaign, never the
+    engine's)."""
+    import torch
+    from torch.func import jvp
+    x = torch.tensor([[835.5], [844.0], [853.5]], dtype=torch.float16)
+    t = torch.tensor([[28.890625], [29.796875], [29.875]], dtype=torch.float16)
+    var = lambda y: torch.var(y, dim=0, unbiased=False)  # noqa: E731
+    right = jvp(var, (x.double(),), (t.double(),))[1].item()
+    half = jvp(var, (x,), (t,))[1].item()
+    assert abs(right - 5.8142) < 1e-3 and abs(half - right) > 5

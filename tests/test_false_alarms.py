@@ -251,3 +251,22 @@ def test_a_factor_whose_square_underflows_is_no_suite_crash():
                 np.array([[0.547847]], np.float32))
     verdict = CHECKER.judge(case)
     assert verdict.outcome is None, verdict.describe()
+
+
+def test_torchs_float16_var_jvp_is_a_reference_problem_never_the_engines():
+    """The 300,000-graph campaign of 28b3dcf: var of x + conv2d(x, x) (a mean of 844)
+    in float16; torch's own half J t is -4.05 for 5.82 (its JVP does not centre the
+    tangent: tests/test_adapters.py reproduces it in torch alone). The peer outside the
+    tolerance is a reference problem; mflow's half J t (centred) passes every pair."""
+    from mflow.oracles.verdict import ReferenceProblem
+    steps = (Step("conv2d", (0, 0), {"stride": 2, "padding": "valid"}), Step("add", (0, 2)),
+             Step("var", (3,), {"axis": 0}), Step("reshape", (1,), {"shape": (1, -1)}),
+             Step("softplus", (5,)), Step("sum", (4,), {"axis": None}), Step("add", (6, 7)))
+    case = Case(Program(((3, 1), (1, 4)), steps, "float16"),
+                (np.array([[-24.16], [-15.484], [-6.03]], np.float16),
+                 np.array([[-22.88, 19.5, 15.695, 24.47]], np.float16)),
+                np.array([[-1.51, -0.968, -0.377, 1.877]], np.float16))
+    verdict = CHECKER.judge(case)
+    assert isinstance(verdict.outcome, ReferenceProblem), verdict.describe()
+    assert all(c.ok for c in verdict.comparisons if "engine" in " ".join(c.pair))
+    assert [c.pair for c in verdict.failures] == [("torch_half jvp", "torch jvp")]
