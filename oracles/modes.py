@@ -29,10 +29,9 @@ from .finite_differences import directional, engine_difference, finite_differenc
 from .program import HALF
 from .tolerance import (
     U_REFINE,
-    UNGAUGED,
-    UNGAUGED_HALF,
     ad_tolerance,
     as_dtype,
+    floor_alone,
     measure,
     perturbed_gradients,
     perturbed_hvp,
@@ -486,12 +485,6 @@ def collect(checker, verdict, runs, into, mode):
 
 
 BIGGEST = np.finfo(np.float64).max  # (a bound of inf times a zero size would be NaN)
-
-
-def floor_alone(*reasons):
-    """A note for a bound built on tolerances still at the floor alone (lazy gauging,
-    tolerance.py): its ratio under 1 is a pass by construction, not a near miss."""
-    return "; the AD part: the floor alone" if set(reasons) & {UNGAUGED, UNGAUGED_HALF} else ""
 
 
 def _scalar(verdict, what, pair, a, b, bound, reason):

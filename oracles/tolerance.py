@@ -111,6 +111,13 @@ UNGAUGED = "the floor alone (float32 not gauged yet: the least tolerance a gauge
 UNGAUGED_HALF = "the floor alone (the dtype's rounding not measured yet: the least tolerance)"
 
 
+def floor_alone(*reasons):
+    """A note for a bound built on tolerances whose reasons are `reasons`: said when one is
+    still the floor alone (lazy gauging above), whose ratio under 1 is a pass by
+    construction, not a near miss."""
+    return "; the AD part: the floor alone" if set(reasons) & {UNGAUGED, UNGAUGED_HALF} else ""
+
+
 def measure(verdict):
     """Fill the verdict's term scales and condition factor, which every AD
     tolerance of the case reads (cheap: numpy on the forward values)."""
