@@ -14,6 +14,7 @@ from mflow.oracles.engine import MflowEngine
 from mflow.oracles.program import Case, Program, Step
 from mflow.oracles.verdict import (
     Comparison,
+    EngineHang,
     GradientMismatch,
     ReferenceDisagreement,
     ReferenceProblem,
@@ -327,3 +328,30 @@ def test_an_exponential_backward_is_a_finding_not_a_hung_worker(monkeypatch):
     deep = _doublings(22)       # 4 million paths
     verdict = checker_module.Checker(engine).judge(Case(deep, (x,), np.ones((2, 2))))
     assert isinstance(verdict.outcome, EngineHang), verdict.describe()
+
+
+def test_a_hang_is_saved_as_found_without_the_reducer(monkeypatch, tmp_path):
+    """Each try of the reducer on a hang costs the time limit (tinygrad compiling a
+    2,000-step chain took minutes per try): the hang is saved unreduced, at once."""
+    import time
+
+    from mflow.oracles import checker as checker_module
+    from mflow.reports import reduce as reduce_module
+    monkeypatch.setitem(checker_module.TIME_LIMIT, "base", 0.3)
+    monkeypatch.setattr(reduce_module, "reduce", lambda *a, **k: pytest.fail("reduced"))
+    hanging = Wrapped(lambda leaves, cotangent, grads: time.sleep(30))
+    saving = SavingChecker(checker_module.Checker(hanging), MflowEngine(), tmp_path)
+    with pytest.raises(EngineHang):
+        saving.check(CASE)
+    (saved,) = [f for f in tmp_path.iterdir() if not f.name.startswith(".")]
+    case, report = regressions.load(saved)
+    assert report["failure"] == "EngineHang" and case.program == CASE.program
+
+
+def test_the_rare_large_cases_are_not_shrunk():
+    """A rare large case is (kind, seed): no seed is smaller than another, and each try
+    of a hang would cost the time limit twice."""
+    from hypothesis import Phase
+    from mflow.reports.fuzzing import test_rare_large_cases
+    phases = test_rare_large_cases._hypothesis_internal_use_settings.phases
+    assert Phase.generate in phases and Phase.shrink not in phases
