@@ -53,16 +53,18 @@ class SavingChecker:
                       "the engine's process will not be saved", file=sys.stderr, flush=True)
             self.inflight_error = str(e)
         verdict = self.checker.judge(case, modes)
+        checked_twice = False
         if isinstance(verdict.outcome, EngineHang):
             # a hang is a finding only if it happens again: an engine that compiles on
             # first use (tinygrad, on a loaded machine) was over the limit once, then fast
             second = self.checker.judge(case, verdict.modes)
-            if not isinstance(second.outcome, EngineHang):
+            checked_twice = isinstance(second.outcome, EngineHang)
+            if not checked_twice:
                 second.slow_once, verdict = True, second
         self.stats.add(verdict)  # every case counts, whatever its outcome
         try:
             failure = verdict.outcome
-            if failure is None or accuses_engine(failure):
+            if (failure is None or accuses_engine(failure)) and not checked_twice:
                 again = self._again(verdict)
                 if again is not None:
                     saved = self._save(again, reduce=False)

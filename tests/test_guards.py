@@ -332,17 +332,20 @@ def test_an_exponential_backward_is_a_finding_not_a_hung_worker(monkeypatch):
 
 def test_a_hang_is_saved_as_found_without_the_reducer(monkeypatch, tmp_path):
     """Each try of the reducer on a hang costs the time limit (tinygrad compiling a
-    2,000-step chain took minutes per try): the hang is saved unreduced, at once."""
+    2,000-step chain took minutes per try): the hang is saved unreduced, at once, and
+    checked twice, not three times (the second run is the check again)."""
     import time
 
     from mflow.oracles import checker as checker_module
     from mflow.reports import reduce as reduce_module
     monkeypatch.setitem(checker_module.TIME_LIMIT, "base", 0.3)
     monkeypatch.setattr(reduce_module, "reduce", lambda *a, **k: pytest.fail("reduced"))
-    hanging = Wrapped(lambda leaves, cotangent, grads: time.sleep(30))
+    runs = []
+    hanging = Wrapped(lambda leaves, cotangent, grads: runs.append(1) or time.sleep(30))
     saving = SavingChecker(checker_module.Checker(hanging), MflowEngine(), tmp_path)
     with pytest.raises(EngineHang):
         saving.check(CASE)
+    assert len(runs) == 2
     (saved,) = [f for f in tmp_path.iterdir() if not f.name.startswith(".")]
     case, report = regressions.load(saved)
     assert report["failure"] == "EngineHang" and case.program == CASE.program
