@@ -2,11 +2,13 @@
 engine under test, every answer cross-checked against torch, JAX and finite
 differences (mflow.oracles.checker). Fixtures and parameters: plugin.py."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from mflow.oracles.catalogue import CATALOGUE
+from mflow.oracles.catalogue import CATALOGUE, version
 from mflow.oracles.engine import capabilities
 from mflow.oracles.program import HALF
 from mflow.strategies import cases as all_cases
@@ -43,8 +45,13 @@ def cases(mflow_engine):
                             "no float32")
             if dtype == "float64" or len(caps.dtypes) == 1:
                 dtype = caps.dtypes[0]
+        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())
+        return strategy(version(), dtype, key)
+
+    @functools.cache  # built once per item, not per example (a tenth of Hypothesis's share)
+    def strategy(at, dtype, kwargs):
         return all_cases(dtype=dtype, attrs=caps.attrs or None,
-                         declared=tuple(caps.conventions), **kwargs)
+                         declared=tuple(caps.conventions), **dict(kwargs))
     return drawn
 
 

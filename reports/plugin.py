@@ -40,6 +40,7 @@ Light to import: no torch, JAX or Hypothesis strategies until a test needs them.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,22 @@ def engine_of(config):
         except EngineError as e:
             raise pytest.UsageError(str(e)) from None
     return config.stash[ENGINE]
+
+
+# The fuzz items, longest first (benchmarks/results/campaign_profile.md: at 300 examples
+# an item of large sides takes 8-20 s, the rare large cases 16 s, an operation's own items
+# 1-7 s). pytest-xdist deals items out and steals them in this order, so the long ones
+# run early and the last minutes are short items on both workers, not one long item alone.
+LONGEST_FIRST = ("test_rare_large_cases", "test_operation_at_large_sides",
+                 "test_engine_sessions", "test_random_graphs", "test_deep_chains",
+                 "test_fan_out_heavy_graphs", "test_half_graphs", "test_float32_graphs",
+                 "test_small_graphs")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--mflow-fuzz"):
+        rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(getattr(item, "originalname", ""), len(rank)))
 
 
 def pytest_generate_tests(metafunc):
@@ -318,6 +335,14 @@ def pytest_sessionfinish(session, exitstatus):
     if _active(session.config):  # a finished process leaves nothing in flight
         from .saving import close_all
         close_all()
+        if os.environ.get("PYTEST_XDIST_WORKER") and "jax" in sys.modules:
+            # JAX's exit hook empties every cache one by one: 6 s in a worker that
+            # checked 25,000 graphs, while the other worker and the controller wait
+            # (benchmarks/results/campaign_profile.md); the process ends anyway
+            import atexit
+
+            from jax._src import api
+            atexit.unregister(api.clean_up)
     if exitstatus == pytest.ExitCode.INTERRUPTED and _stopped_by_maxfail and \
             session.testsfailed:
         session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED

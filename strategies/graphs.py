@@ -101,6 +101,9 @@ class _Order(Sequence):
     def __getitem__(self, i):
         return list(CATALOGUE)[i]
 
+    def __iter__(self):  # not Sequence's, which calls __getitem__ once per element
+        return iter(list(CATALOGUE))
+
     def __len__(self):
         return len(CATALOGUE)
 
