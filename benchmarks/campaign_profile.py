@@ -15,7 +15,10 @@ A campaign at the check's own speed spends its two cores in check + draw (issue 
 first target: at least 90 %). The figures go to benchmarks/results/campaign_profile.md
 (never asserted on; read the shares).
 
-    python benchmarks/campaign_profile.py [--examples 300] [--rate 50] [--out FILE]
+    python benchmarks/campaign_profile.py [--examples 300] [--rate 50] [--tree DIR]
+        [--raw FILE] [--out FILE]
+
+Needs py-spy (`pip install py-spy`; not a dependency of the project).
 """
 
 import argparse
