@@ -48,7 +48,7 @@ def cases(mflow_engine):
         key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())
         return strategy(version(), dtype, key)
 
-    @functools.cache  # built once per item, not per example (a tenth of Hypothesis's share)
+    @functools.cache  # built once per item, not per example (7 % of Hypothesis's share)
     def strategy(at, dtype, kwargs):
         return all_cases(dtype=dtype, attrs=caps.attrs or None,
                          declared=tuple(caps.conventions), **dict(kwargs))
