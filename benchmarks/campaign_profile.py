@@ -32,11 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from throughput import ONE_THREAD  # beside this script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = ROOT / "benchmarks" / "results" / "campaign_profile.md"
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 PROCESS = re.compile(r'process (\d+):"')
 BINS = ("check", "draw", "hypothesis", "import", "start-up", "shut-down", "other", "idle")
 SHUT_DOWN = ("pytest_unconfigure", "pytest_sessionfinish", "clean_up (", "_exitfunc (")

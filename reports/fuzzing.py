@@ -18,6 +18,17 @@ UNARY = ["neg", "relu", "exp", "tanh", "sigmoid", "sin", "cos", "log", "pow", "t
 BINARY = ["add", "sub", "mul", "div", "matmul", "concat", "conv2d"]
 
 
+# The items, longest first (benchmarks/results/campaign_profile.md: at 300 examples an
+# item of large sides takes 8-20 s, the rare large cases 16 s, an operation's own items
+# 1-7 s). The plugin deals them out in this order; pytest-xdist steals from the end of a
+# worker's queue, so the long ones run early and the last minutes are short items on
+# both workers, not one long item alone.
+LONGEST_FIRST = ("test_rare_large_cases", "test_operation_at_large_sides",
+                 "test_engine_sessions", "test_random_graphs", "test_deep_chains",
+                 "test_fan_out_heavy_graphs", "test_half_graphs", "test_float32_graphs",
+                 "test_small_graphs")
+
+
 def only(ops, engine_ops):
     return [o for o in ops if o in engine_ops] or engine_ops
 

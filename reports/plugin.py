@@ -160,20 +160,14 @@ def engine_of(config):
     return config.stash[ENGINE]
 
 
-# The fuzz items, longest first (benchmarks/results/campaign_profile.md: at 300 examples
-# an item of large sides takes 8-20 s, the rare large cases 16 s, an operation's own items
-# 1-7 s). pytest-xdist deals items out and steals them in this order, so the long ones
-# run early and the last minutes are short items on both workers, not one long item alone.
-LONGEST_FIRST = ("test_rare_large_cases", "test_operation_at_large_sides",
-                 "test_engine_sessions", "test_random_graphs", "test_deep_chains",
-                 "test_fan_out_heavy_graphs", "test_half_graphs", "test_float32_graphs",
-                 "test_small_graphs")
-
-
 def pytest_collection_modifyitems(config, items):
+    """The fuzz items longest first, in the order fuzzing.py's LONGEST_FIRST gives."""
     if config.getoption("--mflow-fuzz"):
-        rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-        items.sort(key=lambda item: rank.get(getattr(item, "originalname", ""), len(rank)))
+        def rank(item):
+            order = getattr(getattr(item, "module", None), "LONGEST_FIRST", ())
+            name = getattr(item, "originalname", "")
+            return order.index(name) if name in order else len(order)
+        items.sort(key=rank)
 
 
 def pytest_generate_tests(metafunc):
