@@ -19,6 +19,7 @@ import functools
 import hashlib
 import itertools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
@@ -121,7 +122,8 @@ def exported(name, jitted, args, folder=None):
     folder = Path(folder or CACHE) / "exported"
     path = folder / f"{name}-{key}.jax"
     try:
-        return export.deserialize(bytearray(files.read_bytes(path, MAX_EXPORTED_BYTES))).call
+        loaded = export.deserialize(bytearray(files.read_bytes(path, MAX_EXPORTED_BYTES)))
+        return jax.jit(loaded.call)  # jit: its calls take the compiled fast path
     except Exception:  # noqa: BLE001 - absent, damaged or foreign: traced again below
         pass
     made = export.export(jitted)(*specs)
@@ -130,7 +132,7 @@ def exported(name, jitted, args, folder=None):
         files.atomic_write(path, bytes(made.serialize()))
     except (OSError, ImportError):  # a read-only or full cache, or no flatbuffers: this
         pass                        # process keeps it in memory
-    return made.call
+    return jax.jit(made.call)
 
 
 # --- the compiled interpreter ------------------------------------------------------
@@ -387,6 +389,20 @@ def _branches(P, dtype):
                                           for name, attrs in codes()[1:]]
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A program as the compiled interpreter reads it."""
+    ints: np.ndarray      # (bucket, fields): one row of ints per step, padded with no-ops
+    ps: np.ndarray        # (bucket,): each step's scalar attribute (pow's exponent)
+    consts: list          # (slot, value) of each constant
+    out_slot: int
+    n: int                # the steps the loops run (the rest is padding)
+
+    def args(self, dtype):
+        """(ints, ps, out_slot, n) as the interpreters take them."""
+        return self.ints, self.ps.astype(dtype), np.int32(self.out_slot), np.int32(self.n)
+
+
 class JaxOracle:
     """jax.vjp of a whole program in one compiled call (see the module docstring)."""
 
@@ -397,7 +413,7 @@ class JaxOracle:
     # back to plain_vjp at ~0.5 s each, most of `test_deep_chains`' time.
     def __init__(self, side=8, slots=64, steps=(16, 40, 64)):
         self.P, self.S, self.buckets = side, slots, steps
-        self._compiled, self._raw = {}, {}
+        self._compiled, self._raw, self._last = {}, {}, None
 
     def _example(self, dtype, steps):
         """Arguments of the interpreters' types for a bucket: (slots, steps' ints, steps'
@@ -419,27 +435,28 @@ class JaxOracle:
         pullbacks = [pullback(b) for b in branches]
         a0, a1, dst = (_FIELDS.index(k) for k in ("a0", "a1", "dst"))
 
-        def run(init, ints, ps, cotangent, out_slot):
-            def forward(vals, step):  # every slot is written once, so `vals` ends up holding all
-                i, p = step
+        def run(init, ints, ps, cotangent, out_slot, n):
+            def forward(k, vals):  # every slot is written once, so `vals` ends up holding all
+                i = ints[k]
                 x, y = vals[i[a0]], vals[i[a1]]
-                return vals.at[i[dst]].set(lax.switch(i[0], branches, x, y, i, p)), None
-            vals, _ = lax.scan(forward, init, (ints, ps))
+                return vals.at[i[dst]].set(lax.switch(i[0], branches, x, y, i, ps[k]))
+            vals = lax.fori_loop(0, n, forward, init)
 
-            def backward(grads, step):  # each step's own jax.vjp, in reverse order
-                i, p = step
+            def backward(j, grads):  # each step's own jax.vjp, in reverse order
+                k = n - 1 - j
+                i = ints[k]
                 g = grads[i[dst]]
-                gx, gy = lax.switch(i[0], pullbacks, vals[i[a0]], vals[i[a1]], i, p, g)
-                grads = grads.at[i[dst]].set(0)  # consumed (a no-op step adds it back)
-                return grads.at[i[a0]].add(gx).at[i[a1]].add(gy), None
+                gx, gy = lax.switch(i[0], pullbacks, vals[i[a0]], vals[i[a1]], i, ps[k], g)
+                grads = grads.at[i[dst]].set(0)  # consumed
+                return grads.at[i[a0]].add(gx).at[i[a1]].add(gy)
             grads = jnp.zeros_like(init).at[out_slot].set(cotangent)
-            grads, _ = lax.scan(backward, grads, (ints, ps), reverse=True)
+            grads = lax.fori_loop(0, n, backward, grads)
             return vals[out_slot], grads
 
         self._raw[key] = run  # for second order, differentiated again
         init, ints, ps, cot, slot = self._example(dtype, steps)
         self._compiled[key] = exported(f"vjp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
-                                       jax.jit(run), (init, ints, ps, cot, slot))
+                                       jax.jit(run), (init, ints, ps, cot, slot, slot))
         return self._compiled[key]
 
     def _jvp_function(self, dtype, steps):
@@ -450,19 +467,18 @@ class JaxOracle:
             dst = _FIELDS.index("dst")
             a0, a1 = _FIELDS.index("a0"), _FIELDS.index("a1")
 
-            def forward(init, ints, ps, out_slot):
-                def step(vals, s):
-                    i, p = s
-                    y = lax.switch(i[0], branches, vals[i[a0]], vals[i[a1]], i, p)
-                    return vals.at[i[dst]].set(y), None
-                vals, _ = lax.scan(step, init, (ints, ps))
-                return vals[out_slot]
+            def forward(init, ints, ps, out_slot, n):
+                def step(k, vals):
+                    i = ints[k]
+                    y = lax.switch(i[0], branches, vals[i[a0]], vals[i[a1]], i, ps[k])
+                    return vals.at[i[dst]].set(y)
+                return lax.fori_loop(0, n, step, init)[out_slot]
 
-            def run(init, tangent, ints, ps, out_slot):
-                return jax.jvp(lambda v: forward(v, ints, ps, out_slot), (init,), (tangent,))
+            def run(init, tangent, ints, ps, out_slot, n):
+                return jax.jvp(lambda v: forward(v, ints, ps, out_slot, n), (init,), (tangent,))
             init, ints, ps, _, slot = self._example(dtype, steps)
             self._compiled[key] = exported(f"jvp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
-                                           jax.jit(run), (init, init, ints, ps, slot))
+                                           jax.jit(run), (init, init, ints, ps, slot, slot))
         return self._compiled[key]
 
     def jvp(self, program, inputs, tangents):
@@ -470,12 +486,10 @@ class JaxOracle:
         encoded = self.encode(program)
         if encoded is None:
             return plain_jvp(program, inputs, tangents)
-        code, consts, slot = encoded
         dtype = program.np_dtype
-        init, ints = self._pack(code, consts, inputs, dtype)
         tangent = self._slots(tangents, dtype)  # constants' tangents: 0
-        out, t = self._jvp_function(dtype, len(code["op"]))(
-            init, tangent, ints, np.asarray(code["p"], dtype), np.int32(slot[-1]))
+        out, t = self._jvp_function(dtype, len(encoded.ints))(
+            self._init(encoded, inputs, dtype), tangent, *encoded.args(dtype))
         m, n = program.output_shape
         return np.asarray(out)[:m, :n], np.asarray(t)[:m, :n]
 
@@ -487,12 +501,12 @@ class JaxOracle:
             self._function(dtype, steps)
             run = self._raw[dtype, steps, version()]
 
-            def hvp(init, tangent, ints, ps, cotangent, out_slot):
-                return jax.jvp(lambda v: run(v, ints, ps, cotangent, out_slot)[1], (init,),
+            def hvp(init, tangent, ints, ps, cotangent, out_slot, n):
+                return jax.jvp(lambda v: run(v, ints, ps, cotangent, out_slot, n)[1], (init,),
                                (tangent,))[1]
             init, ints, ps, cot, slot = self._example(dtype, steps)
             self._compiled[key] = exported(f"hvp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
-                                           jax.jit(hvp), (init, init, ints, ps, cot, slot))
+                                           jax.jit(hvp), (init, init, ints, ps, cot, slot, slot))
         return self._compiled[key]
 
     def hvp(self, program, inputs, cotangent, tangents):
@@ -500,19 +514,23 @@ class JaxOracle:
         encoded = self.encode(program)
         if encoded is None:
             return plain_hvp(program, inputs, cotangent, tangents)
-        code, consts, slot = encoded
-        dtype, P = program.np_dtype, self.P
-        init, ints = self._pack(code, consts, inputs, dtype)
-        cot = np.zeros((P, P), dtype)
-        cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
-        hs = np.asarray(self._hvp_function(dtype, len(code["op"]))(
-            init, self._slots(tangents, dtype), ints, np.asarray(code["p"], dtype), cot,
-            np.int32(slot[-1])))
+        dtype = program.np_dtype
+        ints, ps, out_slot, n = encoded.args(dtype)
+        hs = np.asarray(self._hvp_function(dtype, len(ints))(
+            self._init(encoded, inputs, dtype), self._slots(tangents, dtype), ints, ps,
+            self._padded(cotangent, dtype), out_slot, n))
         return [hs[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)]
 
     def encode(self, program):
-        """The program as arrays of opcodes, slots and attributes; None if it does
-        not fit (a side above P, too many slots or steps)."""
+        """The program as an `Encoded`, or None if it does not fit (a side above P, too
+        many slots or steps). The last one is kept: a check asks for the VJP, the JVP
+        and the HVP of one program in a row (in float64 and float32 alike)."""
+        key = (program.inputs, program.steps, version())  # (the opcodes: the catalogue's)
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._encode(program))
+        return self._last[1]
+
+    def _encode(self, program):
         P, n_in = self.P, len(program.inputs)
         if max(max(s) for s in program.shapes) > P:
             return None
@@ -584,13 +602,17 @@ class JaxOracle:
                 code_slot = emit(opcode(step.op, at), step.args, out_shape,
                                  **({"p": float(at[SCALAR])} if SCALAR in at else {}))
             slot.append(code_slot)
-        steps = next((t for t in self.buckets if len(code["op"]) <= t), None)
+        n = len(code["op"])
+        steps = next((t for t in self.buckets if n <= t), None)
         if len(shape) > self.S or steps is None:
             return None
-        for k in code:  # pad with no-ops: opcode 0 copies slot 0 onto itself
+        for k in code:  # padded to the bucket with no-ops, which the loops never reach
             pad = np.zeros(P * P if k == "map" else P, int) if k in ("ri", "ci", "map") else 0
-            code[k] += [pad] * (steps - len(code[k]))
-        return code, consts, slot
+            code[k] += [pad] * (steps - n)
+        ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
+                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32),
+                               np.array(code["map"], np.int32)], axis=1)
+        return Encoded(ints, np.asarray(code["p"], np.float64), consts, slot[-1], n)
 
     def _slots(self, arrays, dtype):
         """The slot array with `arrays` in the first slots, each in its top-left corner."""
@@ -599,28 +621,27 @@ class JaxOracle:
             slots[i, :x.shape[0], :x.shape[1]] = x
         return slots
 
-    def _pack(self, code, consts, inputs, dtype):
-        """(the initial slots: inputs and constants, the steps as one int array)."""
+    def _padded(self, x, dtype):
+        out = np.zeros((self.P, self.P), dtype)
+        out[:x.shape[0], :x.shape[1]] = x
+        return out
+
+    def _init(self, encoded, inputs, dtype):
+        """The initial slots: the inputs, then the constants."""
         init = self._slots(inputs, dtype)
-        for at, value in consts:
+        for at, value in encoded.consts:
             init[at, :value.shape[0], :value.shape[1]] = value
-        ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
-                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32),
-                               np.array(code["map"], np.int32)],
-                              axis=1)
-        return init, ints
+        return init
 
     def run(self, program, inputs, cotangent):
         encoded = self.encode(program)
         if encoded is None:
             return plain_vjp(program, inputs, cotangent)
-        code, consts, slot = encoded
-        dtype, P = program.np_dtype, self.P
-        init, ints = self._pack(code, consts, inputs, dtype)
-        cot = np.zeros((P, P), dtype)
-        cot[:cotangent.shape[0], :cotangent.shape[1]] = cotangent
-        run = self._function(dtype, len(code["op"]))
-        out, grads = run(init, ints, np.asarray(code["p"], dtype), cot, np.int32(slot[-1]))
+        dtype = program.np_dtype
+        ints, ps, out_slot, n = encoded.args(dtype)
+        run = self._function(dtype, len(ints))
+        out, grads = run(self._init(encoded, inputs, dtype), ints, ps,
+                         self._padded(cotangent, dtype), out_slot, n)
         out, grads = np.asarray(out), np.asarray(grads)
         m, n = program.output_shape
         return Result(out[:m, :n], [grads[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)])
