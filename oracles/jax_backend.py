@@ -408,10 +408,11 @@ class JaxOracle:
 
     name = "jax"
 
-    # A program runs in the least bucket of steps that holds it. Deep chains (24 drawn
-    # operations) encode to up to ~48 steps: without the 64 bucket, one in seven fell
-    # back to plain_vjp at ~0.5 s each, most of `test_deep_chains`' time.
-    def __init__(self, side=8, slots=64, steps=(16, 40, 64)):
+    # A program is padded to the least bucket of steps that holds it, and the loops run
+    # its own steps alone, so one bucket serves all: one interpreter per (mode, dtype) to
+    # load in each process, not one per size. Deep chains (24 drawn operations) encode
+    # to up to ~48 steps: below 64, one in seven fell back to plain_vjp at ~0.5 s each.
+    def __init__(self, side=8, slots=64, steps=(64,)):
         self.P, self.S, self.buckets = side, slots, steps
         self._compiled, self._raw, self._last = {}, {}, None
 
@@ -458,6 +459,33 @@ class JaxOracle:
         self._compiled[key] = exported(f"vjp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
                                        jax.jit(run), (init, ints, ps, cot, slot, slot))
         return self._compiled[key]
+
+    def _vjps_function(self, dtype, steps, points):
+        """The VJP at `points` sets of inputs at once (vmap over the initial slots: the
+        program and the cotangent are shared), compiled once per dtype, bucket and count."""
+        key = ("vjps", dtype, steps, points, version())
+        if key not in self._compiled:
+            self._function(dtype, steps)
+            run = jax.vmap(self._raw[dtype, steps, version()], in_axes=(0,) + (None,) * 5)
+            init, ints, ps, cot, slot = self._example(dtype, steps)
+            self._compiled[key] = exported(
+                f"vjps-{np.dtype(dtype)}-{steps}-{points}-{self.P}-{self.S}", jax.jit(run),
+                (np.stack([init] * points), ints, ps, cot, slot, slot))
+        return self._compiled[key]
+
+    def vjps(self, program, points, cotangent):
+        """The gradients (one array per input) at each of `points` (lists of inputs), in
+        one call; None if the program does not fit the interpreter."""
+        encoded = self.encode(program)
+        if encoded is None:
+            return None
+        dtype = program.np_dtype
+        init = np.stack([self._init(encoded, xs, dtype) for xs in points])
+        ints, ps, out_slot, n = encoded.args(dtype)
+        _, grads = self._vjps_function(dtype, len(ints), len(points))(
+            init, ints, ps, self._padded(cotangent, dtype), out_slot, n)
+        grads = np.asarray(grads)
+        return [[g[i, :s[0], :s[1]] for i, s in enumerate(program.inputs)] for g in grads]
 
     def _jvp_function(self, dtype, steps):
         """jax.jvp of the forward scan, compiled once per dtype and bucket."""
