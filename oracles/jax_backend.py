@@ -412,9 +412,21 @@ class JaxOracle:
     # its own steps alone, so one bucket serves all: one interpreter per (mode, dtype) to
     # load in each process, not one per size. Deep chains (24 drawn operations) encode
     # to up to ~48 steps: below 64, one in seven fell back to plain_vjp at ~0.5 s each.
-    def __init__(self, side=8, slots=64, steps=(64,)):
+    # A program with a side above P goes to a second interpreter of sides up to 64 and
+    # few steps (the fuzz tests' operations at large sides): op by op, plain_vjp compiled
+    # each new shape's operations, ~0.3 s a graph and half a campaign's check time.
+    def __init__(self, side=8, slots=64, steps=(64,), large=(64, 16, (16,))):
         self.P, self.S, self.buckets = side, slots, steps
         self._compiled, self._raw, self._last = {}, {}, None
+        self._large_geometry, self._large = large, None
+
+    def _other(self, program):
+        """The interpreter of large sides where `program` needs it, else None."""
+        if self._large_geometry is None or max(max(s) for s in program.shapes) <= self.P:
+            return None
+        if self._large is None:
+            self._large = JaxOracle(*self._large_geometry, large=None)
+        return self._large
 
     def _example(self, dtype, steps):
         """Arguments of the interpreters' types for a bucket: (slots, steps' ints, steps'
@@ -476,6 +488,8 @@ class JaxOracle:
     def vjps(self, program, points, cotangent):
         """The gradients (one array per input) at each of `points` (lists of inputs), in
         one call; None if the program does not fit the interpreter."""
+        if self._other(program):
+            return self._other(program).vjps(program, points, cotangent)
         encoded = self.encode(program)
         if encoded is None:
             return None
@@ -511,6 +525,8 @@ class JaxOracle:
 
     def jvp(self, program, inputs, tangents):
         """(output, J ṫ): forward mode through the same compiled interpreter."""
+        if self._other(program):
+            return self._other(program).jvp(program, inputs, tangents)
         encoded = self.encode(program)
         if encoded is None:
             return plain_jvp(program, inputs, tangents)
@@ -539,6 +555,8 @@ class JaxOracle:
 
     def hvp(self, program, inputs, cotangent, tangents):
         """H ṫ per input: second order through the same compiled interpreter."""
+        if self._other(program):
+            return self._other(program).hvp(program, inputs, cotangent, tangents)
         encoded = self.encode(program)
         if encoded is None:
             return plain_hvp(program, inputs, cotangent, tangents)
@@ -553,6 +571,8 @@ class JaxOracle:
         """The program as an `Encoded`, or None if it does not fit (a side above P, too
         many slots or steps). The last one is kept: a check asks for the VJP, the JVP
         and the HVP of one program in a row (in float64 and float32 alike)."""
+        if self._other(program):
+            return self._other(program).encode(program)
         key = (program.inputs, program.steps, version())  # (the opcodes: the catalogue's)
         if self._last is None or self._last[0] != key:
             self._last = (key, self._encode(program))
@@ -662,6 +682,8 @@ class JaxOracle:
         return init
 
     def run(self, program, inputs, cotangent):
+        if self._other(program):
+            return self._other(program).run(program, inputs, cotangent)
         encoded = self.encode(program)
         if encoded is None:
             return plain_vjp(program, inputs, cotangent)

@@ -27,6 +27,19 @@ def test_compiled_jax_equals_plain_jax_vjp_on_deep_chains(case):
     assert_compiled_equals_plain(case)
 
 
+@settings(max_examples=12)  # plain_vjp costs ~0.3 s on these
+@given(st.data())
+def test_compiled_jax_equals_plain_jax_vjp_at_large_sides(data):
+    """Sides above 8 (the fuzz tests' operations at large sides) run in the interpreter of
+    large sides, not op by op."""
+    side = data.draw(st.integers(9, 64))
+    case = data.draw(cases(ops=data.draw(st.sampled_from([BINARY, UNARY, ["matmul", "inv",
+                                                                          "det", "conv2d"]])),
+                           max_steps=2, max_side=side, dtype="mixed"))
+    assert FAST.encode(case.program) is not None or max(max(s) for s in case.program.shapes) <= 8
+    assert_compiled_equals_plain(case)
+
+
 def assert_compiled_equals_plain(case):
     fast = FAST.run(case.program, case.inputs, case.cotangent)
     plain = plain_vjp(case.program, case.inputs, case.cotangent)
