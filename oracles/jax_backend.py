@@ -133,8 +133,9 @@ def exported(name, jitted, args, folder=None):
     """`jitted` for arguments of the types of `args`, from its artefact in the cache
     folder if one is there and loads (a damaged or foreign one is made again), else
     traced and saved there (written whole, renamed into place: concurrent writers each
-    write a complete file); compiled by a first call on `args`, outside any time limit."""
-    with _untimed():
+    write a complete file); compiled by a first call on `args`, outside any time limit
+    for the built-in catalogue (a user's own operations are traced with their code: timed)."""
+    with _untimed() if built_in() else contextlib.nullcontext():
         fn = _exported(name, jitted, args, folder)
         jax.block_until_ready(fn(*args))
     return fn
