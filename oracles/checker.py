@@ -309,6 +309,14 @@ def _peer_overflows(answers):
                for p, t in zip(answers[PEER], answers["torch"]))
 
 
+def _same(a, b):
+    """Unchanged: the same bytes (the common case, 1 µs), else equal with NaN equal to NaN."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes():
+        return True
+    return np.array_equal(a, b, equal_nan=True)
+
+
 def engine_call(run, *args, **arrays):
     """run(*args, **copies): every array the engine receives is a fresh copy (each keyword
     an array or a list of arrays), so that nothing it does to them reaches the case,
@@ -322,8 +330,7 @@ def engine_call(run, *args, **arrays):
     for k, given in arrays.items():
         names = {"inputs": "x{}", "tangents": "the tangent of x{}"}.get(k, f"the {k}")
         pairs = zip(given, copies[k]) if isinstance(given, (list, tuple)) else [(given, copies[k])]
-        changed += [names.format(i) for i, (a, b) in enumerate(pairs)
-                    if not np.array_equal(a, b, equal_nan=True)]
+        changed += [names.format(i) for i, (a, b) in enumerate(pairs) if not _same(a, b)]
     if changed:
         raise ChangedInPlace(f"changed {', '.join(changed)} in place")
     return _owned(answer)

@@ -228,20 +228,18 @@ def along(phi, h, rounding):
     return float(estimate[0]), float(error[0]), bool(resolved[0])
 
 
-def engine_difference(gradient, program, inputs, tangents, directions, scales, base):
-    """A central difference of the engine's own gradient along ṫ, projected on w: an
+def gradient_difference(gradients, program, inputs, tangents, directions, scales, base):
+    """A central difference of a first-order gradient along ṫ, projected on w: an
     estimate of ⟨w, H ṫ⟩ that needs no second-order reference, with its bound (the
     rules above; each gradient's rounding taken as K u Σ|w| times its term size).
-    `gradient(xs)`: the engine's VJP at xs (float64); `scales`: each gradient's term
-    size (tolerance.term_scales). Returns (estimate, bound, valid, resolved)."""
+    `gradients(points)`: the VJP (float64) at each point, a list of inputs, all at once
+    (JAX's, batched, or the engine's, one call per point); `scales`: each gradient's
+    term size (tolerance.term_scales). Returns (estimate, bound, valid, resolved)."""
     xs = [np.asarray(x, np.float64) for x in inputs]
     ts = [np.asarray(t, np.float64) for t in tangents]
     h, steps = steps_along(xs, ts)
-    psi = []
-    for s in steps * h:
-        grads = gradient([x + s * t for x, t in zip(xs, ts)])
-        psi.append(sum(float(np.sum(w * np.asarray(g, np.float64)))
-                       for w, g in zip(directions, grads)))
+    psi = [sum(float(np.sum(w * np.asarray(g, np.float64))) for w, g in zip(directions, grads))
+           for grads in gradients([[x + s * t for x, t in zip(xs, ts)] for s in steps * h])]
     psi = np.asarray(psi).reshape(len(steps), 1)
     with np.errstate(all="ignore"):  # the kinks its evaluations straddle, from numpy's pass
         values = interpret(program, NUMPY_OPS, lambda x: x, lambda a: a.astype(np.float64),

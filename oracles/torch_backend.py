@@ -39,7 +39,7 @@ def _array(t):
 def tensor(x, requires_grad=False):
     """A numpy array as a tensor of its dtype (ml_dtypes' bfloat16 as torch's)."""
     x = np.asarray(x)
-    if x.dtype.name == "bfloat16":
+    if x.dtype.kind == "V":  # ml_dtypes' bfloat16 (of the dtypes a program has)
         return torch.tensor(x.astype(np.float32)).bfloat16().requires_grad_(requires_grad)
     return torch.tensor(x, requires_grad=requires_grad)
 

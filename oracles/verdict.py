@@ -60,7 +60,8 @@ class TangentMismatch(EngineBug):
 class HessianMismatch(EngineBug):
     """Second order: the engine's Hessian-vector product (the derivative of its VJP
     along the tangent) differs from torch double backward, JAX's, or a central
-    difference of the engine's own gradient. Checked where the engine offers `hvp`."""
+    difference of a gradient along it (JAX's VJP, else the engine's own). Checked where
+    the engine offers `hvp`."""
 
 
 class NumericallyUnsafe(EngineBug):
@@ -162,8 +163,9 @@ class Verdict:
     #   ⟨cotangent, J ṫ⟩ by a central difference along ṫ
     hvps: dict = field(default_factory=dict)         # who -> H ṫ per input (second order)
     hvp_directions: list = field(default_factory=list)  # w per input: the projection of
-    fd_hvp: tuple | None = None                      # ⟨w, H ṫ⟩ by a central difference of the
-    #   engine's own gradient along ṫ: (estimate, bound, valid, resolved)
+    fd_hvp: tuple | None = None                      # ⟨w, H ṫ⟩ by a central difference of a
+    #   gradient along ṫ: (estimate, bound, valid, resolved)
+    fd_hvp_of: str = ""                              # whose: "jax vjp" or "engine vjp"
     outcome: Failure | None = None                   # None: the case passed
     outside: str = ""                                # why a half case was not compared:
     #   an answer beyond what its dtype represents (checker.HALF_RANGE), a domain

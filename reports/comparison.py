@@ -33,7 +33,8 @@ PAIRS = ("engine vs torch", "engine vs jax", "engine vs fd", "jax vs torch", "fd
          "engine jvp vs torch jvp", "engine jvp vs jax jvp", "engine jvp vs fd jvp",
          "engine jvp vs engine vjp", "jax jvp vs torch jvp", "fd jvp vs torch jvp",
          # second order, where the engine offers it (oracles/modes.py)
-         "engine hvp vs torch hvp", "engine hvp vs jax hvp", "engine hvp vs fd of engine vjp",
+         "engine hvp vs torch hvp", "engine hvp vs jax hvp", "engine hvp vs fd of jax vjp",
+         "engine hvp vs fd of engine vjp",
          "jax hvp vs torch hvp")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 OVER = hist_bin(1.0 + 1e-12)  # the first histogram bin above the tolerance

@@ -154,7 +154,7 @@ CATALOGUE += [
 # but which are not differentiable as written: a factor taken as a constant (`.value`,
 # a detached `ans` or operand) loses its term of the second derivative. Only the
 # second-order check (mflow.grad with create_graph=True, against torch double
-# backward, JAX and a central difference of the engine's own gradient) sees them.
+# backward, JAX and a central difference of a gradient along ṫ) sees them.
 def _const(v):
     """v's value as a constant: what a rule built from `.value` differentiates as."""
     return v.value if isinstance(v, mflow.node.Node) else v

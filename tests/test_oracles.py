@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mflow.oracles.engine import EngineError, load_engine, supported
+from mflow.oracles.checker import Checker
+from mflow.oracles.engine import EngineError, MflowEngine, load_engine, supported
 from mflow.oracles.finite_differences import finite_differences
 from mflow.oracles.jax_backend import JaxOracle, plain_vjp
+from mflow.oracles.program import Case, Program, Step
 from mflow.reports.fuzzing import BINARY, UNARY
 from mflow.strategies import cases
 
@@ -25,6 +27,19 @@ def test_compiled_jax_equals_plain_jax_vjp_on_deep_chains(case):
     assert_compiled_equals_plain(case)
 
 
+@settings(max_examples=12)  # plain_vjp costs ~0.3 s on these
+@given(st.data())
+def test_compiled_jax_equals_plain_jax_vjp_at_large_sides(data):
+    """Sides above 8 (the fuzz tests' operations at large sides) run in the interpreter of
+    large sides, not op by op."""
+    side = data.draw(st.integers(9, 64))
+    case = data.draw(cases(ops=data.draw(st.sampled_from([BINARY, UNARY, ["matmul", "inv",
+                                                                          "det", "conv2d"]])),
+                           max_steps=2, max_side=side, dtype="mixed"))
+    assert FAST.encode(case.program) is not None or max(max(s) for s in case.program.shapes) <= 8
+    assert_compiled_equals_plain(case)
+
+
 def assert_compiled_equals_plain(case):
     fast = FAST.run(case.program, case.inputs, case.cotangent)
     plain = plain_vjp(case.program, case.inputs, case.cotangent)
@@ -32,6 +47,45 @@ def assert_compiled_equals_plain(case):
     np.testing.assert_allclose(fast.forward, plain.forward, rtol=tol, atol=tol)
     for a, b in zip(fast.grads, plain.grads):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1, np.abs(b).max()))
+
+
+@settings(max_examples=20)
+@given(cases(max_steps=10, dtype="mixed"), st.integers(1, 5))
+def test_the_batched_vjp_equals_the_vjp_at_each_point(case, points):
+    """JaxOracle.vjps (the second-order difference's gradients, one call for every
+    point) answers as one run per point does."""
+    rng = np.random.default_rng(points)
+    at = [[x + rng.uniform(-1e-3, 1e-3, x.shape).astype(x.dtype) for x in case.inputs]
+          for _ in range(points)]
+    many = FAST.vjps(case.program, at, case.cotangent)
+    tol = 1e-12 if case.program.dtype == "float64" else 1e-5
+    for xs, grads in zip(at, many, strict=True):
+        for a, b in zip(grads, FAST.run(case.program, xs, case.cotangent).grads, strict=True):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1, np.abs(b).max()))
+
+
+class CountsVjps(MflowEngine):
+    def __init__(self):
+        super().__init__()
+        self.vjps = 0
+
+    def gradients(self, output, leaves, cotangent):
+        self.vjps += 1
+        return super().gradients(output, leaves, cotangent)
+
+
+@pytest.mark.parametrize("oracles, of, vjps", [(("torch", "jax", "fd"), "jax vjp", 1),
+                                               (("torch", "fd"), "engine vjp", 17)])
+def test_second_orders_difference_is_of_jaxs_gradient_else_of_the_engines(oracles, of, vjps):
+    """The central difference of a gradient along ṫ (second order's third reference)
+    differentiates JAX's VJP, batched, and calls the engine once per mode; without JAX,
+    the engine's own VJP at each of the 16 points."""
+    case = Case(Program(((2, 3),), (Step("tanh", (0,)), Step("mul", (1, 0))), "float64"),
+                (np.linspace(-1, 1, 6).reshape(2, 3),), np.ones((2, 3)))
+    engine = CountsVjps()
+    verdict = Checker(engine, oracles=oracles).judge(case, modes=("vjp", "hvp"))
+    assert verdict.outcome is None and verdict.fd_hvp_of == of and engine.vjps == vjps
+    assert any(c.pair == ("engine hvp", f"fd of {of}") and c.ok for c in verdict.comparisons)
 
 
 @given(st.one_of(cases(max_steps=10), cases(ops=UNARY, max_inputs=1, min_steps=12, max_steps=24),
