@@ -17,8 +17,10 @@ Two ways to run a program, which a test holds equal:
   P = 64 and few steps for large sides. Programs too large fall back to `plain_vjp`.
 """
 
+import collections
 import contextlib
 import functools
+import gc
 import hashlib
 import itertools
 import os
@@ -161,6 +163,51 @@ def _exported(name, jitted, args, folder):
     except (OSError, ImportError):  # a read-only or full cache, or no flatbuffers: this
         pass                        # process keeps it in memory
     return jax.jit(made.call)
+
+
+# --- compiled interpreters: one of each per process, within the memory-map limit ----
+
+# A compiled interpreter holds ~3 memory mappings per XLA kernel: ~1,400 for the VJP
+# interpreter, ~2,600 for the large sides' HVP. A Linux process may hold
+# vm.max_map_count of them (65,530 by default); past it XLA cannot load the next
+# executable, and the C++ error it raised crashed the process while unwinding (two CI
+# workers, late in the run, where each test module's checker had compiled its own set:
+# the core dump held 64,892 mappings). So the oracles of a process share one of each,
+# and before one more is made the least recently used are dropped while the process
+# holds over half its limit (an executable's mappings go with it; made again, it loads
+# from the persistent cache).
+_INTERPRETERS = collections.OrderedDict()
+
+
+def _mappings():
+    """(memory mappings this process holds, the most it may), or None off Linux."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            held = f.read().count(b"\n")
+        with open("/proc/sys/vm/max_map_count", "rb") as f:
+            return held, int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _over_budget():
+    held = _mappings()
+    return held is not None and held[0] > held[1] // 2
+
+
+def _interpreter(name, make):
+    """The process's compiled interpreter `name` for the catalogue as it is now; made by
+    `make()` if there is none, after making room for it."""
+    key = (name, version())
+    fn = _INTERPRETERS.get(key)
+    if fn is not None:
+        _INTERPRETERS.move_to_end(key)
+        return fn
+    while _INTERPRETERS and _over_budget():
+        _INTERPRETERS.popitem(last=False)
+        gc.collect()  # (a dropped executable may sit in a reference cycle until then)
+    fn = _INTERPRETERS[key] = make()
+    return fn
 
 
 # --- the compiled interpreter ------------------------------------------------------
@@ -445,7 +492,7 @@ class JaxOracle:
     # each new shape's operations, ~0.3 s a graph and half a campaign's check time.
     def __init__(self, side=8, slots=64, steps=(64,), large=(64, 16, (16,))):
         self.P, self.S, self.buckets = side, slots, steps
-        self._compiled, self._raw, self._last = {}, {}, None
+        self._raw, self._last = {}, None
         self._large_geometry, self._large = large, None
 
     def _other(self, program):
@@ -464,10 +511,25 @@ class JaxOracle:
         return (np.zeros((self.S, P, P), dtype), np.zeros((steps, width), np.int32),
                 np.zeros(steps, dtype), np.zeros((P, P), dtype), np.int32(0))
 
+    def _name(self, mode, dtype, steps, *more):
+        return "-".join(map(str, (mode, np.dtype(dtype), steps, *more, self.P, self.S)))
+
     def _function(self, dtype, steps):
+        """The compiled VJP interpreter for `dtype` and a bucket of `steps`."""
+        name = self._name("vjp", dtype, steps)
+
+        def make():
+            init, ints, ps, cot, slot = self._example(dtype, steps)
+            return exported(name, jax.jit(self._raw_vjp(dtype, steps)),
+                            (init, ints, ps, cot, slot, slot))
+        return _interpreter(name, make)
+
+    def _raw_vjp(self, dtype, steps):
+        """The VJP interpreter as a function to trace (second order differentiates it
+        again, the batched VJP maps it over points)."""
         key = (dtype, steps, version())  # the opcodes are the catalogue's as it is now
-        if key in self._compiled:
-            return self._compiled[key]
+        if key in self._raw:
+            return self._raw[key]
         P = self.P
         branches = _branches(P, dtype)
 
@@ -494,24 +556,20 @@ class JaxOracle:
             grads = lax.fori_loop(0, n, backward, grads)
             return vals[out_slot], grads
 
-        self._raw[key] = run  # for second order, differentiated again
-        init, ints, ps, cot, slot = self._example(dtype, steps)
-        self._compiled[key] = exported(f"vjp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
-                                       jax.jit(run), (init, ints, ps, cot, slot, slot))
-        return self._compiled[key]
+        self._raw[key] = run
+        return run
 
     def _vjps_function(self, dtype, steps, points):
         """The VJP at `points` sets of inputs at once (vmap over the initial slots: the
         program and the cotangent are shared), compiled once per dtype, bucket and count."""
-        key = ("vjps", dtype, steps, points, version())
-        if key not in self._compiled:
-            self._function(dtype, steps)
-            run = jax.vmap(self._raw[dtype, steps, version()], in_axes=(0,) + (None,) * 5)
+        name = self._name("vjps", dtype, steps, points)
+
+        def make():
+            run = jax.vmap(self._raw_vjp(dtype, steps), in_axes=(0,) + (None,) * 5)
             init, ints, ps, cot, slot = self._example(dtype, steps)
-            self._compiled[key] = exported(
-                f"vjps-{np.dtype(dtype)}-{steps}-{points}-{self.P}-{self.S}", jax.jit(run),
-                (np.stack([init] * points), ints, ps, cot, slot, slot))
-        return self._compiled[key]
+            return exported(name, jax.jit(run),
+                            (np.stack([init] * points), ints, ps, cot, slot, slot))
+        return _interpreter(name, make)
 
     def vjps(self, program, points, cotangent):
         """The gradients (one array per input) at each of `points` (lists of inputs), in
@@ -531,8 +589,9 @@ class JaxOracle:
 
     def _jvp_function(self, dtype, steps):
         """jax.jvp of the forward scan, compiled once per dtype and bucket."""
-        key = ("jvp", dtype, steps, version())
-        if key not in self._compiled:
+        name = self._name("jvp", dtype, steps)
+
+        def make():
             branches = _branches(self.P, dtype)
             dst = _FIELDS.index("dst")
             a0, a1 = _FIELDS.index("a0"), _FIELDS.index("a1")
@@ -547,9 +606,8 @@ class JaxOracle:
             def run(init, tangent, ints, ps, out_slot, n):
                 return jax.jvp(lambda v: forward(v, ints, ps, out_slot, n), (init,), (tangent,))
             init, ints, ps, _, slot = self._example(dtype, steps)
-            self._compiled[key] = exported(f"jvp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
-                                           jax.jit(run), (init, init, ints, ps, slot, slot))
-        return self._compiled[key]
+            return exported(name, jax.jit(run), (init, init, ints, ps, slot, slot))
+        return _interpreter(name, make)
 
     def jvp(self, program, inputs, tangents):
         """(output, J ṫ): forward mode through the same compiled interpreter."""
@@ -568,18 +626,17 @@ class JaxOracle:
     def _hvp_function(self, dtype, steps):
         """jax.jvp of the compiled VJP along the inputs' tangents (forward over reverse:
         the derivative of Jᵀȳ along ṫ, H ṫ), compiled once per dtype and bucket."""
-        key = ("hvp", dtype, steps, version())
-        if key not in self._compiled:
-            self._function(dtype, steps)
-            run = self._raw[dtype, steps, version()]
+        name = self._name("hvp", dtype, steps)
+
+        def make():
+            run = self._raw_vjp(dtype, steps)
 
             def hvp(init, tangent, ints, ps, cotangent, out_slot, n):
                 return jax.jvp(lambda v: run(v, ints, ps, cotangent, out_slot, n)[1], (init,),
                                (tangent,))[1]
             init, ints, ps, cot, slot = self._example(dtype, steps)
-            self._compiled[key] = exported(f"hvp-{np.dtype(dtype)}-{steps}-{self.P}-{self.S}",
-                                           jax.jit(hvp), (init, init, ints, ps, cot, slot, slot))
-        return self._compiled[key]
+            return exported(name, jax.jit(hvp), (init, init, ints, ps, cot, slot, slot))
+        return _interpreter(name, make)
 
     def hvp(self, program, inputs, cotangent, tangents):
         """H ṫ per input: second order through the same compiled interpreter."""

@@ -81,3 +81,40 @@ def test_a_first_trace_and_compile_is_outside_the_time_limit(tmp_path):
         assert np.array_equal(f(*ARGS)[0], 2 * ARGS[0])
         with pytest.raises(NoAnswer):
             time.sleep(2)
+
+
+def test_the_oracles_of_a_process_share_each_compiled_interpreter():
+    from mflow.oracles.jax_backend import JaxOracle
+    assert JaxOracle()._function(np.float64, 64) is JaxOracle()._function(np.float64, 64)
+
+
+def test_over_half_the_memory_map_limit_the_least_recently_used_are_dropped(monkeypatch):
+    """Each compiled interpreter holds ~1,400-2,600 memory mappings; a process past
+    vm.max_map_count crashed in XLA. Mappings are counted here as 20 per interpreter."""
+    live = jax_backend.collections.OrderedDict()
+    monkeypatch.setattr(jax_backend, "_INTERPRETERS", live)
+    monkeypatch.setattr(jax_backend, "_mappings", lambda: (15 + 20 * len(live), 100))
+    made = []
+
+    def get(name):
+        return jax_backend._interpreter(name, lambda: made.append(name) or name.upper())
+    assert [get("a"), get("b"), get("a")] == ["A", "B", "A"] and made == ["a", "b"]
+    get("c")  # 55 mappings held, over 50: "b", the least recently used, is dropped
+    assert [k for k, _ in live] == ["a", "c"]
+    get("b")  # made again
+    assert made == ["a", "b", "c", "b"] and [k for k, _ in live] == ["c", "b"]
+
+
+def test_a_dropped_interpreter_gives_its_memory_mappings_back():
+    from mflow.oracles.jax_backend import JaxOracle
+    from mflow.oracles.program import Program, Step
+    if jax_backend._mappings() is None:
+        pytest.skip("memory mappings are counted on Linux alone")
+    program = Program(((2, 2),), (Step("exp", (0,)),))
+    x = np.ones((2, 2))
+    JaxOracle(side=2, slots=4, steps=(2,), large=None).run(program, [x], x)
+    (key,) = [k for k in jax_backend._INTERPRETERS if k[0] == "vjp-float64-2-2-4"]
+    held = jax_backend._mappings()[0]
+    del jax_backend._INTERPRETERS[key]
+    jax_backend.gc.collect()
+    assert jax_backend._mappings()[0] < held - 100
