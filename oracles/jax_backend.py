@@ -65,10 +65,25 @@ def _ix(i):
 JAX_OPS = Derived(lambda: {name: rec.reference("jax", jax) for name, rec in CATALOGUE.items()})
 
 
-def plain_vjp(program, inputs, cotangent):
-    """The reference way: jax.vjp of the program interpreted with jax.numpy."""
+_EAGER_RUNS = itertools.count()
+
+
+def _eager(program):
+    """The program as a function of its inputs, interpreted op by op with jax.numpy.
+    Eager JAX keeps an executable per operation and shape (~13 memory mappings for a
+    new shape of a two-operation program), so every 64th run drops them all if the
+    process nears its memory-map limit (see _INTERPRETERS)."""
+    if next(_EAGER_RUNS) % 64 == 0 and _over_budget():
+        jax.clear_caches()
+
     def f(*xs):
         return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
+    return f
+
+
+def plain_vjp(program, inputs, cotangent):
+    """The reference way: jax.vjp of the program interpreted with jax.numpy."""
+    f = _eager(program)
     out, pullback = jax.vjp(f, *[jnp.asarray(x) for x in inputs])
     grads = pullback(jnp.asarray(cotangent, dtype=out.dtype))
     return Result(np.asarray(out), [np.asarray(g) for g in grads])
@@ -76,8 +91,7 @@ def plain_vjp(program, inputs, cotangent):
 
 def plain_jvp(program, inputs, tangents):
     """jax.jvp of the program interpreted with jax.numpy: (output, J ṫ)."""
-    def f(*xs):
-        return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
+    f = _eager(program)
     out, t = jax.jvp(f, tuple(jnp.asarray(x) for x in inputs),
                      tuple(jnp.asarray(t) for t in tangents))
     return np.asarray(out), np.asarray(t)
@@ -85,8 +99,7 @@ def plain_jvp(program, inputs, tangents):
 
 def plain_hvp(program, inputs, cotangent, tangents):
     """jax.jvp of jax.vjp of the program interpreted with jax.numpy: H ṫ per input."""
-    def f(*xs):
-        return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
+    f = _eager(program)
 
     def vjp(*xs):
         out, pullback = jax.vjp(f, *xs)
@@ -174,8 +187,8 @@ def _exported(name, jitted, args, folder):
 # workers, late in the run, where each test module's checker had compiled its own set:
 # the core dump held 64,892 mappings). So the oracles of a process share one of each,
 # and before one more is made the least recently used are dropped while the process
-# holds over half its limit (an executable's mappings go with it; made again, it loads
-# from the persistent cache).
+# holds more than the limit less 16,384 (an executable's mappings go with it; made
+# again, it loads from the persistent cache).
 _INTERPRETERS = collections.OrderedDict()
 
 
@@ -191,8 +204,10 @@ def _mappings():
 
 
 def _over_budget():
+    """Does the process hold more mappings than leave room for a few more interpreters
+    (~3,000 each at most) and whatever other libraries map meanwhile?"""
     held = _mappings()
-    return held is not None and held[0] > held[1] // 2
+    return held is not None and held[0] > max(held[1] // 2, held[1] - 16384)
 
 
 def _interpreter(name, make):
@@ -203,7 +218,10 @@ def _interpreter(name, make):
     if fn is not None:
         _INTERPRETERS.move_to_end(key)
         return fn
-    while _INTERPRETERS and _over_budget():
+    while _over_budget():
+        if not _INTERPRETERS:  # the rest is eager JAX's executables (plain_vjp's), cached
+            jax.clear_caches()  # by JAX per operation and shape
+            break
         _INTERPRETERS.popitem(last=False)
         gc.collect()  # (a dropped executable may sit in a reference cycle until then)
     fn = _INTERPRETERS[key] = make()

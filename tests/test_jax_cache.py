@@ -88,7 +88,7 @@ def test_the_oracles_of_a_process_share_each_compiled_interpreter():
     assert JaxOracle()._function(np.float64, 64) is JaxOracle()._function(np.float64, 64)
 
 
-def test_over_half_the_memory_map_limit_the_least_recently_used_are_dropped(monkeypatch):
+def test_near_the_memory_map_limit_the_least_recently_used_are_dropped(monkeypatch):
     """Each compiled interpreter holds ~1,400-2,600 memory mappings; a process past
     vm.max_map_count crashed in XLA. Mappings are counted here as 20 per interpreter."""
     live = jax_backend.collections.OrderedDict()
@@ -99,10 +99,20 @@ def test_over_half_the_memory_map_limit_the_least_recently_used_are_dropped(monk
     def get(name):
         return jax_backend._interpreter(name, lambda: made.append(name) or name.upper())
     assert [get("a"), get("b"), get("a")] == ["A", "B", "A"] and made == ["a", "b"]
-    get("c")  # 55 mappings held, over 50: "b", the least recently used, is dropped
+    get("c")  # 55 held, over 50 (the limit 100 less ~16,384, or its half):
+    # "b", the least recently used, is dropped
     assert [k for k, _ in live] == ["a", "c"]
     get("b")  # made again
     assert made == ["a", "b", "c", "b"] and [k for k, _ in live] == ["c", "b"]
+
+
+def test_over_the_limit_with_no_interpreter_left_eager_jaxs_caches_are_cleared(monkeypatch):
+    live = jax_backend.collections.OrderedDict()
+    monkeypatch.setattr(jax_backend, "_INTERPRETERS", live)
+    monkeypatch.setattr(jax_backend, "_mappings", lambda: (60, 100))
+    with mock.patch.object(jax, "clear_caches") as cleared:
+        assert jax_backend._interpreter("a", lambda: "A") == "A"  # (nothing to drop)
+        assert cleared.call_count == 1 and list(live) == [("a", catalogue.version())]
 
 
 def test_a_dropped_interpreter_gives_its_memory_mappings_back():
@@ -118,3 +128,15 @@ def test_a_dropped_interpreter_gives_its_memory_mappings_back():
     del jax_backend._INTERPRETERS[key]
     jax_backend.gc.collect()
     assert jax_backend._mappings()[0] < held - 100
+
+
+def test_near_the_memory_map_limit_eager_jaxs_executables_are_dropped(monkeypatch):
+    """Op by op (plain_vjp), eager JAX keeps an executable per operation and shape."""
+    from mflow.oracles.program import Program, Step
+    monkeypatch.setattr(jax_backend, "_EAGER_RUNS", jax_backend.itertools.count())
+    monkeypatch.setattr(jax_backend, "_mappings", lambda: (60, 100))
+    x = np.ones((2, 2))
+    with mock.patch.object(jax, "clear_caches") as cleared:
+        for _ in range(65):  # (checked on the 1st and the 65th)
+            jax_backend.plain_vjp(Program(((2, 2),), (Step("exp", (0,)),)), [x], x)
+    assert cleared.call_count == 2
