@@ -74,7 +74,7 @@ def _eager(program):
     new shape of a two-operation program), so every 64th run drops them all if the
     process nears its memory-map limit (see _INTERPRETERS)."""
     if next(_EAGER_RUNS) % 64 == 0 and _over_budget():
-        jax.clear_caches()
+        _drop_all()
 
     def f(*xs):
         return interpret(program, JAX_OPS, lambda x: x, jnp.asarray, xs)[-1]
@@ -197,10 +197,13 @@ def _mappings():
     try:
         with open("/proc/self/maps", "rb") as f:
             held = f.read().count(b"\n")
+    except OSError:
+        return None
+    try:
         with open("/proc/sys/vm/max_map_count", "rb") as f:
             return held, int(f.read())
     except (OSError, ValueError):
-        return None
+        return held, 65530  # Linux's default
 
 
 def _over_budget():
@@ -208,6 +211,15 @@ def _over_budget():
     (~3,000 each at most) and whatever other libraries map meanwhile?"""
     held = _mappings()
     return held is not None and held[0] > max(held[1] // 2, held[1] - 16384)
+
+
+def _drop_all():
+    """Every compiled executable of the process, eager JAX's (plain_vjp's: one per
+    operation and shape) and the interpreters': each interpreter is made again through
+    `exported`, whose first compile is outside the time limits."""
+    _INTERPRETERS.clear()
+    jax.clear_caches()
+    gc.collect()
 
 
 def _interpreter(name, make):
@@ -218,9 +230,11 @@ def _interpreter(name, make):
     if fn is not None:
         _INTERPRETERS.move_to_end(key)
         return fn
+    for old in [k for k in _INTERPRETERS if k[1] != key[1]]:  # another catalogue's:
+        del _INTERPRETERS[old]                                 # never asked for again
     while _over_budget():
-        if not _INTERPRETERS:  # the rest is eager JAX's executables (plain_vjp's), cached
-            jax.clear_caches()  # by JAX per operation and shape
+        if not _INTERPRETERS:  # what is left is eager JAX's
+            _drop_all()
             break
         _INTERPRETERS.popitem(last=False)
         gc.collect()  # (a dropped executable may sit in a reference cycle until then)

@@ -11,6 +11,8 @@ import pytest
 from mflow.oracles import catalogue, jax_backend
 from mflow.oracles.jax_backend import exported, jax
 
+from mflow import shapes
+
 
 def _double():
     return jax.jit(lambda x: (2 * x, x.sum()))
@@ -54,7 +56,6 @@ def test_a_damaged_artefact_is_made_again(tmp_path, damage):
 
 
 def test_a_catalogue_with_a_users_operation_is_traced_in_the_process(tmp_path):
-    from mflow import shapes
     toy = catalogue.Record("toy_neg", 1, "elementwise", shapes.same,
                            torch=lambda torch, x: -x, jax=lambda jax, x: -x,
                            numpy=lambda np, x: -x)
@@ -85,7 +86,19 @@ def test_a_first_trace_and_compile_is_outside_the_time_limit(tmp_path):
 
 def test_the_oracles_of_a_process_share_each_compiled_interpreter():
     from mflow.oracles.jax_backend import JaxOracle
-    assert JaxOracle()._function(np.float64, 64) is JaxOracle()._function(np.float64, 64)
+    a, b = JaxOracle(), JaxOracle()
+    assert a._function(np.float64, 64) is b._function(np.float64, 64)
+    assert a._jvp_function(np.float64, 64) is b._jvp_function(np.float64, 64)
+
+
+def test_another_catalogues_interpreters_are_dropped_when_one_is_made(monkeypatch):
+    live = jax_backend.collections.OrderedDict()
+    monkeypatch.setattr(jax_backend, "_INTERPRETERS", live)
+    jax_backend._interpreter("a", lambda: "A")
+    with catalogue.registered(catalogue.Record("toy_neg", 1, "elementwise", shapes.same,
+                                               numpy=lambda np, x: -x)):
+        jax_backend._interpreter("a", lambda: "A'")
+        assert list(live) == [("a", catalogue.version())]
 
 
 def test_near_the_memory_map_limit_the_least_recently_used_are_dropped(monkeypatch):
@@ -113,6 +126,8 @@ def test_over_the_limit_with_no_interpreter_left_eager_jaxs_caches_are_cleared(m
     with mock.patch.object(jax, "clear_caches") as cleared:
         assert jax_backend._interpreter("a", lambda: "A") == "A"  # (nothing to drop)
         assert cleared.call_count == 1 and list(live) == [("a", catalogue.version())]
+        jax_backend._drop_all()  # clearing JAX's caches drops the interpreters' executables:
+        assert not live          # made again by `exported`, outside the time limits
 
 
 def test_a_dropped_interpreter_gives_its_memory_mappings_back():
@@ -123,7 +138,7 @@ def test_a_dropped_interpreter_gives_its_memory_mappings_back():
     program = Program(((2, 2),), (Step("exp", (0,)),))
     x = np.ones((2, 2))
     JaxOracle(side=2, slots=4, steps=(2,), large=None).run(program, [x], x)
-    (key,) = [k for k in jax_backend._INTERPRETERS if k[0] == "vjp-float64-2-2-4"]
+    key = ("vjp-float64-2-2-4", catalogue.version())
     held = jax_backend._mappings()[0]
     del jax_backend._INTERPRETERS[key]
     jax_backend.gc.collect()
