@@ -150,6 +150,8 @@ def test_near_the_memory_map_limit_eager_jaxs_executables_are_dropped(monkeypatc
     from mflow.oracles.program import Program, Step
     monkeypatch.setattr(jax_backend, "_EAGER_RUNS", jax_backend.itertools.count())
     monkeypatch.setattr(jax_backend, "_mappings", lambda: (60, 100))
+    # (a store of its own: _drop_all empties it, and the worker's real one is kept)
+    monkeypatch.setattr(jax_backend, "_INTERPRETERS", jax_backend.collections.OrderedDict())
     x = np.ones((2, 2))
     with mock.patch.object(jax, "clear_caches") as cleared:
         for _ in range(65):  # (checked on the 1st and the 65th)
