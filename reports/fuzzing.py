@@ -66,67 +66,59 @@ def cases(mflow_engine):
     return drawn
 
 
-@given(data=st.data())
-def test_operation(mflow_checker, cases, mflow_op, data):
+@pytest.fixture
+def search(request, mflow_checker):
+    """search(strategy): the item's budget of graphs of `strategy`, checked, a failure
+    shrunk (search.py: most drawn without Hypothesis, every failure shrunk by it)."""
+    from .search import search
+    return lambda strategy: search(mflow_checker, strategy, request.node.nodeid)
+
+
+def test_operation(search, cases, mflow_op):
     """Each operation in small graphs of its own: the first step is always `op`."""
-    mflow_checker.check(data.draw(cases(ops=[mflow_op], max_steps=3), label="case"))
+    search(cases(ops=[mflow_op], max_steps=3))
 
 
-@given(data=st.data())
-def test_operation_in_float32(mflow_checker, cases, mflow_op, data):
+def test_operation_in_float32(search, cases, mflow_op):
     """Each operation in float32 too: a float32 bug (tanh computed in float16) showed in
     6.5 % of mixed graphs only; here every operation gets its own float32 item."""
-    mflow_checker.check(data.draw(
-        cases(ops=[mflow_op], max_steps=3, dtype="float32"), label="case"))
+    search(cases(ops=[mflow_op], max_steps=3, dtype="float32"))
 
 
-@given(data=st.data())
-def test_operation_in_half(mflow_checker, cases, mflow_op, data):
+def test_operation_in_half(search, cases, mflow_op):
     """Each operation in float16 and bfloat16 (those the engine declares; linear algebra
     has none): against the float64 references by the half tolerance, and against
     torch's own run in that dtype (oracles/tolerance.py, "Half precision")."""
-    mflow_checker.check(data.draw(
-        cases(ops=[mflow_op], max_steps=3, dtype="half"), label="case"))
+    search(cases(ops=[mflow_op], max_steps=3, dtype="half"))
 
 
-@given(data=st.data())
-def test_random_graphs(mflow_checker, cases, mflow_engine_ops, mflow_shard, data):
+def test_random_graphs(search, cases, mflow_engine_ops, mflow_shard):
     """Graphs of up to 10 operations over everything the engine supports; split
     into shards so that pytest -n auto spreads the work over the cores."""
-    mflow_checker.check(data.draw(cases(ops=mflow_engine_ops, max_steps=10), label="case"))
+    search(cases(ops=mflow_engine_ops, max_steps=10))
 
 
-@given(data=st.data())
-def test_small_graphs(mflow_checker, cases, mflow_engine_ops, data):
-    mflow_checker.check(data.draw(
-        cases(ops=mflow_engine_ops, max_steps=3, max_side=3), label="case"))
+def test_small_graphs(search, cases, mflow_engine_ops):
+    search(cases(ops=mflow_engine_ops, max_steps=3, max_side=3))
 
 
-@given(data=st.data())
-def test_fan_out_heavy_graphs(mflow_checker, cases, mflow_engine_ops, data):
+def test_fan_out_heavy_graphs(search, cases, mflow_engine_ops):
     """One input and binary operations: every operand is an earlier node, used again."""
     ops = only(BINARY + ["neg", "tanh", "sum"], mflow_engine_ops)
-    mflow_checker.check(data.draw(cases(ops=ops, max_inputs=1, min_steps=4, max_steps=12,
-                                  constants=False), label="case"))
+    search(cases(ops=ops, max_inputs=1, min_steps=4, max_steps=12, constants=False))
 
 
-@given(data=st.data())
-def test_deep_chains(mflow_checker, cases, mflow_engine_ops, data):
-    ops = only(UNARY, mflow_engine_ops)
-    mflow_checker.check(data.draw(cases(ops=ops, max_inputs=1, min_steps=12, max_steps=24),
-                            label="case"))
+def test_deep_chains(search, cases, mflow_engine_ops):
+    search(cases(ops=only(UNARY, mflow_engine_ops), max_inputs=1, min_steps=12,
+                 max_steps=24))
 
 
-@given(data=st.data())
-def test_float32_graphs(mflow_checker, cases, mflow_engine_ops, data):
-    mflow_checker.check(data.draw(
-        cases(ops=mflow_engine_ops, max_steps=8, dtype="float32"), label="case"))
+def test_float32_graphs(search, cases, mflow_engine_ops):
+    search(cases(ops=mflow_engine_ops, max_steps=8, dtype="float32"))
 
 
-@given(data=st.data())
-def test_half_graphs(mflow_checker, cases, mflow_engine_ops, data):
-    mflow_checker.check(data.draw(
-        cases(ops=mflow_engine_ops, max_steps=8, dtype="half"), label="case"))
+def test_half_graphs(search, cases, mflow_engine_ops):
+    search(cases(ops=mflow_engine_ops, max_steps=8, dtype="half"))
 
 
 def test_engine_sessions(mflow_engine, mflow_engine_ops, mflow_checker):

@@ -217,22 +217,6 @@ def pytest_report_header(config):
             f"{n} of {spec}" for spec, n in sorted(others.items()))]
 
 
-@pytest.fixture(autouse=True)
-def _mflow_seed_per_shard(request):
-    """A derandomised profile (ci) seeds a test by its code alone, so every shard drew
-    the same graphs (240 checks, 59 distinct): each shard gets its own fixed seed."""
-    from hypothesis import settings
-    if "mflow_shard" not in request.fixturenames or not settings.default.derandomize:
-        yield
-        return
-    test = request.function
-    test._hypothesis_internal_use_seed = 0x5EED0000 + request.getfixturevalue("mflow_shard")
-    try:
-        yield
-    finally:
-        test._hypothesis_internal_use_seed = None
-
-
 @pytest.fixture(scope="session")
 def mflow_engine(request):
     return engine_of(request.config)

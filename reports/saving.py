@@ -13,6 +13,7 @@ of the suite that wants findings kept.
   kills its process still leaves a finding.
 """
 
+import contextlib
 import os
 import sys
 import warnings
@@ -36,6 +37,7 @@ class SavingChecker:
         self.checker, self.engine, self.directory = checker, engine, directory
         self.stats, self.campaign = Stats(), campaign
         self.guards_saved = 0
+        self.in_search = False  # search.py: a failure found now is shrunk, then saved
         self.inflight = InFlight(directory, spec or spec_of(engine))
         self.inflight_error = None
         _open.add(self)
@@ -76,7 +78,7 @@ class SavingChecker:
             if not accuses_engine(failure):
                 saved = self._guard(failure)
                 return verdict
-            if final_example():
+            if final_example() and not self.in_search:
                 saved = self._save(failure)
                 if saved is not None:
                     failure.add_note(f"saved as the regression report {saved}")
@@ -84,6 +86,16 @@ class SavingChecker:
         finally:
             if self.campaign is not None:
                 self.campaign.checked(self.stats, saved)
+
+    @contextlib.contextmanager
+    def searching(self):
+        """Checks outside Hypothesis whose failure Hypothesis shrinks next (search.py):
+        not saved as the final example."""
+        self.in_search = True
+        try:
+            yield
+        finally:
+            self.in_search = False
 
     def close(self):
         """Nothing is in flight any more (the process finished)."""

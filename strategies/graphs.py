@@ -44,6 +44,8 @@ from collections.abc import Sequence
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from hypothesis.strategies._internal.core import CompositeStrategy
+from hypothesis.strategies._internal.numbers import IntegersStrategy
 from mflow.oracles.catalogue import CATALOGUE, Derived, version
 from mflow.oracles.numpy_backend import NUMPY_OPS
 from mflow.oracles.program import HALF, UNIT, Case, Program, Step, live_values, np_dtype
@@ -597,12 +599,6 @@ def _fresh(draw, g, fresh, shape, domain, kinks, at):
 LARGE = (8, 4, 16.0)  # (every, which, scale): seed % 8 == 4, apart from domains.SPECIAL's 3
 
 
-@functools.cache
-def _index_lists(n):
-    strategy = st.lists(st.integers(0, n - 1), min_size=1, max_size=n)
-    return getattr(strategy, "wrapped_strategy", strategy)  # as in _ints
-
-
 def _index(draw, shape):
     """getitem's rows and cols: a slice, an int, or a list of indices (repeats allowed)."""
     out = {}
@@ -615,6 +611,40 @@ def _index(draw, shape):
         elif how == "int":
             i = draw(_ints(0, n - 1))
             out[key] = slice(i, i + 1, 1)
-        else:
-            out[key] = tuple(draw(_index_lists(n)))
+        else:  # its length, then its indices: integer draws only (see `draw_fast`)
+            out[key] = tuple(draw(_ints(0, n - 1)) for _ in range(draw(_ints(1, n))))
     return out
+
+
+# --- drawing without Hypothesis ---------------------------------------------------------
+
+def draw_fast(strategy, rng):
+    """(case, choices): a case of `strategy` (made by `cases`) whose every choice
+    `rng` (a random.Random) draws uniformly, without Hypothesis: about 2 ms a
+    graph against Hypothesis's 5-6 (benchmarks/results/throughput.md), whose
+    bookkeeping costs 17-36 µs a draw. Every draw is an integer in a range, so
+    `choices` is the choice sequence Hypothesis would have made: given it (as an
+    example in its database, reports/search.py), Hypothesis replays this very
+    case, then shrinks it as any failure it found itself."""
+    drawer = _FastDraw(rng)
+    return drawer(strategy), drawer.choices
+
+
+class _FastDraw:
+    """A `draw` for the strategies of this module: integers from `rng`, recorded;
+    composites called with this drawer; labels ignored (they only guide Hypothesis's
+    mutator and shrinker)."""
+
+    def __init__(self, rng):
+        self.rng, self.choices = rng, []
+
+    def __call__(self, strategy, label=None):
+        strategy = getattr(strategy, "wrapped_strategy", strategy)
+        if isinstance(strategy, IntegersStrategy):
+            value = self.rng.randint(strategy.start, strategy.end)
+            self.choices.append(value)
+            return value
+        if isinstance(strategy, CompositeStrategy):
+            return strategy.definition(self, *strategy.args, **strategy.kwargs)
+        raise TypeError(f"draw_fast draws the strategies of strategies/graphs.py, not "
+                        f"{strategy!r}")

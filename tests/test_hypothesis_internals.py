@@ -27,7 +27,7 @@ def test_the_build_context_says_which_example_is_final_and_encodes_it():
 
 
 def test_a_seed_set_on_the_wrapped_test_decides_the_draws():
-    # reports/plugin.py gives each shard its own seed this way under a derandomised profile
+    # reports/search.py seeds each item this way under a derandomised profile
     def draws(seed):
         out = []
 
@@ -52,3 +52,27 @@ def test_composite_draws_take_integer_span_labels():
     def run(x):
         assert x in range(4)
     run()
+
+
+def test_an_example_given_under_the_secondary_key_is_replayed_then_shrunk():
+    # reports/search.py hands Hypothesis a failure it did not find this way: under the
+    # primary key Hypothesis would take it as shrunk already and not shrink it
+    from hypothesis import Phase
+    from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
+    seen = []
+    for suffix, smallest in ((b".secondary", 10), (b"", 987)):
+        database = InMemoryExampleDatabase()
+        database.save(b"key" + suffix, choices_to_bytes([987]))
+
+        @settings(database=database, phases=[Phase.reuse, Phase.shrink])
+        @given(st.integers(0, 1000))
+        def run(x):
+            seen.append(x)
+            assert x < 10
+        run._hypothesis_internal_database_key = b"key"
+        try:
+            run()
+        except AssertionError:
+            pass
+        assert seen[0] == 987 and seen[-1] == smallest
+        seen.clear()

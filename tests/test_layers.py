@@ -29,7 +29,7 @@ LAYERS = [
     ["mflow.reports.stats", "mflow.reports.records"],
     ["mflow.reports.summary", "mflow.reports.plots", "mflow.reports.comparison"],
     ["mflow.reports.campaign", "mflow.reports.merge", "mflow.reports.saving",
-     "mflow.reports.profiles", "mflow.reports.sequence"],
+     "mflow.reports.profiles", "mflow.reports.sequence", "mflow.reports.search"],
     ["mflow.reports.plugin", "mflow.reports.fuzzing", "mflow.reports.gate",
      "mflow.reports.sessions",
      "mflow.reports.__main__", "mflow.__main__"],

@@ -1,0 +1,129 @@
+"""Power of the fast search (reports/search.py) against Hypothesis's own, per planted bug
+(tests/planted_bugs.py), on the same strategy (all operations, mixed dtypes; a half
+bug in its operation's half item, as tests/test_planted_bugs.py draws it):
+
+- graphs until the first failure: Hypothesis generating, or `draw_fast`;
+- the shrunk size (steps without constants): Hypothesis's shrinker from its own find,
+  or from the fast search's failing graphs (the first and up to search.KEPT found in
+  search.MORE more) given as secondary database examples, as reports/search.py does;
+  then each reduced by reports/reduce.py, as a report is.
+
+Several seeds per bug (one search says little). Writes benchmarks/results/search_power.md.
+
+    python benchmarks/search_power.py [--seeds 3] [--cap 3000] [--bugs a,b]
+"""
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "benchmarks" / "results" / "search_power.md"
+
+
+def _size(case):
+    return len([s for s in case.program.steps if s.op != "const"])
+
+
+def measure(bug, how, seed, cap):
+    """(graphs to the first failure or None, size after shrinking, after the reducer)."""
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
+    from hypothesis.errors import NoSuchExample
+    from mflow.oracles.checker import Checker
+    from mflow.oracles.engine import MflowEngine
+    from mflow.oracles.verdict import EngineBug
+    from mflow.reports.reduce import reduce
+    from mflow.reports.search import hunt
+    from mflow.strategies import cases
+    checker = Checker(MflowEngine())
+    calls = {"n": 0, "first": None}
+
+    def fails(case):
+        calls["n"] += 1
+        try:
+            checker.check(case)
+        except EngineBug:
+            if calls["first"] is None:
+                calls["first"] = calls["n"]
+            return True
+        return False
+    strategy = (cases(ops=[bug.op], max_steps=3, dtype="half") if bug.dtype == "half"
+                else cases(dtype="mixed"))
+    quiet = settings(deadline=None, suppress_health_check=list(HealthCheck),
+                     max_examples=cap)
+    random.seed(seed)  # Hypothesis's own search, not derandomised, draws from this
+    with bug.planted():
+        try:
+            if how == "hypothesis":
+                found = find(strategy, fails, settings=settings(quiet, database=None))
+            else:  # as reports/search.py does
+                def failure(case):
+                    return AssertionError() if fails(case) else None
+                first, failing = hunt(failure, strategy, random.Random(seed), cap)
+                if first is None:
+                    return None, None, None
+                detected = calls["first"]
+                database = InMemoryExampleDatabase()
+                for choices in failing:
+                    database.save(b"k.secondary", choices_to_bytes(choices))
+                found = find(strategy, fails, database_key=b"k", settings=settings(
+                    quiet, database=database, phases=[Phase.reuse, Phase.shrink]))
+                calls["first"] = detected
+        except NoSuchExample:
+            return None, None, None
+        return calls["first"], _size(found), _size(reduce(found, fails))
+
+
+def main():
+    from tests.planted_bugs import CATALOGUE
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--cap", type=int, default=3000)
+    ap.add_argument("--bugs", default="")
+    args = ap.parse_args()
+    bugs = [b for b in CATALOGUE if not args.bugs or b.name in args.bugs.split(",")]
+    bugs = [b for b in bugs if b.name != "relu_mask_ge"]  # at the kink: the convention test's
+    rows, t0 = [], time.perf_counter()
+    for bug in bugs:
+        row = {}
+        for how in ("hypothesis", "fast"):
+            row[how] = [measure(bug, how, 1000 + s, args.cap) for s in range(args.seeds)]
+        rows.append((bug.name, row))
+        print(bug.name, row, flush=True)
+
+    def fmt(results, k):
+        vals = [r[k] for r in results]
+        return " ".join("-" if v is None else str(v) for v in vals)
+
+    def mean(results, k):
+        vals = [r[k] for r in results if r[k] is not None]
+        return statistics.mean(vals) if vals else float("nan")
+    lines = ["# The fast search's power against Hypothesis's own", "",
+             f"`benchmarks/search_power.py --seeds {args.seeds} --cap {args.cap}` on "
+             f"{time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t0:.0f} s: every "
+             "planted bug but relu_mask_ge (at the kink, the convention test's), "
+             f"seeds 1000..{999 + args.seeds}, at most {args.cap} graphs each; '-' not found.",
+             "", "| bug | graphs to detect: Hypothesis | fast | steps after shrinking: "
+             "Hypothesis | fast | after the reducer: Hypothesis | fast |",
+             "|---|---|---|---|---|---|---|"]
+    totals = {how: [0, 0, 0] for how in ("hypothesis", "fast")}
+    for name, row in rows:
+        lines.append(f"| {name} | " + " | ".join(
+            fmt(row[how], k) for k in range(3) for how in ("hypothesis", "fast")) + " |")
+        for how in totals:
+            for k in range(3):
+                totals[how][k] += mean(row[how], k)
+    lines += ["", "Sums over the bugs of the per-bug means (graphs to detect, steps after "
+              "shrinking, after the reducer):", ""]
+    lines += [f"- {how}: {t[0]:.0f}, {t[1]:.1f}, {t[2]:.1f}" for how, t in totals.items()]
+    OUT.write_text("\n".join(lines) + "\n")
+    print(OUT.read_text())
+
+
+if __name__ == "__main__":
+    main()
