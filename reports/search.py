@@ -30,14 +30,13 @@ MORE, KEPT = 50, 8
 def search(checker, strategy, nodeid):
     """Check `max_examples` (the profile's) graphs of `strategy` on `checker` (a
     SavingChecker); raise the shrunk failure if one fails. `nodeid`: the item's, which
-    keys its examples in the database and, under a derandomised profile, seeds it."""
+    keys its examples in the database and seeds it where the run is seeded (`_seed`)."""
     from hypothesis import settings
     from mflow.oracles.verdict import EngineHang
     budget = settings.default.max_examples
     own = max(1, budget // HYPOTHESIS_SHARE)
     key = f"mflow-search:{nodeid}".encode()
-    seed = (zlib.crc32(nodeid.encode()) if settings.default.derandomize
-            else random.SystemRandom().getrandbits(64))
+    seed = _seed(nodeid)
     _hypothesis(checker, strategy, key, seed, max_examples=own)
 
     def failure(case):
@@ -52,6 +51,17 @@ def search(checker, strategy, nodeid):
                           more=lambda first: 0 if isinstance(first, EngineHang) else MORE)
     if found is not None:
         _shrink(checker, strategy, key, seed, failing, found)
+
+
+def _seed(nodeid):
+    """The fast search's seed: fixed by the item under a derandomised profile or
+    `pytest --hypothesis-seed=N` (with N), else fresh."""
+    import hypothesis.core
+    from hypothesis import settings
+    forced = hypothesis.core.global_force_seed
+    if forced is None and not settings.default.derandomize:
+        return random.SystemRandom().getrandbits(64)
+    return zlib.crc32(f"{'' if forced is None else forced}:{nodeid}".encode())
 
 
 def hunt(failure, strategy, rng, budget, more=lambda first: MORE):

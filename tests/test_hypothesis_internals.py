@@ -76,3 +76,9 @@ def test_an_example_given_under_the_secondary_key_is_replayed_then_shrunk():
             pass
         assert seen[0] == 987 and seen[-1] == smallest
         seen.clear()
+
+
+def test_pytests_hypothesis_seed_is_a_module_global_of_hypothesis_core():
+    # reports/search.py seeds its fast search from it (pytest --hypothesis-seed=N)
+    import hypothesis.core
+    assert hasattr(hypothesis.core, "global_force_seed")

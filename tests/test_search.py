@@ -129,3 +129,16 @@ def test_a_failure_found_while_searching_is_not_saved_until_hypothesis_shrank_it
             assert len(list((tmp_path / "reports").glob("*/report.json"))) == 1
     finally:
         saving.close()
+
+
+def test_the_fast_search_is_seeded_by_the_item_where_the_run_is_seeded(monkeypatch):
+    import hypothesis.core
+    from hypothesis._settings import local_settings
+    with local_settings(settings(settings.default, derandomize=True)):
+        assert search_module._seed("a") == search_module._seed("a") != search_module._seed("b")
+    with local_settings(settings(settings.default, derandomize=False)):
+        assert search_module._seed("a") != search_module._seed("a")  # fresh: 64 random bits
+        monkeypatch.setattr(hypothesis.core, "global_force_seed", 5)
+        assert search_module._seed("a") == search_module._seed("a")
+        monkeypatch.setattr(hypothesis.core, "global_force_seed", 6)
+        assert search_module._seed("a") != search_module._seed("b")
