@@ -71,7 +71,8 @@ def search(request, mflow_checker):
     """search(strategy): the item's budget of graphs of `strategy`, checked, a failure
     shrunk (search.py: most drawn without Hypothesis, every failure shrunk by it)."""
     from .search import search
-    return lambda strategy: search(mflow_checker, strategy, request.node.nodeid)
+    name = f"{request.node.module.__name__}::{request.node.name}"  # not the checkout's path
+    return lambda strategy: search(mflow_checker, strategy, name)
 
 
 def test_operation(search, cases, mflow_op):

@@ -27,16 +27,17 @@ HYPOTHESIS_SHARE = 10  # one graph in ten is drawn by Hypothesis itself (1. abov
 MORE, KEPT = 50, 8
 
 
-def search(checker, strategy, nodeid):
+def search(checker, strategy, name):
     """Check `max_examples` (the profile's) graphs of `strategy` on `checker` (a
-    SavingChecker); raise the shrunk failure if one fails. `nodeid`: the item's, which
-    keys its examples in the database and seeds it where the run is seeded (`_seed`)."""
+    SavingChecker); raise the shrunk failure if one fails. `name`: the item's, the same
+    in every checkout and on every machine (module::test[params]), which keys its
+    examples in the database and seeds it where the run is seeded (`_seed`)."""
     from hypothesis import settings
     from mflow.oracles.verdict import EngineHang
     budget = settings.default.max_examples
     own = max(1, budget // HYPOTHESIS_SHARE)
-    key = f"mflow-search:{nodeid}".encode()
-    seed = _seed(nodeid)
+    key = f"mflow-search:{name}".encode()
+    seed = _seed(name)
     _hypothesis(checker, strategy, key, seed, max_examples=own)
 
     def failure(case):
@@ -53,7 +54,7 @@ def search(checker, strategy, nodeid):
         _shrink(checker, strategy, key, seed, failing, found)
 
 
-def _seed(nodeid):
+def _seed(name):
     """The fast search's seed: fixed by the item under a derandomised profile or
     `pytest --hypothesis-seed=N` (with N), else fresh."""
     import hypothesis.core
@@ -61,7 +62,7 @@ def _seed(nodeid):
     forced = hypothesis.core.global_force_seed
     if forced is None and not settings.default.derandomize:
         return random.SystemRandom().getrandbits(64)
-    return zlib.crc32(f"{'' if forced is None else forced}:{nodeid}".encode())
+    return zlib.crc32(f"{'' if forced is None else forced}:{name}".encode())
 
 
 def hunt(failure, strategy, rng, budget, more=lambda first: MORE):
