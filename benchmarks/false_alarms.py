@@ -3,6 +3,7 @@ every failure is a false alarm (mflow is the engine under test).
 
     python benchmarks/false_alarms.py [--graphs 1000000] [--float32 200000]
                                       [--half 100000] [--chunk 5000] [--seed 0] [--out FILE]
+                                      [--fast]
     python benchmarks/false_alarms.py --merge A.json B.json ... [--out FILE]
 
 Writes its figures (graphs checked, false alarms with their cases, the
@@ -33,17 +34,28 @@ OUT = Path(__file__).resolve().parent / "results" / "false_alarms.md"
 QUIET = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
-def chunk(checker, stats, alarms, n, dtype, chunk_seed):
-    @seed(chunk_seed)
-    @settings(QUIET, max_examples=n)
-    @given(cases(dtype=dtype))
-    def run(case):
+def chunk(checker, stats, alarms, n, dtype, chunk_seed, fast=False):
+    def judge(case):
         verdict = checker.judge(case)
         stats.add(verdict)
         if verdict.outcome is not None:
             alarms.append({"dtype": dtype, "seed": chunk_seed, "kind":
                            type(verdict.outcome).__name__, "case": repr(case),
                            "describe": verdict.describe()})
+    if fast:  # drawn as the fuzz items draw most graphs (reports/search.py)
+        import random
+
+        from mflow.strategies.graphs import draw_fast
+        strategy, rng = cases(dtype=dtype), random.Random(chunk_seed)
+        for _ in range(n):
+            judge(draw_fast(strategy, rng)[0])
+        return
+
+    @seed(chunk_seed)
+    @settings(QUIET, max_examples=n)
+    @given(cases(dtype=dtype))
+    def run(case):
+        judge(case)
     run()
 
 
@@ -86,6 +98,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--merge", type=Path, nargs="+", help="add up these runs' .json files")
+    ap.add_argument("--fast", action="store_true", help="draw with strategies.graphs."
+                    "draw_fast, as the fuzz items draw nine graphs in ten")
     args = ap.parse_args()
     if args.merge:
         return merge(args.merge, args.out)
@@ -100,7 +114,7 @@ def main():
         for dtype, n, stats, alarms in mixes.values():
             if stats.checked < n:
                 chunk(checker, stats, alarms, min(args.chunk, n - stats.checked), dtype,
-                      args.seed * 1_000_003 + k)
+                      args.seed * 1_000_003 + k, args.fast)
         k += 1
         figures.update(seconds=time.time() - t,
                        mixes={m: (s, a) for m, (_, _, s, a) in mixes.items()})
