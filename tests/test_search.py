@@ -75,11 +75,9 @@ def test_most_graphs_are_drawn_without_hypothesis_and_a_tenth_with_it(budget):
 def test_a_failure_the_fast_search_finds_is_shrunk_by_hypothesis(budget, monkeypatch):
     # Hypothesis's own share finds nothing here, so the failure is the fast search's
     real = search_module._hypothesis
-    calls = []
 
     def share_blind(checker, strategy, key, seed, **overrides):
-        calls.append(overrides)
-        if "phases" not in overrides:
+        if "phases" not in overrides:  # the share's run, not the shrinking one
             return None
         return real(checker, strategy, key, seed, **overrides)
     monkeypatch.setattr(search_module, "_hypothesis", share_blind)
