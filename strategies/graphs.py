@@ -322,6 +322,7 @@ class _Graph:
         self.shapes = []  # each node's shape
         self.domains = []  # each node's {domain: may it be an operand there}
         self.margins = []  # each node's rounding margin (a value computed in half: domains.py)
+        self.accepted = {}  # (domain, kinks, at) -> [nodes looked at, those accepted]
         self.inputs = 0
         self.computed = set()  # given inputs that an engine computed (`cases`' given)
         self.half = dtype in HALF
@@ -332,7 +333,6 @@ class _Graph:
     def add(self, kind, payload, value):
         self.nodes.append((kind, payload, value))
         self.shapes.append(value.shape)
-        self.domains.append({("real", ()): True})
         self.inputs += kind == "input"
         if self.half:  # margins grow with the values and the steps before this one
             self.largest = max(self.largest, float(np.max(np.abs(value))))
@@ -353,17 +353,19 @@ class _Graph:
             value = value * LARGE[2]
         return value.astype(np_dtype(self.dtype)).astype(np.float64)
 
-    def accepts(self, i, domain, kinks=(), exact=False):
-        """May node i be an operand in `domain`, clear of `kinks` (`exact`: or on one)?
-        Computed values too: two inputs drawn equal made relu(x1 - x0) exactly relu(0),
-        where engines' conventions differ (autograd's relu'(0) is 1/2)."""
-        exact = self.exact(i, exact)
-        key = (domain, kinks, exact)
-        ok = self.domains[i].get(key)
-        if ok is None:
-            ok = self.domains[i][key] = accepts(domain, self.nodes[i][2], kinks, exact,
-                                                self.margins[i])
-        return ok
+    def operands(self, domain, kinks=(), exact=False):
+        """The nodes that may be an operand in `domain`, clear of `kinks` (`exact`: or
+        on one), oldest first. Computed values too: two inputs drawn equal made
+        relu(x1 - x0) exactly relu(0), where engines' conventions differ (autograd's
+        relu'(0) is 1/2). Each node is looked at once per key: values never change."""
+        seen = self.accepted.get((domain, kinks, exact))
+        if seen is None:
+            seen = self.accepted[domain, kinks, exact] = [0, []]
+        for i in range(seen[0], len(self.nodes)):
+            if accepts(domain, self.nodes[i][2], kinks, self.exact(i, exact), self.margins[i]):
+                seen[1].append(i)
+        seen[0] = len(self.nodes)
+        return seen[1]
 
     def exact(self, i, exact=True):
         """May node i's value sit exactly on a kink or tie (where the operation allows
@@ -396,8 +398,15 @@ class _Graph:
 
 
 @st.composite
-def _cases(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants,
-           points, given=()):
+def _cases(draw, *args):
+    # numpy's error state set once a case: setting it around every step's value cost
+    # a twentieth of the drawing (overflow and NaN are checked for, `_step`)
+    with np.errstate(all="ignore"):
+        return _case(draw, *args)
+
+
+def _case(draw, ops, variants, min_steps, max_steps, max_inputs, max_side, dtype, constants,
+          points, given=()):
     if dtype in ("mixed", "half"):
         dtype = _choose(draw, ["float64", "float32"] if dtype == "mixed" else list(HALF))
     g = _Graph(points, dtype)
@@ -500,8 +509,9 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         domain = domains[j]
         before = tuple(c[1] for c in chosen)
         fits = _fitting(name, key, before, j == arity - 1, max_side)
-        candidates = [i for i in range(len(g.nodes) - 1, -1, -1)
-                      if (fits is None or fits[g.shapes[i]]) and g.accepts(i, domain, kinks, at)]
+        candidates = g.operands(domain, kinks, at)[::-1]  # newest first
+        if fits is not None:
+            candidates = [i for i in candidates if fits[g.shapes[i]]]
         # One draw (see the module's docstring): 0 the newest value that fits, 1 a
         # fresh input, 2 a fresh constant, then the older values, newest first;
         # without a value that fits, 0 a fresh input and 1 a fresh constant. A fresh
@@ -548,9 +558,8 @@ def _step(draw, g, name, variants, max_inputs, max_side, constants):
         out_shape = op.shape(*[c[1] for c in chosen], **attrs)
     except ShapeError:
         return False
-    with np.errstate(all="ignore"):
-        value = np.asarray(NUMPY_OPS[name](*[c[2] for c in chosen], **attrs), np.float64)
-        size = np.abs(value).max()  # NaN and infinities fail `size <= ...` below
+    value = np.asarray(NUMPY_OPS[name](*[c[2] for c in chosen], **attrs), np.float64)
+    size = np.abs(value).max()  # NaN and infinities fail `size <= ...` below
     if value.shape != tuple(out_shape) or not size <= g.magnitude:
         return False
     if g.half and name in PRODUCTS and not np.prod(np.maximum(1, np.abs(chosen[0][2]))) \
@@ -640,8 +649,8 @@ class _FastDraw:
 
     def __call__(self, strategy, label=None):
         strategy = getattr(strategy, "wrapped_strategy", strategy)
-        if isinstance(strategy, IntegersStrategy):
-            value = self.rng.randint(strategy.start, strategy.end)
+        if isinstance(strategy, IntegersStrategy):  # random() is a third of randint's cost
+            value = strategy.start + int(self.rng.random() * (strategy.end - strategy.start + 1))
             self.choices.append(value)
             return value
         if isinstance(strategy, CompositeStrategy):
