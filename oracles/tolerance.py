@@ -168,14 +168,18 @@ def tolerance(verdict, mode, i, dtype):
     if key not in verdict.tolerances:
         answers = mode.answers(verdict)
         reference = answers["torch" if "torch" in answers else "jax"][i]
+        # the answer's size as the references know it, the larger: one may cancel to 0
+        # where the other does not (torch's float64 gelu(-10), 1 + erf(x/√2), is -0, JAX's
+        # -7.6e-23; the floor scaled by torch's 0 held a right bfloat16 GELU to 1.8e-35)
+        scale = max(norm(answers[who][i]) for who in ("torch", "jax") if who in answers)
         gauged = answers.get("torch32")
         u = UNIT[name]
-        size = norm(reference) + mode.terms(verdict)[i]
+        size = scale + mode.terms(verdict)[i]
         if name in HALF:  # (the output's own rounding is all in the spread: its terms, the
             # largest value anywhere in the graph, made tanh(7)'s floor 6 % of the answer)
             forward = mode.names(verdict.case)[i] == "forward"
             verdict.tolerances[key] = half_tolerance(
-                verdict, mode, i, name, norm(reference) if forward else size)
+                verdict, mode, i, name, scale if forward else size)
             return verdict.tolerances[key]
         floor = rounding_floor(verdict.case.program, u, verdict.condition, size)
         if mode.name not in verdict.gauged:
@@ -186,7 +190,7 @@ def tolerance(verdict, mode, i, dtype):
         else:
             spread = verdict.spread.get(mode.name)
             measured = max(norm(np.asarray(gauged[i], np.float64) - reference),
-                           verdict.gauge_relative * norm(reference), spread[i] if spread else 0.0)
+                           verdict.gauge_relative * scale, spread[i] if spread else 0.0)
             verdict.tolerances[key] = (C_ROUNDING * measured * u / U32 + floor,
                                        f"{np.dtype(dtype).name}: 32 x measured rounding"
                                        f"{mode.gauged_by} + floor")
