@@ -3,7 +3,7 @@ it, with a fixed budget) under py-spy, every process sampled, idle time included
 sample of a worker's main thread is put in one bin by its stack:
 
   check       SavingChecker.check (the engine, the references, the comparisons)
-  draw        Hypothesis drawing a case (data.draw)
+  draw        drawing a case: by Hypothesis (data.draw) or without it (draw_fast)
   hypothesis  the rest of Hypothesis's per-example and per-test machinery
   import      loading a module (torch and JAX are imported on first use, in a test)
   start-up    collection and the rest before the first test
@@ -49,7 +49,7 @@ def classify(frames):
         return "import"  # wherever it happens: a lazy import in a test is start-up too
     if "SavingChecker.check (" in text:
         return "check"
-    if "ConjectureData.draw (" in text or "DataObject.draw (" in text:
+    if "ConjectureData.draw (" in text or "DataObject.draw (" in text or "draw_fast (" in text:
         return "draw"
     if "pytest_runtestloop" not in text:
         return "shut-down" if any(k in text for k in SHUT_DOWN) else "start-up"

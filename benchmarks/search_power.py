@@ -10,7 +10,8 @@ bug in its operation's half item, as tests/test_planted_bugs.py draws it):
 
 Several seeds per bug (one search says little). Writes benchmarks/results/search_power.md.
 
-    python benchmarks/search_power.py [--seeds 3] [--cap 3000] [--bugs a,b]
+    python benchmarks/search_power.py [--seeds 3] [--first-seed 1000] [--cap 3000]
+        [--bugs a,b] [--out FILE]
 """
 
 import argparse
@@ -85,6 +86,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cap", type=int, default=3000)
     ap.add_argument("--bugs", default="")
+    ap.add_argument("--first-seed", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     bugs = [b for b in CATALOGUE if not args.bugs or b.name in args.bugs.split(",")]
     bugs = [b for b in bugs if b.name != "relu_mask_ge"]  # at the kink: the convention test's
@@ -92,7 +95,7 @@ def main():
     for bug in bugs:
         row = {}
         for how in ("hypothesis", "fast"):
-            row[how] = [measure(bug, how, 1000 + s, args.cap) for s in range(args.seeds)]
+            row[how] = [measure(bug, how, args.first_seed + s, args.cap) for s in range(args.seeds)]
         rows.append((bug.name, row))
         print(bug.name, row, flush=True)
 
@@ -104,10 +107,12 @@ def main():
         vals = [r[k] for r in results if r[k] is not None]
         return statistics.mean(vals) if vals else float("nan")
     lines = ["# The fast search's power against Hypothesis's own", "",
-             f"`benchmarks/search_power.py --seeds {args.seeds} --cap {args.cap}` on "
+             f"`benchmarks/search_power.py --seeds {args.seeds} --first-seed {args.first_seed} "
+             f"--cap {args.cap}{' --bugs ' + args.bugs if args.bugs else ''}` on "
              f"{time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t0:.0f} s: every "
-             "planted bug but relu_mask_ge (at the kink, the convention test's), "
-             f"seeds 1000..{999 + args.seeds}, at most {args.cap} graphs each; '-' not found.",
+             f"{'listed ' if args.bugs else ''}planted bug but relu_mask_ge (at the kink, "
+             f"the convention test's), seeds {args.first_seed}.."
+             f"{args.first_seed + args.seeds - 1}, at most {args.cap} graphs each; '-' not found.",
              "", "| bug | graphs to detect: Hypothesis | fast | steps after shrinking: "
              "Hypothesis | fast | after the reducer: Hypothesis | fast |",
              "|---|---|---|---|---|---|---|"]
@@ -121,8 +126,8 @@ def main():
     lines += ["", "Sums over the bugs of the per-bug means (graphs to detect, steps after "
               "shrinking, after the reducer):", ""]
     lines += [f"- {how}: {t[0]:.0f}, {t[1]:.1f}, {t[2]:.1f}" for how, t in totals.items()]
-    OUT.write_text("\n".join(lines) + "\n")
-    print(OUT.read_text())
+    args.out.write_text("\n".join(lines) + "\n")
+    print(args.out.read_text())
 
 
 if __name__ == "__main__":
