@@ -1,7 +1,7 @@
 """A fuzz item's search: most graphs drawn without Hypothesis, every failure shrunk by it.
 
 Hypothesis's bookkeeping costs 17-36 µs a draw: a graph of 10 drawn operations took
-6-10 ms to draw through it, 1.7-1.9 ms through `draw_fast`, and a campaign checks
+6-10 ms to draw through it, 1.6-1.9 ms through `draw_fast`, and a campaign checks
 1.29x the graphs a second at 100 examples an item (throughput_search_100.md, side by
 side in one run). So an item checks its budget of graphs in three runs:
 

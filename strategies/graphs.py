@@ -629,9 +629,10 @@ def _index(draw, shape):
 
 def draw_fast(strategy, rng):
     """(case, choices): a case of `strategy` (made by `cases`) whose every choice
-    `rng` (a random.Random) draws uniformly, without Hypothesis: 1.7-1.9 ms a
+    `rng` (a random.Random) draws uniformly, without Hypothesis: 1.6-1.7 ms a
     graph of 10 drawn operations against 6-10 through Hypothesis, whose bookkeeping
-    costs 17-36 µs a draw (benchmarks/results/throughput_search*.md). Every draw
+    costs 17-36 µs a draw (benchmarks/results/throughput_search*.md,
+    throughput_drawing.md). Every draw
     is an integer in a range, so `choices` is the choice sequence Hypothesis would
     have made: given it (as an example in its database, reports/search.py),
     Hypothesis replays this very case, then shrinks it as any failure it found."""
