@@ -591,13 +591,25 @@ class JaxOracle:
         self._raw[key] = run
         return run
 
+    # Sides above this run the points of `vjps` one after another (lax.map), not side
+    # by side (vmap): vmap batches conv2d's kernel with its input, and XLA's CPU
+    # convolution ran that ~10x slower than the same convolutions in turn (16 points of
+    # a conv2d at sides up to 64: 12.9 s against 1.3, the largest fuzz item's time).
+    # At sides up to 8, vmap is twice as fast as lax.map.
+    MAP_ABOVE = 8
+
     def _vjps_function(self, dtype, steps, points):
-        """The VJP at `points` sets of inputs at once (vmap over the initial slots: the
+        """The VJP at `points` sets of inputs in one call (over the initial slots: the
         program and the cotangent are shared), compiled once per dtype, bucket and count."""
         name = self._name("vjps", dtype, steps, points)
 
         def make():
-            run = jax.vmap(self._raw_vjp(dtype, steps), in_axes=(0,) + (None,) * 5)
+            raw = self._raw_vjp(dtype, steps)
+            if self.P > self.MAP_ABOVE:
+                def run(inits, *shared):
+                    return lax.map(lambda init: raw(init, *shared), inits)
+            else:
+                run = jax.vmap(raw, in_axes=(0,) + (None,) * 5)
             init, ints, ps, cot, slot = self._example(dtype, steps)
             return exported(name, jax.jit(run),
                             (np.stack([init] * points), ints, ps, cot, slot, slot))
