@@ -14,14 +14,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "large_sides.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import ONE_THREAD  # noqa: E402
+from throughput import ONE_THREAD, worktree  # noqa: E402
 
 
 def worker(op, graphs, seed):
@@ -56,24 +55,17 @@ def main():
         print(json.dumps(worker(args.op, args.graphs, args.seed)))
         return
     results = {"before": [], "after": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
-                       cwd=ROOT, check=True, capture_output=True)
-        try:
-            trees = {"before": before, "after": ROOT}
-            for r in range(args.rounds):
-                for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
-                    env = dict(os.environ, **ONE_THREAD, PYTHONPATH=str(trees[name]))
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--worker", "--op", args.op, "--graphs",
-                         str(args.graphs), "--seed", str(args.seed)],
-                        env=env, capture_output=True, text=True, check=True)
-                    results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-                    print(name, results[name][-1], flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
-                           check=False, capture_output=True)
+    with worktree(args.before) as before:
+        trees = {"before": before, "after": ROOT}
+        for r in range(args.rounds):
+            for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
+                env = dict(os.environ, **ONE_THREAD, PYTHONPATH=str(trees[name]))
+                out = subprocess.run(
+                    [sys.executable, __file__, "--worker", "--op", args.op, "--graphs",
+                     str(args.graphs), "--seed", str(args.seed)],
+                    env=env, capture_output=True, text=True, check=True)
+                results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(name, results[name][-1], flush=True)
     med = {k: statistics.median(r["seconds_per_graph"] for r in v) for k, v in results.items()}
     after = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()

@@ -15,6 +15,7 @@ never asserted on: read the ratios, measured side by side, not the seconds).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -28,6 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "throughput.md"
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
+
+@contextlib.contextmanager
+def worktree(rev):
+    """A git worktree of `rev` in a temporary folder, removed afterwards: the earlier
+    tree a side-by-side benchmark runs against."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=ROOT,
+                       check=True, capture_output=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT,
+                           check=False, capture_output=True)
 
 
 # --- in a worker: one tree's code, through PYTHONPATH ----------------------------------
@@ -153,31 +169,24 @@ def main():
         print(json.dumps({"speed": worker_speed, "power": worker_power}[args.worker](**kw)))
         return
 
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
-                       cwd=ROOT, check=True, capture_output=True)
-        try:
-            trees = {"before": before, "after": ROOT}
-            speed = {name: [] for name in trees}
-            for r in range(args.rounds):  # alternating, so that drift hits both alike
-                for name in (trees if r % 2 == 0 else reversed(trees)):
-                    speed[name].append(run_worker(trees[name], "speed", n=args.graphs,
-                                                  seed=args.seed))
-                    print(name, "speed", speed[name][-1], flush=True)
-            power = {}
-            for name, tree in ({} if args.no_power else trees).items():
-                power[name] = run_worker(tree, "power", false_alarm=args.false_alarm,
-                                         seed=args.seed + 1, bugs=not args.no_bugs)
-                print(name, "power", json.dumps(power[name])[:300], flush=True)
-            fuzz = {}
-            for name in ("before", "after", "before", "after"):
-                folder = Path(tmp) / f"campaign-{name}-{len(fuzz.get(name, []))}"
-                fuzz.setdefault(name, []).append(campaign(trees[name], args.examples, folder))
-                print(name, "campaign", fuzz[name][-1], flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
-                           check=False, capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp, worktree(args.before) as before:
+        trees = {"before": before, "after": ROOT}
+        speed = {name: [] for name in trees}
+        for r in range(args.rounds):  # alternating, so that drift hits both alike
+            for name in (trees if r % 2 == 0 else reversed(trees)):
+                speed[name].append(run_worker(trees[name], "speed", n=args.graphs,
+                                              seed=args.seed))
+                print(name, "speed", speed[name][-1], flush=True)
+        power = {}
+        for name, tree in ({} if args.no_power else trees).items():
+            power[name] = run_worker(tree, "power", false_alarm=args.false_alarm,
+                                     seed=args.seed + 1, bugs=not args.no_bugs)
+            print(name, "power", json.dumps(power[name])[:300], flush=True)
+        fuzz = {}
+        for name in ("before", "after", "before", "after"):
+            folder = Path(tmp) / f"campaign-{name}-{len(fuzz.get(name, []))}"
+            fuzz.setdefault(name, []).append(campaign(trees[name], args.examples, folder))
+            print(name, "campaign", fuzz[name][-1], flush=True)
     write(args, speed, power, fuzz)
 
 
