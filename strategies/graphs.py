@@ -320,9 +320,8 @@ class _Graph:
         self.points, self.dtype = points or _Points(False, frozenset()), dtype
         self.nodes = []  # (kind, payload, value): kind "input" | "const" | "step"
         self.shapes = []  # each node's shape
-        self.domains = []  # each node's {domain: may it be an operand there}
         self.margins = []  # each node's rounding margin (a value computed in half: domains.py)
-        self.accepted = {}  # (domain, kinks, at) -> [nodes looked at, those accepted]
+        self.accepted = {}  # (domain, kinks, exact) -> [nodes looked at, those accepted]
         self.inputs = 0
         self.computed = set()  # given inputs that an engine computed (`cases`' given)
         self.half = dtype in HALF
@@ -632,10 +631,10 @@ def draw_fast(strategy, rng):
     `rng` (a random.Random) draws uniformly, without Hypothesis: 1.6-1.7 ms a
     graph of 10 drawn operations against 6-10 through Hypothesis, whose bookkeeping
     costs 17-36 µs a draw (benchmarks/results/throughput_search*.md,
-    throughput_drawing.md). Every draw
-    is an integer in a range, so `choices` is the choice sequence Hypothesis would
-    have made: given it (as an example in its database, reports/search.py),
-    Hypothesis replays this very case, then shrinks it as any failure it found."""
+    throughput_drawing.md). Every draw is an integer in a range, so `choices` is the
+    choice sequence Hypothesis would have made: given it (as an example in its
+    database, reports/search.py), Hypothesis replays this very case, then shrinks it
+    as any failure it found."""
     drawer = _FastDraw(rng)
     return drawer(strategy), drawer.choices
 
