@@ -92,6 +92,8 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
     """Probes for every input (a list, in input order). `base`: the unperturbed
     values of every step, if the caller has them already."""
     xs = [np.asarray(x, np.float64) for x in inputs]
+    if not xs:
+        return []
     c = np.asarray(cotangent, np.float64)
     per_input = []
     for x in xs:
@@ -122,13 +124,14 @@ def finite_differences(program, inputs, cotangent, rng, full_limit=16, direction
     biggest = max(np.abs(v).max() for v in base)  # rounding grows with the largest term, even
     phi_abs = np.abs(base[-1] * c).sum() + np.abs(c).sum() * biggest  # if it cancels later
     rounding = rounding_of(program, phi_abs)
+    h = np.concatenate([h for _, h, _ in per_input])  # every input's probes in one pass
+    d = (phi[0::2] - phi[1::2]) / (2 * SCALES[:, None] * h)
+    estimate, error, resolved = _richardson(d, h, rounding)
     out, start = [], 0
-    for v, h, full in per_input:
+    for v, _, full in per_input:
         rows = slice(start, start + len(v))
-        d = [(phi[2 * j, rows] - phi[2 * j + 1, rows]) / (2 * k * h)
-             for j, k in enumerate(SCALES)]
-        estimate, error, resolved = _richardson(d, h, rounding)
-        out.append(Probes(v, full, estimate, error, valid[rows], resolved & valid[rows]))
+        out.append(Probes(v, full, estimate[rows], error[rows], valid[rows],
+                          resolved[rows] & valid[rows]))
         start += len(v)
     return out
 

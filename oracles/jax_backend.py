@@ -714,24 +714,18 @@ class JaxOracle:
         shape = list(program.shapes[:n_in])
         slot = list(range(n_in))  # value index -> slot
         consts = []
-        code = {k: [] for k in ("op", "a0", "a1", "dst", "R", "C", "r0", "c0", "r1", "c1",
-                                "p", "stride", "top", "left")}
-        code["ri"], code["ci"], code["map"] = [], [], []
+        rows, ps = [], []  # per emitted step: (fields, ri, ci, map), pow's exponent
 
         def emit(op, args, out_shape, **kw):
             a = [slot[i] if isinstance(i, int) else i[0] for i in args] + [0, 0]
             shapes = [shape[slot[i]] if isinstance(i, int) else i[1] for i in args] + [(1, 1)] * 2
             dst = len(shape)
-            row = dict(op=op, a0=a[0], a1=a[1], dst=dst, R=out_shape[0], C=out_shape[1],
-                       r0=shapes[0][0], c0=shapes[0][1], r1=shapes[1][0], c1=shapes[1][1],
-                       # fields an opcode does not read are 0 (p: pow's exponent alone)
-                       p=kw.get("p", 0.0), stride=kw.get("stride", 1), top=kw.get("top", 0),
-                       left=kw.get("left", 0))
-            for k, v in row.items():
-                code[k].append(v)
-            code["ri"].append(kw.get("ri", np.zeros(P, int)))
-            code["ci"].append(kw.get("ci", np.zeros(P, int)))
-            code["map"].append(kw.get("map", np.zeros(P * P, int)))
+            # in _FIELDS' order; fields an opcode does not read are 0 (p: pow's exponent alone)
+            rows.append(((op, a[0], a[1], dst, out_shape[0], out_shape[1], shapes[0][0],
+                          shapes[0][1], shapes[1][0], shapes[1][1], kw.get("stride", 1),
+                          kw.get("top", 0), kw.get("left", 0)),
+                         kw.get("ri"), kw.get("ci"), kw.get("map")))
+            ps.append(kw.get("p", 0.0))
             shape.append(out_shape)
             return dst
 
@@ -779,17 +773,21 @@ class JaxOracle:
                 code_slot = emit(opcode(step.op, at), step.args, out_shape,
                                  **({"p": float(at[SCALAR])} if SCALAR in at else {}))
             slot.append(code_slot)
-        n = len(code["op"])
+        n = len(rows)
         steps = next((t for t in self.buckets if n <= t), None)
         if len(shape) > self.S or steps is None:
             return None
-        for k in code:  # padded to the bucket with no-ops, which the loops never reach
-            pad = np.zeros(P * P if k == "map" else P, int) if k in ("ri", "ci", "map") else 0
-            code[k] += [pad] * (steps - n)
-        ints = np.concatenate([np.array([code[k] for k in _FIELDS], np.int32).T,
-                               np.array(code["ri"], np.int32), np.array(code["ci"], np.int32),
-                               np.array(code["map"], np.int32)], axis=1)
-        return Encoded(ints, np.asarray(code["p"], np.float64), consts, slot[-1], n)
+        # padded to the bucket with no-ops (all 0), which the loops never reach
+        f = len(_FIELDS)
+        ints = np.zeros((steps, f + 2 * P + P * P), np.int32)
+        for k, (fields, ri, ci, flat) in enumerate(rows):
+            ints[k, :f] = fields
+            for start, part in ((f, ri), (f + P, ci), (f + 2 * P, flat)):
+                if part is not None:
+                    ints[k, start:start + len(part)] = part
+        p_steps = np.zeros(steps, np.float64)
+        p_steps[:n] = ps
+        return Encoded(ints, p_steps, consts, slot[-1], n)
 
     def _slots(self, arrays, dtype):
         """The slot array with `arrays` in the first slots, each in its top-left corner."""
