@@ -24,8 +24,10 @@ import gc
 import hashlib
 import itertools
 import os
+import re
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +168,7 @@ def _exported(name, jitted, args, folder):
     path = folder / f"{name}-{key}.jax"
     try:
         loaded = export.deserialize(bytearray(files.read_bytes(path, MAX_EXPORTED_BYTES)))
+        _used(path)
         return jax.jit(loaded.call)  # jit: its calls take the compiled fast path
     except Exception:  # noqa: BLE001 - absent, damaged or foreign: traced again below
         pass
@@ -173,9 +176,44 @@ def _exported(name, jitted, args, folder):
     try:
         folder.mkdir(parents=True, exist_ok=True)
         files.atomic_write(path, bytes(made.serialize()))
+        _prune(folder, name)
     except (OSError, ImportError):  # a read-only or full cache, or no flatbuffers: this
         pass                        # process keeps it in memory
     return jax.jit(made.call)
+
+
+# Every change of this package's source or of jax's version names new artefacts (~0.3 MB
+# each, ~20 a version): without pruning they piled up for good. Of each interpreter the
+# KEPT most recently used stay (a load marks its artefact used), so that checkouts used
+# side by side keep theirs; an older one, if ever asked for again, is traced again. A
+# writer killed mid-write leaves its temporary file: gone after STALE seconds. (JAX's
+# own compilation cache, beside it, is bounded by jax_compilation_cache_max_size.)
+KEPT, STALE = 4, 3600.0
+
+
+def _used(path):
+    try:
+        os.utime(path, follow_symlinks=False)
+    except OSError:  # a read-only cache: it is pruned by age of writing alone
+        pass
+
+
+def _prune(folder, name):
+    ours = re.compile(re.escape(name) + r"-[0-9a-f]{32}\.jax")
+    torn = re.compile(r"\." + re.escape(name) + r"-[0-9a-f]{32}\.jax\.\d+\.[0-9a-f]{8}\.tmp")
+    kept, now = [], time.time()
+    with os.scandir(folder) as entries:
+        for e in entries:
+            try:
+                when = e.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if ours.fullmatch(e.name):
+                kept.append((when, e.path))
+            elif torn.fullmatch(e.name) and now - when > STALE:
+                Path(e.path).unlink(missing_ok=True)
+    for _, old in sorted(kept, reverse=True)[KEPT:]:
+        Path(old).unlink(missing_ok=True)  # (a process reading it keeps reading)
 
 
 # --- compiled interpreters: one of each per process, within the memory-map limit ----

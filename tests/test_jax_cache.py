@@ -157,3 +157,33 @@ def test_near_the_memory_map_limit_eager_jaxs_executables_are_dropped(monkeypatc
         for _ in range(65):  # (checked on the 1st and the 65th)
             jax_backend.plain_vjp(Program(((2, 2),), (Step("exp", (0,)),)), [x], x)
     assert cleared.call_count == 2
+
+
+def test_old_artefacts_of_an_interpreter_are_pruned_as_a_new_one_is_written(tmp_path):
+    """Each source change names new artefacts: of each interpreter the KEPT most recently
+    used stay (a load marks one used), a writer's torn temporary file goes once stale,
+    and another interpreter's artefacts and unrelated files are left alone."""
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    old = [folder / f"double-{i:032x}.jax" for i in range(6)]
+    for age, path in enumerate(old):
+        path.write_bytes(b"an older version's")
+        os.utime(path, (1e9 - age, 1e9 - age))  # old[0] the most recent of them
+    other = folder / f"triple-{7:032x}.jax"
+    torn = folder / f".double-{8:032x}.jax.123.abcdef01.tmp"
+    fresh_torn = folder / f".double-{9:032x}.jax.124.abcdef02.tmp"
+    for path in (other, torn, fresh_torn):
+        path.write_bytes(b"x")
+    os.utime(torn, (1e9, 1e9))
+    os.utime(old[3], None)  # used just now (by another checkout, say)
+    exported("double", _double(), ARGS, tmp_path)  # writes its own, then prunes
+    left = {p.name for p in _artefacts(tmp_path)}
+    doubles = {n for n in left if n.startswith("double-")}
+    assert len(doubles) == jax_backend.KEPT
+    assert {old[3].name, old[0].name, old[1].name} <= doubles  # the new one is the fourth
+    assert other.name in left and fresh_torn.name in left and torn.name not in left
+    (mine,) = {p for p in _artefacts(tmp_path) if p.name.startswith("double-")} - set(old)
+    os.utime(mine, (1e9, 1e9))
+    g = exported("double", _double(), ARGS, tmp_path)  # its own artefact survived: loaded,
+    assert np.array_equal(g(*ARGS)[0], 2 * ARGS[0])
+    assert mine.stat().st_mtime > 1e9 + 1  # and marked used
