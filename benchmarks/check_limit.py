@@ -5,11 +5,15 @@ check (`Checker.judge`) as a campaign runs it (forward mode and second order eac
 graph in three: `modes_for`). Their sum is the limit; the rest of the full check is
 its own work (tolerances, comparisons, copies, the float32 gauge where a comparison
 needs it). Writes benchmarks/results/check_limit.md (figures only: read the shares).
+With --before REV, each part and the full check side by side with an earlier commit (a
+git worktree; the trees alternate round by round, each round a fresh process on the
+same graphs): read the ratios, as single runs on this shared machine vary by up to 1.5x.
 
-    python benchmarks/check_limit.py [--graphs 300] [--rounds 3] [--seed N]
+    python benchmarks/check_limit.py [--graphs 300] [--rounds 3] [--seed N] [--before REV]
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -17,7 +21,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--worker" in sys.argv:  # a tree's own code and benchmarks, from PYTHONPATH
+    sys.path.remove(str(Path(__file__).resolve().parent))
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mflow.oracles import torch_backend  # noqa: E402
 from mflow.oracles.checker import Checker, case_rng, modes_for  # noqa: E402
@@ -85,29 +92,65 @@ def one_round(checker, sample):
     return totals, (time.perf_counter() - t) * 1e3
 
 
+def measured(graphs, seed, rounds):
+    """(ms per graph of each part, of the full check), medians over `rounds` on
+    `graphs` graphs drawn with `seed`, after a warm-up (JAX compiles or loads)."""
+    sample = _draw(graphs, seed, min_steps=10, max_steps=10)
+    checker = Checker(MflowEngine())
+    for case in sample:
+        checker.judge(case)
+        for call in parts(checker, case).values():
+            call()
+    done = [one_round(checker, sample) for _ in range(rounds)]
+    n = len(sample)
+    per = {name: statistics.median(r[0][name] for r in done) / n for name in done[0][0]}
+    return per, statistics.median(r[1] for r in done) / n
+
+
+def side_by_side(args):
+    """{tree: (per, full)}: rounds alternating between the trees, one process each."""
+    import subprocess
+
+    from throughput import ONE_THREAD, worktree
+    here = Path(__file__).resolve().parents[1]
+
+    def run(tree):  # this script, on the tree's code
+        env = dict(os.environ, **ONE_THREAD,
+                   PYTHONPATH=f"{tree}{os.pathsep}{tree / 'benchmarks'}")
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
+                              "--graphs", str(args.graphs), "--seed", str(args.seed),
+                              "--rounds", "1"], cwd=tree, env=env, check=True,
+                             capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    with worktree(args.before) as before:
+        trees = {"before": before, "after": here}
+        got = {name: [] for name in trees}
+        for r in range(args.rounds):
+            for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                got[name].append(run(trees[name]))
+                print(name, "round", r + 1, f"{got[name][-1][1]:.2f} ms", flush=True)
+    return {name: ({k: statistics.median(g[0][k] for g in runs) for k in runs[0][0]},
+                   statistics.median(g[1] for g in runs)) for name, runs in got.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graphs", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    ap.add_argument("--before", help="an earlier commit to measure side by side")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    sample = _draw(args.graphs, args.seed, min_steps=10, max_steps=10)
-    checker = Checker(MflowEngine())
-    for case in sample:  # warm up: JAX compiles (or loads) its interpreters
-        checker.judge(case)
-        for call in parts(checker, case).values():
-            call()
-    rounds = [one_round(checker, sample) for _ in range(args.rounds)]
-    n = len(sample)
-    per = {name: statistics.median(r[0][name] for r in rounds) / n for name in rounds[0][0]}
-    full = statistics.median(r[1] for r in rounds) / n
+    if args.worker:
+        print(json.dumps(measured(args.graphs, args.seed, args.rounds)))
+        return
+    if args.before:
+        return write_side_by_side(args, side_by_side(args))
+    per, full = measured(args.graphs, args.seed, args.rounds)
+    n = args.graphs
     limit = sum(per.values())
-    groups = {"engine (mflow)": [k for k in per if k.startswith("engine")],
-              "torch": [k for k in per if k.startswith("torch")],
-              "JAX": [k for k in per if k.startswith(("jax", "fd of JAX"))],
-              "numpy (values, finite differences)": [
-                  k for k in per if k.startswith(("numpy", "finite", "fd along"))]}
+    groups = groups_of(per)
     lines = ["# The physical limit of a check", "",
              f"`benchmarks/check_limit.py --graphs {args.graphs} --rounds {args.rounds} --seed "
              f"{args.seed}` on "
@@ -126,6 +169,39 @@ def main():
               f"- **full check** (`Checker.judge`): {full:.2f} ms per graph: "
               f"**{full / limit:.2f}x** the limit; the check's own work "
               f"{full - limit:.2f} ms ({(full - limit) / full:.0%} of it)", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def groups_of(per):
+    return {"engine (mflow)": [k for k in per if k.startswith("engine")],
+            "torch": [k for k in per if k.startswith("torch")],
+            "JAX": [k for k in per if k.startswith(("jax", "fd of JAX"))],
+            "numpy (values, finite differences)": [
+                k for k in per if k.startswith(("numpy", "finite", "fd along"))]}
+
+
+def write_side_by_side(args, got):
+    (pb, fb), (pa, fa) = got["before"], got["after"]
+    lb, la = sum(pb.values()), sum(pa.values())
+    lines = ["# The physical limit of a check, side by side", "",
+             f"`benchmarks/check_limit.py --before {args.before} --graphs {args.graphs} "
+             f"--rounds {args.rounds} --seed {args.seed}` on {time.strftime('%Y-%m-%d %H:%M')}"
+             f": the same {args.graphs} graphs of 10 drawn operations in both trees, each "
+             "part timed alone as a campaign checks the graph, then the full check; ms per "
+             "graph, median of the rounds (alternating trees, one process each).", "",
+             "| part | before | after | after / before |", "|---|---|---|---|"]
+    for name in sorted(pa, key=lambda k: -pa[k]):
+        lines.append(f"| {name} | {pb[name]:.3f} | {pa[name]:.3f} | {pa[name] / pb[name]:.2f} |")
+    for who, keys in groups_of(pa).items():
+        b, a = sum(pb[k] for k in keys), sum(pa[k] for k in keys)
+        lines.append(f"| **{who}** | {b:.3f} | {a:.3f} | {a / b:.2f} |")
+    lines += [f"| **limit** (the parts' sum) | {lb:.2f} | {la:.2f} | {la / lb:.2f} |",
+              f"| **full check** | {fb:.2f} | {fa:.2f} | {fa / fb:.2f} |",
+              f"| the check's own work (full - limit) | {fb - lb:.2f} | {fa - la:.2f} | "
+              f"{(fa - la) / (fb - lb):.2f} |", "",
+              f"Full check / limit: before {fb / lb:.2f}x, after {fa / la:.2f}x.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

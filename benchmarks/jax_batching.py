@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
-
 from mflow.oracles.jax_backend import JaxOracle  # noqa: E402
 from mflow.oracles.tolerance import as_dtype  # noqa: E402
 from throughput import _draw  # noqa: E402
