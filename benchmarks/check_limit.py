@@ -109,19 +109,12 @@ def measured(graphs, seed, rounds):
 
 def side_by_side(args):
     """{tree: (per, full)}: rounds alternating between the trees, one process each."""
-    import subprocess
-
-    from throughput import ONE_THREAD, worktree
+    from throughput import run_in, worktree
     here = Path(__file__).resolve().parents[1]
 
     def run(tree):  # this script, on the tree's code
-        env = dict(os.environ, **ONE_THREAD,
-                   PYTHONPATH=f"{tree}{os.pathsep}{tree / 'benchmarks'}")
-        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
-                              "--graphs", str(args.graphs), "--seed", str(args.seed),
-                              "--rounds", "1"], cwd=tree, env=env, check=True,
-                             capture_output=True, text=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_in(tree, Path(__file__).resolve(), "--worker", "--graphs",
+                      str(args.graphs), "--seed", str(args.seed), "--rounds", "1")
     with worktree(args.before) as before:
         trees = {"before": before, "after": here}
         got = {name: [] for name in trees}

@@ -10,7 +10,6 @@ campaign checks them. Writes benchmarks/results/large_sides.md (figures only).
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "large_sides.md"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import ONE_THREAD, worktree  # noqa: E402
+from throughput import run_in, worktree  # noqa: E402
 
 
 def worker(op, graphs, seed):
@@ -59,12 +58,9 @@ def main():
         trees = {"before": before, "after": ROOT}
         for r in range(args.rounds):
             for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
-                env = dict(os.environ, **ONE_THREAD, PYTHONPATH=str(trees[name]))
-                out = subprocess.run(
-                    [sys.executable, __file__, "--worker", "--op", args.op, "--graphs",
-                     str(args.graphs), "--seed", str(args.seed)],
-                    env=env, capture_output=True, text=True, check=True)
-                results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                results[name].append(run_in(
+                    trees[name], Path(__file__).resolve(), "--worker", "--op", args.op,
+                    "--graphs", str(args.graphs), "--seed", str(args.seed)))
                 print(name, results[name][-1], flush=True)
     med = {k: statistics.median(r["seconds_per_graph"] for r in v) for k, v in results.items()}
     after = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,

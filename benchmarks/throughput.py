@@ -126,12 +126,17 @@ def worker_power(false_alarm, seed, bugs):
 
 # --- the driver ------------------------------------------------------------------------
 
-def run_worker(tree, task, **kw):
+def run_in(tree, script, *argv):
+    """`script argv` in a fresh process on `tree`'s code and benchmarks (PYTHONPATH),
+    one thread: its last line of output, as JSON. The side-by-side benchmarks' worker."""
     env = dict(os.environ, **ONE_THREAD, PYTHONPATH=f"{tree}{os.pathsep}{tree / 'benchmarks'}")
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", task,
-                          "--args", json.dumps(kw)], cwd=tree, env=env, check=True,
+    out = subprocess.run([sys.executable, str(script), *argv], cwd=tree, env=env, check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_worker(tree, task, **kw):
+    return run_in(tree, Path(__file__).resolve(), "--worker", task, "--args", json.dumps(kw))
 
 
 def campaign(tree, examples, folder):
