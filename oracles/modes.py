@@ -241,7 +241,8 @@ class Reverse(Mode):
                 continue
             g = np.asarray(result.grads[k], np.float64)
             tol_ad, why = ad_tolerance(verdict, k + 1, dtype)
-            projected = np.tensordot(probes.directions, g, axes=2)
+            d = probes.directions  # (tensordot's own reshape and dot, without its checks)
+            projected = np.dot(d.reshape(len(d), -1), g.reshape(-1, 1)).reshape(-1)
             scale = np.sqrt((probes.directions ** 2).sum(axis=(1, 2)))
             bound = probes.error + tol_ad * scale
             use = probes.valid & probes.resolved
