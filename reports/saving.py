@@ -87,6 +87,10 @@ class SavingChecker:
             if self.campaign is not None:
                 self.campaign.checked(self.stats, saved)
 
+    def prefetch(self, cases):
+        """The checker's references for the next `cases`, at once (Checker.prefetch)."""
+        self.checker.prefetch(cases)
+
     @contextlib.contextmanager
     def searching(self):
         """Checks outside Hypothesis whose failure Hypothesis shrinks next (search.py):

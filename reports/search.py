@@ -26,6 +26,7 @@ HYPOTHESIS_SHARE = 10  # one graph in ten is drawn by Hypothesis itself (1. abov
 # shrinker starts from the smallest. A uniform draw's first failure is a random one;
 # Hypothesis's own search goes on a while after its first for the same reason.
 MORE, KEPT = 50, 8
+AHEAD = 16  # graphs drawn at a time, their JAX VJPs in one call (JaxOracle.BATCH)
 
 
 def search(checker, strategy, name):
@@ -50,7 +51,8 @@ def search(checker, strategy, name):
         return None
     found, failing = hunt(failure, strategy, random.Random(seed), budget - own,
                           # a hang costs the time limit twice a graph: no more of those
-                          more=lambda first: 0 if isinstance(first, EngineHang) else MORE)
+                          more=lambda first: 0 if isinstance(first, EngineHang) else MORE,
+                          ahead=checker.prefetch)
     if found is not None:
         _shrink(checker, strategy, key, seed, failing, found)
 
@@ -66,15 +68,21 @@ def _seed(name):
     return zlib.crc32(f"{'' if forced is None else forced}:{name}".encode())
 
 
-def hunt(failure, strategy, rng, budget, more=lambda first: MORE):
+def hunt(failure, strategy, rng, budget, more=lambda first: MORE, ahead=lambda cases: None):
     """(the first failure or None, the choices of the failing graphs): graphs drawn
     by `draw_fast` and given to `failure` (the exception a case raises, or None) until
-    one fails, then `more(it)` graphs more, keeping up to KEPT failing ones."""
+    one fails, then `more(it)` graphs more, keeping up to KEPT failing ones. They are
+    drawn AHEAD at a time and handed to `ahead` first (the references' batched work:
+    Checker.prefetch), then checked one by one, as before: the same graphs."""
     from mflow.strategies.graphs import draw_fast
-    first, failing, left = None, [], budget
+    first, failing, left, drawn = None, [], budget, []
     while left > 0 and len(failing) < KEPT:
+        if not drawn:
+            drawn = [draw_fast(strategy, rng) for _ in range(min(AHEAD, left))]
+            ahead([case for case, _ in drawn])
+            drawn.reverse()  # (popped from the end, in the order drawn)
         left -= 1
-        case, choices = draw_fast(strategy, rng)
+        case, choices = drawn.pop()
         e = failure(case)
         if e is not None:
             if first is None:

@@ -10,6 +10,8 @@ from mflow.oracles.engine import EngineError, MflowEngine, load_engine, supporte
 from mflow.oracles.finite_differences import finite_differences
 from mflow.oracles.jax_backend import JaxOracle, plain_vjp
 from mflow.oracles.program import Case, Program, Step
+from mflow.oracles.tolerance import as_dtype
+from mflow.oracles.verdict import arrays
 from mflow.reports.fuzzing import BINARY, UNARY
 from mflow.strategies import cases
 
@@ -62,6 +64,43 @@ def test_the_batched_vjp_equals_the_vjp_at_each_point(case, points):
     for xs, grads in zip(at, many, strict=True):
         for a, b in zip(grads, FAST.run(case.program, xs, case.cotangent).grads, strict=True):
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1, np.abs(b).max()))
+
+
+@settings(max_examples=10)
+@given(st.lists(cases(max_steps=8, dtype="mixed"), min_size=1, max_size=20))
+def test_prefetched_vjps_answer_their_own_arguments_alone_bit_for_bit(drawn):
+    """JaxOracle.prefetch (the hunt's batch in one call): `run` answers each prefetched
+    request as its own call does, bit for bit, once; other arguments are not answered
+    from the batch."""
+    requests = [(as_dtype(c.program, "float64"), [x.astype(np.float64) for x in c.inputs],
+                 c.cotangent.astype(np.float64)) for c in drawn]
+    own = JaxOracle()
+    fit = sum(FAST.encode(p) is not None for p, _, _ in requests)  # (the rest: run alone)
+    FAST.prefetch(requests)
+    assert len(FAST._ready) == fit
+    program, inputs, cotangent = requests[0]
+    moved = [x + 1.0 for x in inputs]
+    for a, b in zip(arrays(FAST.run(program, moved, cotangent)),
+                    arrays(own.run(program, moved, cotangent)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(FAST._ready) == fit
+    for request in requests:
+        for a, b in zip(arrays(FAST.run(*request)), arrays(own.run(*request)), strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    assert FAST._ready == []
+
+
+def test_a_prefetch_that_raises_leaves_each_check_its_own_call(monkeypatch):
+    checker = Checker(MflowEngine())
+    case = Case(Program(((2, 2),), (Step("exp", (0,)),)), (np.eye(2),), np.ones((2, 2)))
+
+    def broken(*args):
+        raise RuntimeError("no batch")
+    monkeypatch.setattr(checker.jax, "_batch_function", broken)
+    checker.prefetch([case])
+    assert checker.jax._ready == []
+    assert checker.judge(case).outcome is None
 
 
 class CountsVjps(MflowEngine):

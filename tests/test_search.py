@@ -35,7 +35,10 @@ class Fake:
     """A SavingChecker's interface: fails the cases `bad` says, records what it saw."""
 
     def __init__(self, bad):
-        self.bad, self.in_search, self.seen = bad, False, []
+        self.bad, self.in_search, self.seen, self.ahead = bad, False, [], []
+
+    def prefetch(self, cases):
+        self.ahead.append(list(cases))
 
     @contextlib.contextmanager
     def searching(self):
@@ -70,6 +73,21 @@ def test_most_graphs_are_drawn_without_hypothesis_and_a_tenth_with_it(budget):
     fast = sum(flag for flag, _ in fake.seen)
     assert fast == budget - budget // search_module.HYPOTHESIS_SHARE
     assert len(fake.seen) - fast >= 1
+
+
+def test_the_hunt_hands_its_graphs_ahead_then_checks_those_very_graphs_in_order(budget):
+    """Drawn AHEAD at a time for the references' batched work (Checker.prefetch), then
+    checked one by one: the same graphs, in the same order, as drawn one at a time."""
+    fake = Fake(lambda case: False)
+    strategy = cases(max_steps=4)
+    first, failing = search_module.hunt(
+        lambda case: fake.check(case), strategy, random.Random(5), 40, ahead=fake.prefetch)
+    assert first is None and not failing
+    assert [len(batch) for batch in fake.ahead] == [16, 16, 8]
+    assert [c for batch in fake.ahead for c in batch] == [c for _, c in fake.seen]
+    rng = random.Random(5)
+    alone = [draw_fast(strategy, rng)[0] for _ in range(40)]
+    assert all(_same(a, b) for a, (_, b) in zip(alone, fake.seen, strict=True))
 
 
 def test_a_failure_the_fast_search_finds_is_shrunk_by_hypothesis(budget, monkeypatch):
