@@ -10,7 +10,9 @@ side in one run). So an item checks its budget of graphs in three runs:
    values and mutations a uniform draw lacks.
 2. The rest drawn by `strategies.graphs.draw_fast` (the same strategy, each choice
    uniform, recorded), checked one after the other until one fails, and a few more
-   (MORE) for smaller failing ones.
+   (MORE) for smaller failing ones. They are drawn AHEAD at a time and handed to the
+   checker first (`prefetch`: JAX's VJPs of all of them in one call, 0.24 of a call
+   each, the same answers bit for bit), then checked one by one: the same graphs.
 3. If one failed: Hypothesis again, given those graphs' choices as examples of its
    database. It replays those very graphs, shrinks the smallest and saves it as a
    report, exactly as a failure it found itself (saving.py). Should its replay pass
