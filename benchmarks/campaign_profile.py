@@ -2,7 +2,8 @@
 it, with a fixed budget) under py-spy, every process sampled, idle time included. Each
 sample of a worker's main thread is put in one bin by its stack:
 
-  check       SavingChecker.check (the engine, the references, the comparisons)
+  check       SavingChecker.check (the engine, the references, the comparisons) and
+              SavingChecker.prefetch (the references' work for the next graphs, ahead)
   draw        drawing a case: by Hypothesis (data.draw) or without it (draw_fast)
   hypothesis  the rest of Hypothesis's per-example and per-test machinery
   import      loading a module (torch and JAX are imported on first use, in a test)
@@ -47,8 +48,8 @@ def classify(frames):
     text = ";".join(frames)
     if "_find_and_load (" in text:
         return "import"  # wherever it happens: a lazy import in a test is start-up too
-    if "SavingChecker.check (" in text:
-        return "check"
+    if "SavingChecker.check (" in text or "SavingChecker.prefetch (" in text:
+        return "check"  # (prefetch: the references' work for the next graphs, done ahead)
     if "ConjectureData.draw (" in text or "DataObject.draw (" in text or "draw_fast (" in text:
         return "draw"
     if "pytest_runtestloop" not in text:
