@@ -235,8 +235,10 @@ def arrays(result):
 
 
 def norm(a):
-    a = np.ravel(np.asarray(a, np.float64))  # (contiguous: BLAS sums a strided view
-    return math.sqrt(np.dot(a, a))            # in another order, another last bit)
+    # ravel, which copies a strided view (a column of JAX's padded slots): BLAS sums a
+    # strided vector in another order, and the last bit of a figure would differ
+    a = np.ravel(np.asarray(a, np.float64))
+    return math.sqrt(np.dot(a, a))
 
 
 def relative(err, size):
