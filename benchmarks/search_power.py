@@ -8,10 +8,14 @@ bug in its operation's half item, as tests/test_planted_bugs.py draws it):
   search.MORE more) given as secondary database examples, as reports/search.py does;
   then each reduced by reports/reduce.py, as a report is.
 
+`--hows fast,prefetch` compares the fast search with itself prefetching JAX's VJPs of
+its next graphs (Checker.prefetch, as a campaign's hunt does): the same seeds must give
+the same figures.
+
 Several seeds per bug (one search says little). Writes benchmarks/results/search_power.md.
 
     python benchmarks/search_power.py [--seeds 3] [--first-seed 1000] [--cap 3000]
-        [--bugs a,b] [--out FILE]
+        [--bugs a,b] [--hows hypothesis,fast] [--out FILE]
 """
 
 import argparse
@@ -65,7 +69,9 @@ def measure(bug, how, seed, cap):
             else:  # as reports/search.py does
                 def failure(case):
                     return AssertionError() if fails(case) else None
-                first, failing = hunt(failure, strategy, random.Random(seed), cap)
+                first, failing = hunt(failure, strategy, random.Random(seed), cap,
+                                      **({"ahead": checker.prefetch} if how == "prefetch"
+                                         else {}))
                 if first is None:
                     return None, None, None
                 detected = calls["first"]
@@ -87,14 +93,17 @@ def main():
     ap.add_argument("--cap", type=int, default=3000)
     ap.add_argument("--bugs", default="")
     ap.add_argument("--first-seed", type=int, default=1000)
+    ap.add_argument("--hows", default="hypothesis,fast", help="two of hypothesis, fast, "
+                    "prefetch (the fast search prefetching JAX's VJPs, as a campaign's hunt)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    hows = tuple(args.hows.split(","))
     bugs = [b for b in CATALOGUE if not args.bugs or b.name in args.bugs.split(",")]
     bugs = [b for b in bugs if b.name != "relu_mask_ge"]  # at the kink: the convention test's
     rows, t0 = [], time.perf_counter()
     for bug in bugs:
         row = {}
-        for how in ("hypothesis", "fast"):
+        for how in hows:
             row[how] = [measure(bug, how, args.first_seed + s, args.cap) for s in range(args.seeds)]
         rows.append((bug.name, row))
         print(bug.name, row, flush=True)
@@ -106,20 +115,21 @@ def main():
     def mean(results, k):
         vals = [r[k] for r in results if r[k] is not None]
         return statistics.mean(vals) if vals else float("nan")
-    lines = ["# The fast search's power against Hypothesis's own", "",
+    lines = [f"# The power of the search {hows[1]!r} against {hows[0]!r}", "",
              f"`benchmarks/search_power.py --seeds {args.seeds} --first-seed {args.first_seed} "
-             f"--cap {args.cap}{' --bugs ' + args.bugs if args.bugs else ''}` on "
+             f"--cap {args.cap}{' --bugs ' + args.bugs if args.bugs else ''} "
+             f"--hows {args.hows}` on "
              f"{time.strftime('%Y-%m-%d %H:%M')}, {time.perf_counter() - t0:.0f} s: every "
              f"{'listed ' if args.bugs else ''}planted bug but relu_mask_ge (at the kink, "
              f"the convention test's), seeds {args.first_seed}.."
              f"{args.first_seed + args.seeds - 1}, at most {args.cap} graphs each; '-' not found.",
-             "", "| bug | graphs to detect: Hypothesis | fast | steps after shrinking: "
-             "Hypothesis | fast | after the reducer: Hypothesis | fast |",
+             "", f"| bug | graphs to detect: {hows[0]} | {hows[1]} | steps after shrinking: "
+             f"{hows[0]} | {hows[1]} | after the reducer: {hows[0]} | {hows[1]} |",
              "|---|---|---|---|---|---|---|"]
-    totals = {how: [0, 0, 0] for how in ("hypothesis", "fast")}
+    totals = {how: [0, 0, 0] for how in hows}
     for name, row in rows:
         lines.append(f"| {name} | " + " | ".join(
-            fmt(row[how], k) for k in range(3) for how in ("hypothesis", "fast")) + " |")
+            fmt(row[how], k) for k in range(3) for how in hows) + " |")
         for how in totals:
             for k in range(3):
                 totals[how][k] += mean(row[how], k)
