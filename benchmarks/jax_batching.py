@@ -38,9 +38,8 @@ def encoded_args(oracle, case):
     if e is None or oracle._other(p):
         return None
     dt = np.float64
-    ints, ps, out_slot, n = e.args(dt)
-    return (oracle._init(e, [x.astype(dt) for x in case.inputs], dt), ints, ps,
-            oracle._padded(case.cotangent.astype(dt), dt), out_slot, n)
+    return oracle.vjp_args(e, [x.astype(dt) for x in case.inputs], case.cotangent.astype(dt),
+                           dt)
 
 
 def best_ms(call, items, rounds, per=1):

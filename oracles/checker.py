@@ -28,7 +28,7 @@ import numpy as np
 from .engine import Result, capabilities, normalise
 from .modes import MODES, PEER, VJP
 from .program import HALF
-from .tolerance import ad_tolerance, as_dtype, gauge_half, refine
+from .tolerance import ad_tolerance, gauge_half, refine
 from .verdict import (
     ORACLES,
     Comparison,
@@ -104,9 +104,7 @@ class Checker:
         if "jax" not in self.oracles:
             return
         try:
-            self.jax.prefetch([(as_dtype(c.program, "float64"),
-                                [np.asarray(x, np.float64) for x in c.inputs],
-                                np.asarray(c.cotangent, np.float64)) for c in cases])
+            self.jax.prefetch([VJP.in_float64(c) for c in cases])
         except Exception:  # noqa: BLE001 - then each reference call answers (or raises) alone
             self.jax.prefetch([])
 

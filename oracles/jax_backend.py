@@ -704,8 +704,7 @@ class JaxOracle:
         for (dtype, steps), group in groups.items():
             for start in range(0, len(group), self.BATCH):
                 part = group[start:start + self.BATCH]
-                cases = [(self._init(e, x, dtype), *e.args(dtype)[:2], self._padded(c, dtype),
-                          *e.args(dtype)[2:]) for _, x, c, e in part]
+                cases = [self.vjp_args(e, x, c, dtype) for _, x, c, e in part]
                 cases += [cases[-1]] * (self.BATCH - len(cases))  # (their answers unread)
                 outs, grads = self._batch_function(dtype, steps)(
                     *(np.stack(column) for column in zip(*cases)))
@@ -912,11 +911,16 @@ class JaxOracle:
         if encoded is None:
             return plain_vjp(program, inputs, cotangent)
         dtype = program.np_dtype
-        ints, ps, out_slot, n = encoded.args(dtype)
-        run = self._function(dtype, len(ints))
-        out, grads = run(self._init(encoded, inputs, dtype), ints, ps,
-                         self._padded(cotangent, dtype), out_slot, n)
+        out, grads = self._function(dtype, len(encoded.ints))(
+            *self.vjp_args(encoded, inputs, cotangent, dtype))
         return _result(program, np.asarray(out), np.asarray(grads))
+
+    def vjp_args(self, encoded, inputs, cotangent, dtype):
+        """The VJP interpreter's arguments for one case: (initial slots, steps' ints,
+        steps' floats, the padded cotangent, output slot, steps to run)."""
+        ints, ps, out_slot, n = encoded.args(dtype)
+        return (self._init(encoded, inputs, dtype), ints, ps, self._padded(cotangent, dtype),
+                out_slot, n)
 
 
 def _result(program, out, grads):

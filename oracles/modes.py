@@ -149,11 +149,17 @@ class Reverse(Mode):
     def errors(self, verdict):
         return {k: v for k, v in verdict.errors.items() if " " not in k and k != "torch32"}
 
+    @staticmethod
+    def in_float64(case):
+        """(program, inputs, cotangent) in float64, as the references take them (and as
+        Checker.prefetch asks JAX for them ahead)."""
+        return (as_dtype(case.program, "float64"), _f64(case.inputs),
+                np.asarray(case.cotangent, np.float64))
+
     def references(self, checker, case, verdict):
         """torch and JAX, then numpy's forward values (which every tolerance is scaled
         by) and the finite differences."""
-        p64 = as_dtype(case.program, "float64")
-        x64, c64 = _f64(case.inputs), np.asarray(case.cotangent, np.float64)
+        p64, x64, c64 = self.in_float64(case)
         runs = {"torch": lambda: torch_backend.vjp(p64, x64, c64),
                 "jax": lambda: checker.jax.run(p64, x64, c64),
                 **_peer(case, lambda: torch_backend.vjp(case.program, case.inputs,
